@@ -1,0 +1,129 @@
+//! NHS Evidence-Based Interventions (EBI) rules as vectorised Apache DataFusion scalar functions,
+//! with answers equal to what the published T-SQL means on SQL Server.
+//!
+//! # Functions
+//!
+//! - `tsql_like(text, pattern)`: SQL Server `LIKE` ([`pattern`] documents the grammar).
+//! - For each rule file `rules/<name>.sql` (see [`rule`] for the format):
+//!   - `ebi_<name>(columns...)`: the rule's flag (`'2S_lower_back_imaging'`) or NULL;
+//!   - `ebi_<name>_included(...)`: the code script's WHEN condition;
+//!   - `ebi_<name>_excluded(...)`: whether the exclusions exclude the record;
+//!   - `ebi_<name>_included_by_<column>(column)` and `ebi_<name>_excluded_by_<column>(column)`:
+//!     the parts of a section that test one column, such as the inclusion by procedures
+//!     (`ebi_lower_back_imaging_included_by_der_procedure_all`) or the cancer-diagnosis exclusion
+//!     (`ebi_lower_back_imaging_excluded_by_der_diagnosis_all`).
+//!
+//!   A rule function's arguments are the columns its rule names, in the order the rule first names
+//!   them; `ebi_lower_back_imaging` takes `(Der_Procedure_All, Age_at_Start_of_Episode_SUS,
+//!   Der_Age_at_CDS_Activity_Date, Der_Diagnosis_All, Administrative_Category)`.
+//!
+//! # How the published rule is read
+//!
+//! - Inclusion is the code script's `CASE WHEN` condition to the letter: `LIKE` is SQL Server's,
+//!   substring matches over the whole `Der_Procedure_All` list (so `U0545` contains `U054`), letters
+//!   case-insensitive (`u054` matches `%U05[45]%`).
+//! - Age is `ISNULL(Age_at_Start_of_Episode_SUS, Der_Age_at_CDS_Activity_Date) BETWEEN 19 AND 120`,
+//!   inclusive at both ends; both NULL is unknown, so the record is not flagged. Codes such as 999
+//!   (unknown) or 7001 (infant) are values like any other and fall outside the range.
+//! - The published exclusions name `apcs.` columns while the code script names `opa.` ones. The
+//!   exclusions are read as tests of the same activity record's own `Der_Diagnosis_All` and
+//!   `Administrative_Category`: columns are matched by name, case-insensitively, whatever the table
+//!   qualifier, and all exclusions are joined by AND as published.
+//! - NULLs in exclusion columns follow the session setting `ebiq.null_mode` ([`options::NullMode`]):
+//!   `intended` (default) excludes a record only when a field positively meets an exclusion; a NULL
+//!   field excludes nothing. `strict_tsql` is SQL Server's three-valued logic: `NULL NOT LIKE ...`
+//!   and `NULL <> '02'` are unknown, and the record is not flagged.
+//! - `=` and `<>` against strings compare as SQL Server compares `varchar`: case-insensitively,
+//!   trailing blanks not significant (`'02 '` = `'02'`).
+//!
+//! # Speed
+//!
+//! Every LIKE pattern a rule applies to one column is answered in one pass over each string
+//! ([`multi::PatternSet`]); dictionary-encoded columns are evaluated once per distinct value; no
+//! string is copied. Literal `tsql_like` patterns are compiled once and cached.
+
+pub mod multi;
+pub mod options;
+pub mod pattern;
+pub mod rule;
+pub mod strings;
+pub mod tsql_like;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use datafusion_common::{DataFusionError, Result};
+use datafusion_expr::ScalarUDF;
+use datafusion_expr::registry::FunctionRegistry;
+
+pub use options::{EbiqOptions, NullMode};
+pub use pattern::{LikePattern, PatternError};
+pub use rule::{Rule, RuleFunction, RuleOutput, parse_rule_file, rule_functions};
+pub use tsql_like::TsqlLike;
+
+include!(concat!(env!("OUT_DIR"), "/builtin_rules.rs"));
+
+/// The rules built into this crate: every `rules/*.sql` file at build time.
+pub fn builtin_rules() -> Result<Vec<Arc<Rule>>> {
+    BUILTIN_RULES
+        .iter()
+        .map(|(file, text)| parse(file, text))
+        .collect()
+}
+
+fn parse(file: &str, text: &str) -> Result<Arc<Rule>> {
+    parse_rule_file(file, text)
+        .map(Arc::new)
+        .map_err(|e| DataFusionError::Plan(e.to_string()))
+}
+
+/// Reads every `*.sql` rule file in `dir`, in file-name order.
+pub fn load_rules(dir: &Path) -> Result<Vec<Arc<Rule>>> {
+    let context = |e: std::io::Error| {
+        DataFusionError::Execution(format!("cannot read rule folder {}: {e}", dir.display()))
+    };
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .map_err(context)?
+        .map(|entry| entry.map(|e| e.path()))
+        .collect::<std::io::Result<_>>()
+        .map_err(context)?;
+    files.retain(|path| path.extension().is_some_and(|e| e == "sql"));
+    files.sort();
+    files
+        .iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                DataFusionError::Execution(format!("cannot read rule file {}: {e}", path.display()))
+            })?;
+            parse(&path.display().to_string(), &text)
+        })
+        .collect()
+}
+
+/// `tsql_like` and every function of `rules`.
+pub fn functions(rules: &[Arc<Rule>]) -> Vec<Arc<ScalarUDF>> {
+    let mut functions = vec![Arc::new(ScalarUDF::new_from_impl(TsqlLike::new()))];
+    for rule in rules {
+        functions.extend(
+            rule_functions(Arc::clone(rule))
+                .into_iter()
+                .map(|f| Arc::new(ScalarUDF::new_from_impl(f))),
+        );
+    }
+    functions
+}
+
+/// Registers `tsql_like` and the functions of `rules`. Also add [`EbiqOptions`] to the session's
+/// config (`SessionConfig::with_option_extension`) so that `SET ebiq.null_mode` is accepted; without
+/// it the functions use the default mode.
+pub fn register_rules(registry: &mut dyn FunctionRegistry, rules: &[Arc<Rule>]) -> Result<()> {
+    for function in functions(rules) {
+        registry.register_udf(function)?;
+    }
+    Ok(())
+}
+
+/// Registers `tsql_like` and the functions of every built-in rule.
+pub fn register_all(registry: &mut dyn FunctionRegistry) -> Result<()> {
+    register_rules(registry, &builtin_rules()?)
+}

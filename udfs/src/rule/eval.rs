@@ -1,0 +1,176 @@
+//! Evaluating a rule's predicates over one batch of Arrow arrays, with SQL three-valued logic.
+//!
+//! Each column's LIKE patterns are answered together, once per batch, as a bit mask per row; each
+//! predicate then becomes a [`BooleanArray`] (NULL where SQL says unknown), and AND / OR / NOT use
+//! Arrow's Kleene kernels, which are SQL's truth tables.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
+use arrow::buffer::{BooleanBuffer, NullBuffer};
+use arrow::compute::kernels::boolean::{and_kleene, not, or_kleene};
+use arrow::compute::kernels::zip::zip;
+use arrow::compute::{cast, is_not_null, is_null};
+use arrow::datatypes::{DataType, Float64Type};
+use datafusion_common::{Result, exec_err, internal_datafusion_err};
+
+use super::{Number, Predicate, Rule};
+use crate::pattern::fold;
+use crate::strings::map_strings;
+
+type Masks = (Vec<u64>, Option<NullBuffer>);
+
+/// The arrays of one batch, by rule column, and what has been worked out from them so far.
+pub(crate) struct BatchColumns<'a> {
+    rule: &'a Rule,
+    rows: usize,
+    arrays: Vec<Option<ArrayRef>>,
+    masks: Vec<Option<Masks>>,
+}
+
+impl<'a> BatchColumns<'a> {
+    pub fn new(rule: &'a Rule, rows: usize) -> Self {
+        Self {
+            rule,
+            rows,
+            arrays: vec![None; rule.columns.len()],
+            masks: vec![None; rule.columns.len()],
+        }
+    }
+
+    pub fn set(&mut self, column: usize, array: ArrayRef) {
+        self.arrays[column] = Some(array);
+    }
+
+    fn array(&self, column: usize) -> Result<&ArrayRef> {
+        self.arrays
+            .get(column)
+            .and_then(Option::as_ref)
+            .ok_or_else(|| internal_datafusion_err!("rule column {column} was not passed"))
+    }
+
+    pub fn evaluate(&mut self, predicate: &Predicate) -> Result<BooleanArray> {
+        match predicate {
+            Predicate::Like {
+                column,
+                pattern,
+                negated,
+            } => {
+                let (masks, nulls) = self.masks(*column)?;
+                let values =
+                    BooleanBuffer::collect_bool(masks.len(), |row| (masks[row] >> pattern & 1 == 1) != *negated);
+                Ok(BooleanArray::new(values, nulls.clone()))
+            }
+            Predicate::TextEquals {
+                column,
+                value,
+                negated,
+            } => {
+                let (values, nulls) =
+                    map_strings(self.array(*column)?.as_ref(), |text| equals_ci(text, value) != *negated)?;
+                Ok(BooleanArray::new(values.into(), nulls))
+            }
+            Predicate::Between {
+                value,
+                low,
+                high,
+                negated,
+            } => {
+                let numbers = self.number(value)?;
+                let numbers = numbers.as_primitive::<Float64Type>();
+                let values = BooleanBuffer::collect_bool(numbers.len(), |row| {
+                    let v = numbers.value(row);
+                    (*low <= v && v <= *high) != *negated
+                });
+                Ok(BooleanArray::new(values, numbers.logical_nulls()))
+            }
+            Predicate::IsNull { column, negated } => {
+                let array = self.array(*column)?;
+                Ok(if *negated {
+                    is_not_null(array)?
+                } else {
+                    is_null(array)?
+                })
+            }
+            Predicate::Not(inner) => Ok(not(&self.evaluate(inner)?)?),
+            Predicate::And(parts) => self.fold(parts, and_kleene),
+            Predicate::Or(parts) => self.fold(parts, or_kleene),
+        }
+    }
+
+    fn fold(
+        &mut self,
+        parts: &[Predicate],
+        combine: fn(&BooleanArray, &BooleanArray) -> Result<BooleanArray, arrow::error::ArrowError>,
+    ) -> Result<BooleanArray> {
+        let mut parts = parts.iter();
+        let Some(first) = parts.next() else {
+            return exec_err!("empty AND/OR in rule {}", self.rule.name);
+        };
+        let mut result = self.evaluate(first)?;
+        for part in parts {
+            result = combine(&result, &self.evaluate(part)?)?;
+        }
+        Ok(result)
+    }
+
+    /// Every LIKE pattern of `column`, answered in one pass over its strings.
+    fn masks(&mut self, column: usize) -> Result<&Masks> {
+        if self.masks[column].is_none() {
+            let patterns = &self.rule.columns[column].patterns;
+            let computed = map_strings(self.array(column)?.as_ref(), |text| patterns.matches(text))?;
+            self.masks[column] = Some(computed);
+        }
+        self.masks[column]
+            .as_ref()
+            .ok_or_else(|| internal_datafusion_err!("masks of column {column} missing"))
+    }
+
+    fn number(&self, number: &Number) -> Result<ArrayRef> {
+        match number {
+            Number::Column(column) => {
+                let array = self.array(*column)?;
+                if array.data_type() == &DataType::Float64 {
+                    Ok(Arc::clone(array))
+                } else {
+                    Ok(cast(array, &DataType::Float64)?)
+                }
+            }
+            Number::IsNull(first, second) => {
+                let first = self.number(first)?;
+                let second = self.number(second)?;
+                Ok(zip(&is_not_null(&first)?, &first, &second)?)
+            }
+        }
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+}
+
+/// `text = value` as SQL Server compares `varchar` under a case-insensitive collation: case folded,
+/// trailing blanks not significant.
+fn equals_ci(text: &str, value: &str) -> bool {
+    let (text, value) = (text.trim_end_matches(' '), value.trim_end_matches(' '));
+    if text.is_ascii() && value.is_ascii() {
+        return text.eq_ignore_ascii_case(value);
+    }
+    text.chars().map(fold).eq(value.chars().map(fold))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::equals_ci;
+
+    #[test]
+    fn text_equality_follows_the_collation() {
+        assert!(equals_ci("02", "02"));
+        assert!(equals_ci("02  ", "02"));
+        assert!(!equals_ci(" 02", "02"));
+        assert!(!equals_ci("2", "02"));
+        assert!(equals_ci("Ab", "aB"));
+        assert!(equals_ci("É", "é"));
+        assert!(!equals_ci("", "02"));
+    }
+}

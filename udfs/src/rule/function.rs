@@ -1,0 +1,370 @@
+//! The scalar functions a rule becomes: its flag, its inclusion, its exclusion, and each
+//! single-column clause of those (the inclusion by procedures, the cancer-diagnosis exclusion, ...).
+
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use arrow::array::{Array, BooleanArray, StringArray};
+use arrow::compute::kernels::boolean::{and_kleene, not};
+use arrow::datatypes::DataType;
+use datafusion_common::{Result, exec_err, plan_err};
+use datafusion_expr::{
+    ColumnarValue, DocSection, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature,
+    Volatility,
+};
+
+use super::eval::BatchColumns;
+use super::{ColumnKind, Predicate, Rule};
+use crate::options::{EbiqOptions, NullMode};
+use crate::strings::is_string_type;
+
+/// What a rule function returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RuleOutput {
+    /// The rule's flag (`'2S_lower_back_imaging'`) when the record is included and not excluded, else NULL.
+    Flag,
+    /// Whether the inclusion holds (NULL when SQL would call it unknown).
+    Included,
+    /// Whether the exclusions exclude the record (how NULLs count depends on `ebiq.null_mode`).
+    Excluded,
+}
+
+const DOC_SECTION_EBI: DocSection = DocSection {
+    include: true,
+    label: "EBI rules",
+    description: Some("NHS Evidence-Based Interventions rules, compiled from rule files"),
+};
+
+/// One scalar function of a rule.
+#[derive(Debug)]
+pub struct RuleFunction {
+    name: String,
+    rule: Arc<Rule>,
+    output: RuleOutput,
+    inclusion: Option<Predicate>,
+    exclusion: Option<Predicate>,
+    /// The rule column each argument carries, in argument order.
+    arguments: Vec<usize>,
+    signature: Signature,
+    documentation: Documentation,
+}
+
+impl PartialEq for RuleFunction {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && self.output == other.output && self.rule.source == other.rule.source
+    }
+}
+
+impl Eq for RuleFunction {}
+
+impl Hash for RuleFunction {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
+        self.output.hash(state);
+        self.rule.source.hash(state);
+    }
+}
+
+/// Every function of `rule`: `ebi_<rule>`, `ebi_<rule>_included`, `ebi_<rule>_excluded`, and
+/// `ebi_<rule>_included_by_<column>` / `ebi_<rule>_excluded_by_<column>` for each column that a
+/// part of a section tests on its own, when the section tests more than one column.
+pub fn rule_functions(rule: Arc<Rule>) -> Vec<RuleFunction> {
+    let base = format!("ebi_{}", rule.name);
+    let mut functions = vec![RuleFunction::new(
+        base.clone(),
+        &rule,
+        RuleOutput::Flag,
+        Some(rule.inclusion.clone()),
+        rule.exclusion.clone(),
+    )];
+    functions.push(RuleFunction::new(
+        format!("{base}_included"),
+        &rule,
+        RuleOutput::Included,
+        Some(rule.inclusion.clone()),
+        None,
+    ));
+    for (column, clause) in single_column_clauses(&rule.inclusion) {
+        let column_name = rule.columns[column].name.to_ascii_lowercase();
+        functions.push(RuleFunction::new(
+            format!("{base}_included_by_{column_name}"),
+            &rule,
+            RuleOutput::Included,
+            Some(clause),
+            None,
+        ));
+    }
+    if let Some(exclusion) = &rule.exclusion {
+        functions.push(RuleFunction::new(
+            format!("{base}_excluded"),
+            &rule,
+            RuleOutput::Excluded,
+            None,
+            Some(exclusion.clone()),
+        ));
+        for (column, clause) in single_column_clauses(exclusion) {
+            let column_name = rule.columns[column].name.to_ascii_lowercase();
+            functions.push(RuleFunction::new(
+                format!("{base}_excluded_by_{column_name}"),
+                &rule,
+                RuleOutput::Excluded,
+                None,
+                Some(clause),
+            ));
+        }
+    }
+    functions
+}
+
+/// The conjuncts of `section` that each test one column, joined per column; empty when the
+/// section tests only one column (its own function already is that clause).
+fn single_column_clauses(section: &Predicate) -> Vec<(usize, Predicate)> {
+    if section.columns().len() < 2 {
+        return Vec::new();
+    }
+    let mut clauses: Vec<(usize, Vec<Predicate>)> = Vec::new();
+    for conjunct in section.conjuncts() {
+        let [column] = conjunct.columns()[..] else {
+            continue;
+        };
+        match clauses.iter_mut().find(|(c, _)| *c == column) {
+            Some((_, parts)) => parts.push(conjunct.clone()),
+            None => clauses.push((column, vec![conjunct.clone()])),
+        }
+    }
+    clauses
+        .into_iter()
+        .map(|(column, mut parts)| {
+            let clause = if parts.len() == 1 {
+                parts.remove(0)
+            } else {
+                Predicate::And(parts)
+            };
+            (column, clause)
+        })
+        .collect()
+}
+
+impl RuleFunction {
+    fn new(
+        name: String,
+        rule: &Arc<Rule>,
+        output: RuleOutput,
+        inclusion: Option<Predicate>,
+        exclusion: Option<Predicate>,
+    ) -> Self {
+        let mut arguments = Vec::new();
+        for predicate in inclusion.iter().chain(exclusion.iter()) {
+            for column in predicate.columns() {
+                if !arguments.contains(&column) {
+                    arguments.push(column);
+                }
+            }
+        }
+        let documentation = document(&name, rule, output, &arguments);
+        Self {
+            name,
+            rule: Arc::clone(rule),
+            output,
+            inclusion,
+            exclusion,
+            arguments,
+            signature: Signature::user_defined(Volatility::Immutable),
+            documentation,
+        }
+    }
+
+    pub fn rule(&self) -> &Rule {
+        &self.rule
+    }
+
+    pub fn output(&self) -> RuleOutput {
+        self.output
+    }
+
+    /// The names of the columns its arguments carry, in order.
+    pub fn argument_columns(&self) -> Vec<&str> {
+        self.arguments
+            .iter()
+            .map(|&c| self.rule.columns[c].name.as_str())
+            .collect()
+    }
+
+    fn evaluate(&self, batch: &mut BatchColumns<'_>, mode: NullMode) -> Result<Arc<dyn Array>> {
+        let inclusion = self
+            .inclusion
+            .as_ref()
+            .map(|p| batch.evaluate(p))
+            .transpose()?;
+        let exclusion = self
+            .exclusion
+            .as_ref()
+            .map(|p| batch.evaluate(p))
+            .transpose()?;
+        match (self.output, inclusion, exclusion) {
+            (RuleOutput::Flag, Some(included), exclusion) => {
+                let flagged = match exclusion {
+                    Some(exclusion) => and_kleene(&included, &passes(&exclusion, mode))?,
+                    None => included,
+                };
+                let flag = self.rule.flag.as_str();
+                let strings: StringArray = flagged
+                    .iter()
+                    .map(|v| (v == Some(true)).then_some(flag))
+                    .collect();
+                Ok(Arc::new(strings))
+            }
+            (RuleOutput::Included, Some(included), None) => Ok(Arc::new(included)),
+            (RuleOutput::Excluded, None, Some(exclusion)) => Ok(Arc::new(match mode {
+                NullMode::Intended => not(&passes(&exclusion, mode))?,
+                NullMode::StrictTsql => not(&exclusion)?,
+            })),
+            _ => exec_err!("{} is missing a section of rule {}", self.name, self.rule.name),
+        }
+    }
+}
+
+/// Whether each record passes the exclusions: strictly when they are TRUE, or, in the intended
+/// reading, unless they are FALSE (a NULL field excludes nothing).
+fn passes(exclusion: &BooleanArray, mode: NullMode) -> BooleanArray {
+    match (mode, exclusion.nulls()) {
+        (NullMode::Intended, Some(nulls)) => {
+            BooleanArray::new(exclusion.values() | &!nulls.inner(), None)
+        }
+        _ => exclusion.clone(),
+    }
+}
+
+impl ScalarUDFImpl for RuleFunction {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(match self.output {
+            RuleOutput::Flag => DataType::Utf8,
+            RuleOutput::Included | RuleOutput::Excluded => DataType::Boolean,
+        })
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        if arg_types.len() != self.arguments.len() {
+            return plan_err!(
+                "{} takes {} arguments ({}), got {}",
+                self.name,
+                self.arguments.len(),
+                self.argument_columns().join(", "),
+                arg_types.len()
+            );
+        }
+        arg_types
+            .iter()
+            .zip(&self.arguments)
+            .enumerate()
+            .map(|(position, (data_type, &column))| {
+                let column = &self.rule.columns[column];
+                match (column.kind, data_type) {
+                    (_, DataType::Null) if column.kind == ColumnKind::Text => Ok(DataType::Utf8),
+                    (ColumnKind::Text, t) if is_string_type(t) => Ok(t.clone()),
+                    (ColumnKind::Number, t) if t.is_numeric() || t.is_null() || is_string_type(t) => {
+                        Ok(DataType::Float64)
+                    }
+                    (kind, t) => plan_err!(
+                        "{}: argument {} ({}) must be {}, got {t}",
+                        self.name,
+                        position + 1,
+                        column.name,
+                        match kind {
+                            ColumnKind::Text => "a string",
+                            ColumnKind::Number => "a number",
+                        }
+                    ),
+                }
+            })
+            .collect()
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let mode = args
+            .config_options
+            .extensions
+            .get::<EbiqOptions>()
+            .map(|options| options.null_mode)
+            .unwrap_or_default();
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        if arrays.len() != self.arguments.len() {
+            return exec_err!(
+                "{} takes {} arguments, got {}",
+                self.name,
+                self.arguments.len(),
+                arrays.len()
+            );
+        }
+        let mut batch = BatchColumns::new(&self.rule, args.number_rows);
+        for (array, &column) in arrays.into_iter().zip(&self.arguments) {
+            batch.set(column, array);
+        }
+        let result = self.evaluate(&mut batch, mode)?;
+        debug_assert_eq!(result.len(), batch.rows());
+        Ok(ColumnarValue::Array(result))
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        Some(&self.documentation)
+    }
+}
+
+fn document(name: &str, rule: &Rule, output: RuleOutput, arguments: &[usize]) -> Documentation {
+    let title = rule.title.as_deref().unwrap_or(&rule.name);
+    let description = match output {
+        RuleOutput::Flag => format!(
+            "EBI rule '{title}' (rule file {}): returns '{}' when the record meets the code script's \
+             WHEN condition and passes its exclusions, else NULL. With ebiq.null_mode = 'intended' \
+             (the default) a NULL in an exclusion column excludes nothing; with 'strict_tsql' it \
+             drops the record, as SQL Server's three-valued logic does.",
+            rule.file, rule.flag
+        ),
+        RuleOutput::Included => format!(
+            "EBI rule '{title}': whether the record meets this part of the code script's WHEN \
+             condition (NULL where SQL Server would find it unknown)."
+        ),
+        RuleOutput::Excluded => format!(
+            "EBI rule '{title}': whether this part of the rule's exclusions excludes the record. With \
+             ebiq.null_mode = 'intended' a NULL field excludes nothing (false); with 'strict_tsql' the \
+             answer is NULL where SQL Server would find it unknown."
+        ),
+    };
+    let columns: Vec<&str> = arguments
+        .iter()
+        .map(|&c| rule.columns[c].name.as_str())
+        .collect();
+    let call = format!("{name}({})", columns.join(", "));
+    let example = match output {
+        RuleOutput::Flag => format!("SELECT count(*) FROM opa WHERE {call} IS NOT NULL"),
+        _ => format!("SELECT count(*) FROM opa WHERE {call}"),
+    };
+    let mut builder = Documentation::builder(DOC_SECTION_EBI, description, call)
+        .with_sql_example(format!("```sql\n{example};\n```"));
+    for &column in arguments {
+        let column = &rule.columns[column];
+        let written = if column.qualifiers.is_empty() {
+            column.name.clone()
+        } else {
+            column
+                .qualifiers
+                .iter()
+                .map(|q| format!("{q}.{}", column.name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        builder = builder.with_argument(
+            column.name.clone(),
+            format!("{} column, written {written} in the rule", column.kind),
+        );
+    }
+    builder.build()
+}

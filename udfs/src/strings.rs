@@ -1,0 +1,91 @@
+//! One code path for every string encoding a column can arrive in.
+
+use arrow::array::{Array, AsArray};
+use arrow::buffer::NullBuffer;
+use arrow::datatypes::DataType;
+use datafusion_common::{Result, exec_err};
+
+/// Is `data_type` a string type these functions accept (plain, large, view or dictionary-encoded)?
+pub fn is_string_type(data_type: &DataType) -> bool {
+    match data_type {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
+        DataType::Dictionary(_, values) => is_string_type(values),
+        _ => false,
+    }
+}
+
+/// Applies `f` to every non-NULL string of `array`, in place (no string is copied).
+///
+/// Returns one value per row (`T::default()` for NULL rows) and the rows' NULLs. A dictionary's
+/// distinct values are evaluated once each, then spread to the rows through the keys.
+pub fn map_strings<T, F>(array: &dyn Array, mut f: F) -> Result<(Vec<T>, Option<NullBuffer>)>
+where
+    T: Copy + Default,
+    F: FnMut(&str) -> T,
+{
+    if let Some(dictionary) = array.as_any_dictionary_opt() {
+        let (distinct, _) = map_strings(dictionary.values().as_ref(), f)?;
+        let values = dictionary
+            .normalized_keys()
+            .into_iter()
+            .map(|key| distinct.get(key).copied().unwrap_or_default())
+            .collect();
+        return Ok((values, dictionary.logical_nulls()));
+    }
+    let nulls = array.logical_nulls();
+    let mut values = vec![T::default(); array.len()];
+    let is_valid = |row: usize| nulls.as_ref().is_none_or(|n| n.is_valid(row));
+    match array.data_type() {
+        DataType::Utf8 => {
+            let strings = array.as_string::<i32>();
+            for (row, value) in values.iter_mut().enumerate() {
+                if is_valid(row) {
+                    *value = f(strings.value(row));
+                }
+            }
+        }
+        DataType::LargeUtf8 => {
+            let strings = array.as_string::<i64>();
+            for (row, value) in values.iter_mut().enumerate() {
+                if is_valid(row) {
+                    *value = f(strings.value(row));
+                }
+            }
+        }
+        DataType::Utf8View => {
+            let strings = array.as_string_view();
+            for (row, value) in values.iter_mut().enumerate() {
+                if is_valid(row) {
+                    *value = f(strings.value(row));
+                }
+            }
+        }
+        DataType::Null => return Ok((values, Some(NullBuffer::new_null(array.len())))),
+        other => return exec_err!("expected a string column, got {other}"),
+    }
+    Ok((values, nulls))
+}
+
+/// Every row of `array` as a borrowed string (`None` for NULL), for code that needs rows side by side.
+pub fn collect_strings(array: &dyn Array) -> Result<Vec<Option<&str>>> {
+    if let Some(dictionary) = array.as_any_dictionary_opt() {
+        let distinct = collect_strings(dictionary.values().as_ref())?;
+        let nulls = dictionary.logical_nulls();
+        return Ok(dictionary
+            .normalized_keys()
+            .into_iter()
+            .enumerate()
+            .map(|(row, key)| {
+                let valid = nulls.as_ref().is_none_or(|n| n.is_valid(row));
+                if valid { distinct.get(key).copied().flatten() } else { None }
+            })
+            .collect());
+    }
+    Ok(match array.data_type() {
+        DataType::Utf8 => array.as_string::<i32>().iter().collect(),
+        DataType::LargeUtf8 => array.as_string::<i64>().iter().collect(),
+        DataType::Utf8View => array.as_string_view().iter().collect(),
+        DataType::Null => vec![None; array.len()],
+        other => return exec_err!("expected a string column, got {other}"),
+    })
+}
