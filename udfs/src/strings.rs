@@ -24,6 +24,10 @@ where
     F: FnMut(&str) -> T,
 {
     if let Some(dictionary) = array.as_any_dictionary_opt() {
+        if dictionary.values().is_empty() {
+            // Every key is NULL; arrow cannot normalise keys into an empty dictionary.
+            return Ok((vec![T::default(); array.len()], Some(NullBuffer::new_null(array.len()))));
+        }
         let (distinct, _) = map_strings(dictionary.values().as_ref(), f)?;
         let values = dictionary
             .normalized_keys()
@@ -69,6 +73,9 @@ where
 /// Every row of `array` as a borrowed string (`None` for NULL), for code that needs rows side by side.
 pub fn collect_strings(array: &dyn Array) -> Result<Vec<Option<&str>>> {
     if let Some(dictionary) = array.as_any_dictionary_opt() {
+        if dictionary.values().is_empty() {
+            return Ok(vec![None; array.len()]);
+        }
         let distinct = collect_strings(dictionary.values().as_ref())?;
         let nulls = dictionary.logical_nulls();
         return Ok(dictionary

@@ -1,0 +1,108 @@
+//! The functions as an analyst meets them: registered in a DataFusion session and called from SQL.
+
+#![allow(clippy::unwrap_used)]
+
+use datafusion::arrow::util::pretty::pretty_format_batches;
+use datafusion::error::Result;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use ebiq_udfs::{EbiqOptions, register_all};
+
+fn session() -> SessionContext {
+    let config = SessionConfig::new().with_option_extension(EbiqOptions::default());
+    let mut ctx = SessionContext::new_with_config(config);
+    register_all(&mut ctx).unwrap();
+    ctx
+}
+
+async fn query(ctx: &SessionContext, sql: &str) -> Result<String> {
+    let batches = ctx.sql(sql).await?.collect().await?;
+    Ok(pretty_format_batches(&batches)?.to_string())
+}
+
+const RECORDS: &str = "CREATE TABLE opa AS VALUES \
+    ('U054', 45, NULL, 'M545', '01'), \
+    ('U132,Z665', NULL, 30, NULL, '01'), \
+    ('U054', 45, NULL, 'C509', '01'), \
+    ('U055', 17, NULL, 'M545', NULL), \
+    ('X621', 50, NULL, 'M545', '02')";
+
+const FLAGGED: &str = "SELECT count(*) AS n FROM opa \
+    WHERE ebi_lower_back_imaging(column1, column2, column3, column4, column5) IS NOT NULL";
+
+#[tokio::test]
+async fn the_rule_is_callable_from_sql_and_the_mode_is_a_session_setting() {
+    let ctx = session();
+    ctx.sql(RECORDS).await.unwrap().collect().await.unwrap();
+    let intended = query(&ctx, FLAGGED).await.unwrap();
+    assert!(intended.contains("| 2 |"), "{intended}");
+    ctx.sql("SET ebiq.null_mode = 'strict_tsql'").await.unwrap();
+    let strict = query(&ctx, FLAGGED).await.unwrap();
+    assert!(strict.contains("| 1 |"), "{strict}");
+}
+
+#[tokio::test]
+async fn an_unknown_mode_is_refused() {
+    let ctx = session();
+    let error = ctx.sql("SET ebiq.null_mode = 'lenient'").await.unwrap_err();
+    assert!(error.to_string().contains("lenient"), "{error}");
+}
+
+#[tokio::test]
+async fn tsql_like_in_sql() {
+    let ctx = session();
+    let result = query(
+        &ctx,
+        "SELECT tsql_like('X621,u054', '%U05[45]%') AS a, tsql_like('U056', '%U05[45]%') AS b, \
+         tsql_like(NULL, '%') AS c, tsql_like(arrow_cast('U054', 'Utf8View'), 'U05_') AS d",
+    )
+    .await
+    .unwrap();
+    assert!(result.contains("| true | false |   | true |"), "{result}");
+}
+
+#[tokio::test]
+async fn a_malformed_literal_pattern_fails_at_planning_naming_the_pattern() {
+    let ctx = session();
+    // No table is read: the error comes from planning, before any data.
+    let plan = ctx.sql("SELECT tsql_like(column1, '%U05[45%') FROM (VALUES ('a'))").await;
+    let error = match plan {
+        Err(error) => error,
+        Ok(frame) => frame.into_optimized_plan().unwrap_err(),
+    };
+    assert!(
+        error.to_string().contains("malformed LIKE pattern '%U05[45%'"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn wrong_argument_types_are_planning_errors_naming_the_column() {
+    let ctx = session();
+    let error = ctx
+        .sql("SELECT ebi_lower_back_imaging_excluded_by_administrative_category(2)")
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("argument 1 (Administrative_Category) must be a string"),
+        "{error}"
+    );
+}
+
+#[test]
+fn every_function_is_documented() {
+    let ctx = session();
+    let state = ctx.state();
+    let names: Vec<_> = state
+        .scalar_functions()
+        .keys()
+        .filter(|name| name.starts_with("ebi_") || *name == "tsql_like")
+        .cloned()
+        .collect();
+    assert!(names.len() >= 7, "{names:?}");
+    for name in names {
+        let function = &state.scalar_functions()[&name];
+        let docs = function.documentation().unwrap_or_else(|| panic!("{name} has no documentation"));
+        assert!(!docs.description.is_empty(), "{name}");
+        assert!(docs.syntax_example.starts_with(&name), "{name}: {}", docs.syntax_example);
+    }
+}
