@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::{env, fs, io};
 
 fn main() -> io::Result<()> {
-    let rules = PathBuf::from(env::var("CARGO_MANIFEST_DIR").map_err(io::Error::other)?).join("rules");
+    let rules =
+        PathBuf::from(env::var("CARGO_MANIFEST_DIR").map_err(io::Error::other)?).join("rules");
     println!("cargo::rerun-if-changed={}", rules.display());
     let mut files: Vec<PathBuf> = fs::read_dir(&rules)?
         .map(|entry| entry.map(|e| e.path()))
@@ -15,10 +16,21 @@ fn main() -> io::Result<()> {
     let mut code = String::from("pub(crate) static BUILTIN_RULES: &[(&str, &str)] = &[\n");
     for path in &files {
         println!("cargo::rerun-if-changed={}", path.display());
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-        writeln!(code, "    ({:?}, include_str!({:?})),", format!("rules/{name}"), path.display())
-            .map_err(io::Error::other)?;
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        writeln!(
+            code,
+            "    ({:?}, include_str!({:?})),",
+            format!("rules/{name}"),
+            path.display()
+        )
+        .map_err(io::Error::other)?;
     }
     code.push_str("];\n");
-    fs::write(PathBuf::from(env::var("OUT_DIR").map_err(io::Error::other)?).join("builtin_rules.rs"), code)
+    fs::write(
+        PathBuf::from(env::var("OUT_DIR").map_err(io::Error::other)?).join("builtin_rules.rs"),
+        code,
+    )
 }

@@ -39,9 +39,9 @@ impl PatternSet {
             match pattern.body().first() {
                 None => always |= bit,
                 Some(first) => {
-                    for byte in 0..128 {
+                    for (byte, start) in starts.iter_mut().enumerate().take(128) {
                         if first >> byte & 1 == 1 {
-                            starts[byte] |= bit;
+                            *start |= bit;
                         }
                     }
                 }

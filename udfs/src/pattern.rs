@@ -20,7 +20,11 @@ pub struct PatternError {
 
 impl fmt::Display for PatternError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "malformed LIKE pattern '{}': {}", self.pattern, self.message)
+        write!(
+            f,
+            "malformed LIKE pattern '{}': {}",
+            self.pattern, self.message
+        )
     }
 }
 
@@ -119,7 +123,7 @@ impl LikePattern {
         let leading = matches!(tokens.first(), Some(Token::AnyRun));
         let trailing = tokens.len() > 1 && matches!(tokens.last(), Some(Token::AnyRun));
         let inner = &tokens[usize::from(leading)..tokens.len() - usize::from(trailing)];
-        let shape = if inner.iter().any(|t| *t == Token::AnyRun) {
+        let shape = if inner.contains(&Token::AnyRun) {
             Shape::General
         } else {
             match (leading, trailing) {
@@ -171,7 +175,9 @@ impl LikePattern {
         }
         // Trailing blanks in the text are not significant; a pattern ending in `%` already absorbs them.
         let ends_with_any_run = matches!(self.tokens.last(), Some(Token::AnyRun));
-        !ends_with_any_run && text.ends_with(' ') && self.matches_untrimmed(text.trim_end_matches(' '))
+        !ends_with_any_run
+            && text.ends_with(' ')
+            && self.matches_untrimmed(text.trim_end_matches(' '))
     }
 
     fn matches_untrimmed(&self, text: &str) -> bool {

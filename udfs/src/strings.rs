@@ -26,7 +26,10 @@ where
     if let Some(dictionary) = array.as_any_dictionary_opt() {
         if dictionary.values().is_empty() {
             // Every key is NULL; arrow cannot normalise keys into an empty dictionary.
-            return Ok((vec![T::default(); array.len()], Some(NullBuffer::new_null(array.len()))));
+            return Ok((
+                vec![T::default(); array.len()],
+                Some(NullBuffer::new_null(array.len())),
+            ));
         }
         let (distinct, _) = map_strings(dictionary.values().as_ref(), f)?;
         let values = dictionary
@@ -84,7 +87,11 @@ pub fn collect_strings(array: &dyn Array) -> Result<Vec<Option<&str>>> {
             .enumerate()
             .map(|(row, key)| {
                 let valid = nulls.as_ref().is_none_or(|n| n.is_valid(row));
-                if valid { distinct.get(key).copied().flatten() } else { None }
+                if valid {
+                    distinct.get(key).copied().flatten()
+                } else {
+                    None
+                }
             })
             .collect());
     }

@@ -107,7 +107,10 @@ impl ScalarUDFImpl for TsqlLike {
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
         if arg_types.len() != 2 {
-            return plan_err!("tsql_like takes 2 arguments (text, pattern), got {}", arg_types.len());
+            return plan_err!(
+                "tsql_like takes 2 arguments (text, pattern), got {}",
+                arg_types.len()
+            );
         }
         arg_types
             .iter()

@@ -46,7 +46,8 @@ fn oracle_regex(pattern: &str) -> Regex {
                 let start = j;
                 let mut class = String::new();
                 while chars[j] != ']' || j == start {
-                    if chars.get(j + 1) == Some(&'-') && chars.get(j + 2).is_some_and(|&c| c != ']') {
+                    if chars.get(j + 1) == Some(&'-') && chars.get(j + 2).is_some_and(|&c| c != ']')
+                    {
                         let (lo, hi) = (chars[j], chars[j + 2]);
                         if lo.to_ascii_lowercase() <= hi.to_ascii_lowercase() {
                             class.push_str(&format!("{}-{}", hex(lo), hex(hi)));
@@ -88,13 +89,16 @@ fn set() -> impl Strategy<Value = String> {
         proptest::sample::select(SET_CHARS).prop_map(String::from),
         proptest::sample::select(RANGES).prop_map(|(lo, hi)| format!("{lo}-{hi}")),
     ];
-    (any::<bool>(), proptest::collection::vec(member, 1..4), any::<bool>()).prop_map(
-        |(negated, members, trailing_dash)| {
+    (
+        any::<bool>(),
+        proptest::collection::vec(member, 1..4),
+        any::<bool>(),
+    )
+        .prop_map(|(negated, members, trailing_dash)| {
             let caret = if negated { "^" } else { "" };
             let dash = if trailing_dash { "-" } else { "" };
             format!("[{caret}{}{dash}]", members.concat())
-        },
-    )
+        })
 }
 
 fn pattern() -> impl Strategy<Value = String> {

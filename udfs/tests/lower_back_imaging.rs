@@ -54,63 +54,336 @@ const CASES: &[Case] = &[
     // The U05[45] branch.
     case("CT of spine", Some("U054"), ADULT, OK_DX, NHS, BOTH),
     case("MRI of spine", Some("U055"), ADULT, OK_DX, NHS, BOTH),
-    case("U056 is not spine imaging", Some("U056"), ADULT, OK_DX, NHS, NEITHER),
+    case(
+        "U056 is not spine imaging",
+        Some("U056"),
+        ADULT,
+        OK_DX,
+        NHS,
+        NEITHER,
+    ),
     case("U05 alone", Some("U05"), ADULT, OK_DX, NHS, NEITHER),
     case("lowercase code", Some("u054"), ADULT, OK_DX, NHS, BOTH),
-    case("code first in the list", Some("U054,X621,Y981"), ADULT, OK_DX, NHS, BOTH),
-    case("code in the middle", Some("X621,U055,Y981"), ADULT, OK_DX, NHS, BOTH),
-    case("code last in the list", Some("X621,Y981,U054"), ADULT, OK_DX, NHS, BOTH),
-    case("substring of a longer code", Some("U0545"), ADULT, OK_DX, NHS, BOTH),
+    case(
+        "code first in the list",
+        Some("U054,X621,Y981"),
+        ADULT,
+        OK_DX,
+        NHS,
+        BOTH,
+    ),
+    case(
+        "code in the middle",
+        Some("X621,U055,Y981"),
+        ADULT,
+        OK_DX,
+        NHS,
+        BOTH,
+    ),
+    case(
+        "code last in the list",
+        Some("X621,Y981,U054"),
+        ADULT,
+        OK_DX,
+        NHS,
+        BOTH,
+    ),
+    case(
+        "substring of a longer code",
+        Some("U0545"),
+        ADULT,
+        OK_DX,
+        NHS,
+        BOTH,
+    ),
     case("empty procedure list", Some(""), ADULT, OK_DX, NHS, NEITHER),
     case("NULL procedure list", None, ADULT, OK_DX, NHS, NEITHER),
     // The (U13[2356] or U21[1267]) and (Z665 or O162) branch.
-    case("bone ultrasound of lumbar vertebra", Some("U132,Z665"), ADULT, OK_DX, NHS, BOTH),
-    case("site code first", Some("Z665,U133"), ADULT, OK_DX, NHS, BOTH),
-    case("bone x-ray of spine NEC", Some("U135,O162"), ADULT, OK_DX, NHS, BOTH),
-    case("bone CT, site code later", Some("U136,X621,Z665"), ADULT, OK_DX, NHS, BOTH),
-    case("MRI NEC of spine", Some("U211,O162"), ADULT, OK_DX, NHS, BOTH),
-    case("CT NEC of spine", Some("u212,o162"), ADULT, OK_DX, NHS, BOTH),
+    case(
+        "bone ultrasound of lumbar vertebra",
+        Some("U132,Z665"),
+        ADULT,
+        OK_DX,
+        NHS,
+        BOTH,
+    ),
+    case(
+        "site code first",
+        Some("Z665,U133"),
+        ADULT,
+        OK_DX,
+        NHS,
+        BOTH,
+    ),
+    case(
+        "bone x-ray of spine NEC",
+        Some("U135,O162"),
+        ADULT,
+        OK_DX,
+        NHS,
+        BOTH,
+    ),
+    case(
+        "bone CT, site code later",
+        Some("U136,X621,Z665"),
+        ADULT,
+        OK_DX,
+        NHS,
+        BOTH,
+    ),
+    case(
+        "MRI NEC of spine",
+        Some("U211,O162"),
+        ADULT,
+        OK_DX,
+        NHS,
+        BOTH,
+    ),
+    case(
+        "CT NEC of spine",
+        Some("u212,o162"),
+        ADULT,
+        OK_DX,
+        NHS,
+        BOTH,
+    ),
     case("ultrasound NEC", Some("U216,Z665"), ADULT, OK_DX, NHS, BOTH),
     case("x-ray NEC", Some("U217,Z665"), ADULT, OK_DX, NHS, BOTH),
-    case("Z6651 contains Z665", Some("U217,Z6651"), ADULT, OK_DX, NHS, BOTH),
-    case("imaging without a site", Some("U132"), ADULT, OK_DX, NHS, NEITHER),
-    case("site without imaging", Some("Z665,O162"), ADULT, OK_DX, NHS, NEITHER),
-    case("U134 is not in the set", Some("U134,Z665"), ADULT, OK_DX, NHS, NEITHER),
-    case("U213 is not in the set", Some("U213,O162"), ADULT, OK_DX, NHS, NEITHER),
-    case("O161 is not the spine", Some("U211,O161"), ADULT, OK_DX, NHS, NEITHER),
+    case(
+        "Z6651 contains Z665",
+        Some("U217,Z6651"),
+        ADULT,
+        OK_DX,
+        NHS,
+        BOTH,
+    ),
+    case(
+        "imaging without a site",
+        Some("U132"),
+        ADULT,
+        OK_DX,
+        NHS,
+        NEITHER,
+    ),
+    case(
+        "site without imaging",
+        Some("Z665,O162"),
+        ADULT,
+        OK_DX,
+        NHS,
+        NEITHER,
+    ),
+    case(
+        "U134 is not in the set",
+        Some("U134,Z665"),
+        ADULT,
+        OK_DX,
+        NHS,
+        NEITHER,
+    ),
+    case(
+        "U213 is not in the set",
+        Some("U213,O162"),
+        ADULT,
+        OK_DX,
+        NHS,
+        NEITHER,
+    ),
+    case(
+        "O161 is not the spine",
+        Some("U211,O161"),
+        ADULT,
+        OK_DX,
+        NHS,
+        NEITHER,
+    ),
     // Age: ISNULL(Age_at_Start_of_Episode_SUS, Der_Age_at_CDS_Activity_Date) BETWEEN 19 AND 120.
-    case("age 18", Some("U054"), (Some(18), None), OK_DX, NHS, NEITHER),
+    case(
+        "age 18",
+        Some("U054"),
+        (Some(18), None),
+        OK_DX,
+        NHS,
+        NEITHER,
+    ),
     case("age 19", Some("U054"), (Some(19), None), OK_DX, NHS, BOTH),
     case("age 120", Some("U054"), (Some(120), None), OK_DX, NHS, BOTH),
-    case("age 121", Some("U054"), (Some(121), None), OK_DX, NHS, NEITHER),
-    case("age unknown (999)", Some("U054"), (Some(999), None), OK_DX, NHS, NEITHER),
-    case("infant age code", Some("U054"), (Some(7001), None), OK_DX, NHS, NEITHER),
-    case("second age used", Some("U054"), (None, Some(30)), OK_DX, NHS, BOTH),
-    case("second age 18", Some("U054"), (None, Some(18)), OK_DX, NHS, NEITHER),
-    case("first age wins", Some("U054"), (Some(17), Some(30)), OK_DX, NHS, NEITHER),
-    case("first age wins (adult)", Some("U054"), (Some(30), Some(17)), OK_DX, NHS, BOTH),
-    case("both ages NULL", Some("U054"), (None, None), OK_DX, NHS, NEITHER),
+    case(
+        "age 121",
+        Some("U054"),
+        (Some(121), None),
+        OK_DX,
+        NHS,
+        NEITHER,
+    ),
+    case(
+        "age unknown (999)",
+        Some("U054"),
+        (Some(999), None),
+        OK_DX,
+        NHS,
+        NEITHER,
+    ),
+    case(
+        "infant age code",
+        Some("U054"),
+        (Some(7001), None),
+        OK_DX,
+        NHS,
+        NEITHER,
+    ),
+    case(
+        "second age used",
+        Some("U054"),
+        (None, Some(30)),
+        OK_DX,
+        NHS,
+        BOTH,
+    ),
+    case(
+        "second age 18",
+        Some("U054"),
+        (None, Some(18)),
+        OK_DX,
+        NHS,
+        NEITHER,
+    ),
+    case(
+        "first age wins",
+        Some("U054"),
+        (Some(17), Some(30)),
+        OK_DX,
+        NHS,
+        NEITHER,
+    ),
+    case(
+        "first age wins (adult)",
+        Some("U054"),
+        (Some(30), Some(17)),
+        OK_DX,
+        NHS,
+        BOTH,
+    ),
+    case(
+        "both ages NULL",
+        Some("U054"),
+        (None, None),
+        OK_DX,
+        NHS,
+        NEITHER,
+    ),
     // Cancer diagnoses: C00-C99, D00-D09, D37-D48.
-    case("C50 breast cancer", Some("U054"), ADULT, Some("C509"), NHS, NEITHER),
-    case("cancer later in list", Some("U054"), ADULT, Some("M545,C61X"), NHS, NEITHER),
-    case("lowercase cancer code", Some("U054"), ADULT, Some("c509"), NHS, NEITHER),
-    case("D05 in situ", Some("U054"), ADULT, Some("D05"), NHS, NEITHER),
-    case("D37 uncertain", Some("U054"), ADULT, Some("D37X"), NHS, NEITHER),
-    case("D48 uncertain", Some("U054"), ADULT, Some("D480"), NHS, NEITHER),
+    case(
+        "C50 breast cancer",
+        Some("U054"),
+        ADULT,
+        Some("C509"),
+        NHS,
+        NEITHER,
+    ),
+    case(
+        "cancer later in list",
+        Some("U054"),
+        ADULT,
+        Some("M545,C61X"),
+        NHS,
+        NEITHER,
+    ),
+    case(
+        "lowercase cancer code",
+        Some("U054"),
+        ADULT,
+        Some("c509"),
+        NHS,
+        NEITHER,
+    ),
+    case(
+        "D05 in situ",
+        Some("U054"),
+        ADULT,
+        Some("D05"),
+        NHS,
+        NEITHER,
+    ),
+    case(
+        "D37 uncertain",
+        Some("U054"),
+        ADULT,
+        Some("D37X"),
+        NHS,
+        NEITHER,
+    ),
+    case(
+        "D48 uncertain",
+        Some("U054"),
+        ADULT,
+        Some("D480"),
+        NHS,
+        NEITHER,
+    ),
     case("D36 is benign", Some("U054"), ADULT, Some("D36"), NHS, BOTH),
-    case("D49 is outside", Some("U054"), ADULT, Some("D49"), NHS, BOTH),
-    case("C with one digit", Some("U054"), ADULT, Some("C5X"), NHS, BOTH),
+    case(
+        "D49 is outside",
+        Some("U054"),
+        ADULT,
+        Some("D49"),
+        NHS,
+        BOTH,
+    ),
+    case(
+        "C with one digit",
+        Some("U054"),
+        ADULT,
+        Some("C5X"),
+        NHS,
+        BOTH,
+    ),
     case("empty diagnoses", Some("U054"), ADULT, Some(""), NHS, BOTH),
-    case("NULL diagnoses", Some("U054"), ADULT, None, NHS, INTENDED_ONLY),
-    case("APCS-style list", Some("U054"), ADULT, Some("||M545 ,K869 ||C509"), NHS, NEITHER),
+    case(
+        "NULL diagnoses",
+        Some("U054"),
+        ADULT,
+        None,
+        NHS,
+        INTENDED_ONLY,
+    ),
+    case(
+        "APCS-style list",
+        Some("U054"),
+        ADULT,
+        Some("||M545 ,K869 ||C509"),
+        NHS,
+        NEITHER,
+    ),
     // Private appointments: Administrative_Category <> '02'.
     case("private", Some("U054"), ADULT, OK_DX, Some("02"), NEITHER),
-    case("private, trailing blank", Some("U054"), ADULT, OK_DX, Some("02 "), NEITHER),
+    case(
+        "private, trailing blank",
+        Some("U054"),
+        ADULT,
+        OK_DX,
+        Some("02 "),
+        NEITHER,
+    ),
     case("amenity", Some("U054"), ADULT, OK_DX, Some("03"), BOTH),
     case("empty category", Some("U054"), ADULT, OK_DX, Some(""), BOTH),
-    case("NULL category", Some("U054"), ADULT, OK_DX, None, INTENDED_ONLY),
+    case(
+        "NULL category",
+        Some("U054"),
+        ADULT,
+        OK_DX,
+        None,
+        INTENDED_ONLY,
+    ),
     case("NULL everywhere", None, (None, None), None, None, NEITHER),
-    case("NULL exclusions, cancer", Some("U054"), ADULT, Some("C509"), None, NEITHER),
+    case(
+        "NULL exclusions, cancer",
+        Some("U054"),
+        ADULT,
+        Some("C509"),
+        None,
+        NEITHER,
+    ),
 ];
 
 fn function(name: &str) -> RuleFunction {
@@ -162,7 +435,10 @@ fn flags_exactly_the_published_rule_in_both_modes() {
     let rule = function("ebi_lower_back_imaging");
     for encoding in STRING_TYPES {
         for (mode, pick) in [
-            (NullMode::Intended, (|c: &Case| c.flagged.0) as fn(&Case) -> bool),
+            (
+                NullMode::Intended,
+                (|c: &Case| c.flagged.0) as fn(&Case) -> bool,
+            ),
             (NullMode::StrictTsql, |c: &Case| c.flagged.1),
         ] {
             let result = invoke(&rule, all_columns(encoding), mode);
@@ -188,9 +464,20 @@ fn inclusion_by_procedures_is_the_like_clause_alone() {
         Some(""),
         None,
     ];
-    let expected = [Some(true), Some(true), Some(true), Some(false), Some(false), None];
+    let expected = [
+        Some(true),
+        Some(true),
+        Some(true),
+        Some(false),
+        Some(false),
+        None,
+    ];
     for encoding in STRING_TYPES {
-        let result = invoke(&included, vec![strings(encoding, &procedures)], NullMode::Intended);
+        let result = invoke(
+            &included,
+            vec![strings(encoding, &procedures)],
+            NullMode::Intended,
+        );
         let result: Vec<_> = result.as_boolean().iter().collect();
         assert_eq!(result, expected, "{encoding}");
     }
@@ -200,7 +487,14 @@ fn inclusion_by_procedures_is_the_like_clause_alone() {
 fn cancer_exclusion_reads_nulls_by_mode() {
     let excluded = function("ebi_lower_back_imaging_excluded_by_der_diagnosis_all");
     assert_eq!(excluded.argument_columns(), ["der_diagnosis_all"]);
-    let diagnoses = [Some("C509"), Some("D05"), Some("D44"), Some("D49"), Some(""), None];
+    let diagnoses = [
+        Some("C509"),
+        Some("D05"),
+        Some("D44"),
+        Some("D49"),
+        Some(""),
+        None,
+    ];
     for encoding in STRING_TYPES {
         let column = strings(encoding, &diagnoses);
         let intended = invoke(&excluded, vec![Arc::clone(&column)], NullMode::Intended);
@@ -215,7 +509,14 @@ fn cancer_exclusion_reads_nulls_by_mode() {
         let strict: Vec<_> = strict.as_boolean().iter().collect();
         assert_eq!(
             strict,
-            [Some(true), Some(true), Some(true), Some(false), Some(false), None],
+            [
+                Some(true),
+                Some(true),
+                Some(true),
+                Some(false),
+                Some(false),
+                None
+            ],
             "{encoding}"
         );
     }
@@ -225,7 +526,11 @@ fn cancer_exclusion_reads_nulls_by_mode() {
 fn private_appointment_exclusion_and_whole_sections() {
     let private = function("ebi_lower_back_imaging_excluded_by_administrative_category");
     let categories = [Some("02"), Some("01"), Some("02  "), None];
-    let result = invoke(&private, vec![strings("Utf8View", &categories)], NullMode::Intended);
+    let result = invoke(
+        &private,
+        vec![strings("Utf8View", &categories)],
+        NullMode::Intended,
+    );
     let result: Vec<_> = result.as_boolean().iter().collect();
     assert_eq!(result, [Some(true), Some(false), Some(true), Some(false)]);
 
@@ -242,6 +547,10 @@ fn private_appointment_exclusion_and_whole_sections() {
     let (included, excluded) = (included.as_boolean(), excluded.as_boolean());
     for (row, case) in CASES.iter().enumerate() {
         let flagged = included.is_valid(row) && included.value(row) && !excluded.value(row);
-        assert_eq!(flagged, case.flagged.0, "{}: included and not excluded", case.why);
+        assert_eq!(
+            flagged, case.flagged.0,
+            "{}: included and not excluded",
+            case.why
+        );
     }
 }

@@ -64,13 +64,17 @@ async fn tsql_like_in_sql() {
 async fn a_malformed_literal_pattern_fails_at_planning_naming_the_pattern() {
     let ctx = session();
     // No table is read: the error comes from planning, before any data.
-    let plan = ctx.sql("SELECT tsql_like(column1, '%U05[45%') FROM (VALUES ('a'))").await;
+    let plan = ctx
+        .sql("SELECT tsql_like(column1, '%U05[45%') FROM (VALUES ('a'))")
+        .await;
     let error = match plan {
         Err(error) => error,
         Ok(frame) => frame.into_optimized_plan().unwrap_err(),
     };
     assert!(
-        error.to_string().contains("malformed LIKE pattern '%U05[45%'"),
+        error
+            .to_string()
+            .contains("malformed LIKE pattern '%U05[45%'"),
         "{error}"
     );
 }
@@ -83,7 +87,9 @@ async fn wrong_argument_types_are_planning_errors_naming_the_column() {
         .await
         .unwrap_err();
     assert!(
-        error.to_string().contains("argument 1 (Administrative_Category) must be a string"),
+        error
+            .to_string()
+            .contains("argument 1 (Administrative_Category) must be a string"),
         "{error}"
     );
 }
@@ -101,8 +107,14 @@ fn every_function_is_documented() {
     assert!(names.len() >= 7, "{names:?}");
     for name in names {
         let function = &state.scalar_functions()[&name];
-        let docs = function.documentation().unwrap_or_else(|| panic!("{name} has no documentation"));
+        let docs = function
+            .documentation()
+            .unwrap_or_else(|| panic!("{name} has no documentation"));
         assert!(!docs.description.is_empty(), "{name}");
-        assert!(docs.syntax_example.starts_with(&name), "{name}: {}", docs.syntax_example);
+        assert!(
+            docs.syntax_example.starts_with(&name),
+            "{name}: {}",
+            docs.syntax_example
+        );
     }
 }

@@ -48,37 +48,19 @@ impl<'a> Converter<'a> {
         }
     }
 
-    /// `CASE WHEN condition THEN 'flag' END`: the condition and the flag.
+    /// `WHEN condition THEN 'flag'`: the condition and the flag.
     pub fn code_script(
         &mut self,
-        expr: &Expr,
-        marker_line: usize,
+        condition: &Expr,
+        result: &Expr,
     ) -> Result<(Predicate, String), RuleFileError> {
-        let Expr::Case {
-            operand: None,
-            conditions,
-            else_result: None,
-            ..
-        } = expr
-        else {
-            return Err(RuleFileError {
-                file: self.file.to_owned(),
-                line: marker_line + 1,
-                column: None,
-                message: "the code script must be one 'WHEN condition THEN 'flag'' with no ELSE"
-                    .into(),
-            });
-        };
-        let [when] = conditions.as_slice() else {
-            return Err(self.error(expr, "the code script must have exactly one WHEN".into()));
-        };
-        let flag = string_literal(&when.result).ok_or_else(|| {
+        let flag = string_literal(result).ok_or_else(|| {
             self.error(
-                &when.result,
-                format!("expected a string after THEN, found '{}'", when.result),
+                result,
+                format!("expected a string after THEN, found '{result}'"),
             )
         })?;
-        Ok((self.predicate(&when.condition)?, flag.to_owned()))
+        Ok((self.predicate(condition)?, flag.to_owned()))
     }
 
     pub fn predicate(&mut self, expr: &Expr) -> Result<Predicate, RuleFileError> {
@@ -130,8 +112,8 @@ impl<'a> Converter<'a> {
                         format!("expected a string pattern after LIKE, found '{pattern}'"),
                     )
                 })?;
-                let compiled = LikePattern::compile(source)
-                    .map_err(|e| self.error(pattern, e.to_string()))?;
+                let compiled =
+                    LikePattern::compile(source).map_err(|e| self.error(pattern, e.to_string()))?;
                 let column = self.column(text, Some(ColumnKind::Text))?;
                 let patterns = &mut self.columns[column].patterns;
                 let index = match patterns.iter().position(|p| *p == compiled) {

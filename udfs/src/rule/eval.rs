@@ -57,8 +57,9 @@ impl<'a> BatchColumns<'a> {
                 negated,
             } => {
                 let (masks, nulls) = self.masks(*column)?;
-                let values =
-                    BooleanBuffer::collect_bool(masks.len(), |row| (masks[row] >> pattern & 1 == 1) != *negated);
+                let values = BooleanBuffer::collect_bool(masks.len(), |row| {
+                    (masks[row] >> pattern & 1 == 1) != *negated
+                });
                 Ok(BooleanArray::new(values, nulls.clone()))
             }
             Predicate::TextEquals {
@@ -66,8 +67,9 @@ impl<'a> BatchColumns<'a> {
                 value,
                 negated,
             } => {
-                let (values, nulls) =
-                    map_strings(self.array(*column)?.as_ref(), |text| equals_ci(text, value) != *negated)?;
+                let (values, nulls) = map_strings(self.array(*column)?.as_ref(), |text| {
+                    equals_ci(text, value) != *negated
+                })?;
                 Ok(BooleanArray::new(values.into(), nulls))
             }
             Predicate::Between {
@@ -118,7 +120,8 @@ impl<'a> BatchColumns<'a> {
     fn masks(&mut self, column: usize) -> Result<&Masks> {
         if self.masks[column].is_none() {
             let patterns = &self.rule.columns[column].patterns;
-            let computed = map_strings(self.array(column)?.as_ref(), |text| patterns.matches(text))?;
+            let computed =
+                map_strings(self.array(column)?.as_ref(), |text| patterns.matches(text))?;
             self.masks[column] = Some(computed);
         }
         self.masks[column]

@@ -19,8 +19,9 @@ use std::path::Path;
 
 use sqlparser::ast::{Expr, Value};
 use sqlparser::dialect::MsSqlDialect;
-use sqlparser::parser::Parser;
-use sqlparser::tokenizer::Token;
+use sqlparser::keywords::Keyword;
+use sqlparser::parser::{Parser, ParserError};
+use sqlparser::tokenizer::{Location, Token};
 
 use super::convert::Converter;
 use super::{ColumnKind, Rule, RuleColumn};
@@ -38,7 +39,11 @@ pub struct RuleFileError {
 impl fmt::Display for RuleFileError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.column {
-            Some(column) => write!(f, "{}:{}:{}: {}", self.file, self.line, column, self.message),
+            Some(column) => write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file, self.line, column, self.message
+            ),
             None => write!(f, "{}:{}: {}", self.file, self.line, self.message),
         }
     }
@@ -78,15 +83,20 @@ pub fn parse_rule_file(file: &str, text: &str) -> Result<Rule, RuleFileError> {
         .iter()
         .find(|s| s.name == CODE_SCRIPT)
         .ok_or_else(|| error(1, format!("expected a '-- @section {CODE_SCRIPT}' line")))?;
-    let script_expr = parse_section(file, &lines, script, "CASE", "END")?;
+    let (condition, flag) = parse_section(file, &lines, script, |parser| {
+        parser.expect_keyword_is(Keyword::WHEN)?;
+        let condition = parser.parse_expr()?;
+        parser.expect_keyword_is(Keyword::THEN)?;
+        Ok((condition, parser.parse_expr()?))
+    })?;
     let exclusion_expr = sections
         .iter()
         .find(|s| s.name == EXCLUSIONS)
-        .map(|section| parse_section(file, &lines, section, "", ""))
+        .map(|section| parse_section(file, &lines, section, |parser| parser.parse_expr()))
         .transpose()?;
 
     let mut converter = Converter::new(file);
-    let (inclusion, flag) = converter.code_script(&script_expr, script.marker_line)?;
+    let (inclusion, flag) = converter.code_script(&condition, &flag)?;
     let exclusion = exclusion_expr
         .map(|expr| converter.predicate(&expr))
         .transpose()?;
@@ -150,7 +160,10 @@ fn as_plain_sql(line: &str) -> String {
         .collect();
     let trimmed = plain.trim_start();
     if trimmed.starts_with(['\u{2014}', '\u{2013}']) {
-        format!("--{}", &trimmed[trimmed.chars().next().map_or(0, char::len_utf8)..])
+        format!(
+            "--{}",
+            &trimmed[trimmed.chars().next().map_or(0, char::len_utf8)..]
+        )
     } else {
         plain
     }
@@ -211,27 +224,21 @@ fn read_markers(lines: &[String]) -> Result<(Option<String>, Vec<Section>), Mark
     Ok((title, sections))
 }
 
-/// Parses one section as an SQL expression, with `before` on its marker line and `after` on a line
-/// of its own after it, keeping every line where it is in the file so the parser's positions are
-/// the file's.
-fn parse_section(
+/// Parses one section with `read`, keeping every line where it is in the file (other lines blank)
+/// so the parser's positions are the file's, and requiring that `read` consumes the whole section.
+fn parse_section<T>(
     file: &str,
     lines: &[String],
     section: &Section,
-    before: &str,
-    after: &str,
-) -> Result<Expr, RuleFileError> {
+    read: impl Fn(&mut Parser<'_>) -> Result<T, ParserError>,
+) -> Result<T, RuleFileError> {
     let mut sql = String::new();
     for (index, line) in lines.iter().enumerate() {
-        let number = index + 1;
-        if number == section.marker_line {
-            sql.push_str(before);
-        } else if section.body.contains(&number) {
+        if section.body.contains(&(index + 1)) {
             sql.push_str(line);
         }
         sql.push('\n');
     }
-    sql.push_str(after);
     let last_body_line = *section.body.end();
     let located = |message: String, line: usize, column: usize| {
         let (line, column, message) = if line > last_body_line {
@@ -248,14 +255,14 @@ fn parse_section(
         }
     };
     let dialect = MsSqlDialect {};
-    let parse = || -> Result<(Expr, Token, sqlparser::tokenizer::Location), sqlparser::parser::ParserError> {
+    let parse = || -> Result<(T, Token, Location), ParserError> {
         let mut parser = Parser::new(&dialect).try_with_sql(&sql)?;
-        let expr = parser.parse_expr()?;
+        let parsed = read(&mut parser)?;
         let next = parser.peek_token();
-        Ok((expr, next.token, next.span.start))
+        Ok((parsed, next.token, next.span.start))
     };
     match parse() {
-        Ok((expr, Token::EOF, _)) => Ok(expr),
+        Ok((parsed, Token::EOF, _)) => Ok(parsed),
         Ok((_, token, at)) => Err(located(
             format!("expected the end of the expression, found '{token}'"),
             at.line as usize,
@@ -266,7 +273,8 @@ fn parse_section(
             let text = text.strip_prefix("sql parser error: ").unwrap_or(&text);
             match parse_location(text) {
                 Some((message, line, column)) => Err(located(message.to_owned(), line, column)),
-                None => Err(located(text.to_owned(), section.marker_line, 1)),
+                // Only an error at the end of the input comes without a position.
+                None => Err(located(text.to_owned(), usize::MAX, 1)),
             }
         }
     }
@@ -276,7 +284,11 @@ fn parse_section(
 fn parse_location(text: &str) -> Option<(&str, usize, usize)> {
     let (message, place) = text.rsplit_once(" at Line: ")?;
     let (line, column) = place.split_once(", Column: ")?;
-    Some((message, line.trim().parse().ok()?, column.trim().parse().ok()?))
+    Some((
+        message,
+        line.trim().parse().ok()?,
+        column.trim().parse().ok()?,
+    ))
 }
 
 /// The literal text of a string literal expression.
@@ -311,7 +323,10 @@ mod tests {
             rule_name("rules/lower_back_imaging.sql").as_deref(),
             Some("lower_back_imaging")
         );
-        assert_eq!(rule_name("rules/Lower_Back.sql").as_deref(), Some("lower_back"));
+        assert_eq!(
+            rule_name("rules/Lower_Back.sql").as_deref(),
+            Some("lower_back")
+        );
         assert_eq!(rule_name("rules/lower-back.sql"), None);
         assert_eq!(rule_name("rules/1back.sql"), None);
         assert_eq!(rule_name("rules/back.txt"), None);

@@ -51,7 +51,9 @@ pub struct RuleFunction {
 
 impl PartialEq for RuleFunction {
     fn eq(&self, other: &Self) -> bool {
-        self.name == other.name && self.output == other.output && self.rule.source == other.rule.source
+        self.name == other.name
+            && self.output == other.output
+            && self.rule.source == other.rule.source
     }
 }
 
@@ -219,7 +221,11 @@ impl RuleFunction {
                 NullMode::Intended => not(&passes(&exclusion, mode))?,
                 NullMode::StrictTsql => not(&exclusion)?,
             })),
-            _ => exec_err!("{} is missing a section of rule {}", self.name, self.rule.name),
+            _ => exec_err!(
+                "{} is missing a section of rule {}",
+                self.name,
+                self.rule.name
+            ),
         }
     }
 }
@@ -270,7 +276,9 @@ impl ScalarUDFImpl for RuleFunction {
                 match (column.kind, data_type) {
                     (_, DataType::Null) if column.kind == ColumnKind::Text => Ok(DataType::Utf8),
                     (ColumnKind::Text, t) if is_string_type(t) => Ok(t.clone()),
-                    (ColumnKind::Number, t) if t.is_numeric() || t.is_null() || is_string_type(t) => {
+                    (ColumnKind::Number, t)
+                        if t.is_numeric() || t.is_null() || is_string_type(t) =>
+                    {
                         Ok(DataType::Float64)
                     }
                     (kind, t) => plan_err!(

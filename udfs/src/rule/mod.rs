@@ -65,7 +65,10 @@ pub enum Predicate {
         negated: bool,
     },
     /// `column IS [NOT] NULL`
-    IsNull { column: usize, negated: bool },
+    IsNull {
+        column: usize,
+        negated: bool,
+    },
     Not(Box<Predicate>),
     And(Vec<Predicate>),
     Or(Vec<Predicate>),

@@ -18,9 +18,12 @@ pub fn strings(encoding: &str, values: &[Option<&str>]) -> ArrayRef {
         "Utf8" => Arc::new(StringArray::from(values.to_vec())),
         "LargeUtf8" => Arc::new(LargeStringArray::from(values.to_vec())),
         "Utf8View" => Arc::new(StringViewArray::from(values.to_vec())),
-        "Dictionary(Int32, Utf8)" => {
-            Arc::new(values.iter().copied().collect::<DictionaryArray<Int32Type>>())
-        }
+        "Dictionary(Int32, Utf8)" => Arc::new(
+            values
+                .iter()
+                .copied()
+                .collect::<DictionaryArray<Int32Type>>(),
+        ),
         other => panic!("unknown encoding {other}"),
     }
 }
@@ -28,7 +31,12 @@ pub fn strings(encoding: &str, values: &[Option<&str>]) -> ArrayRef {
 /// Calls `function` as DataFusion would, with `mode` as the session's `ebiq.null_mode`.
 pub fn invoke(function: &dyn ScalarUDFImpl, args: Vec<ArrayRef>, mode: NullMode) -> ArrayRef {
     let rows = args.first().map_or(1, |a| a.len());
-    invoke_values(function, args.into_iter().map(ColumnarValue::Array).collect(), rows, mode)
+    invoke_values(
+        function,
+        args.into_iter().map(ColumnarValue::Array).collect(),
+        rows,
+        mode,
+    )
 }
 
 /// Like [`invoke`], with arguments that may be scalars (as DataFusion passes literals).

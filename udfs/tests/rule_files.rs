@@ -1,0 +1,156 @@
+//! Rule files: a new file is a new set of functions; a broken one is an error naming file and line.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use datafusion_expr::ScalarUDFImpl;
+use ebiq_udfs::{builtin_rules, load_rules, parse_rule_file, rule_functions};
+
+fn error_of(file: &str, text: &str) -> String {
+    parse_rule_file(file, text).unwrap_err().to_string()
+}
+
+#[test]
+fn the_built_in_rule_is_the_published_script() {
+    let rules = builtin_rules().unwrap();
+    let rule = rules
+        .iter()
+        .find(|r| r.name == "lower_back_imaging")
+        .unwrap();
+    assert_eq!(rule.flag, "2S_lower_back_imaging");
+    assert_eq!(rule.title.as_deref(), Some("Low back pain imaging"));
+    // Pasted as published: the typographic quotes are still in the file.
+    assert!(rule.source.contains("'%U05[45]%\u{2019}"));
+    assert!(
+        rule.source
+            .contains("\u{2014} Private Appointment Exclusion")
+    );
+    let patterns: Vec<_> = rule.columns[0]
+        .patterns
+        .patterns()
+        .iter()
+        .map(|p| p.source())
+        .collect();
+    assert_eq!(
+        patterns,
+        [
+            "%U05[45]%",
+            "%U13[2356]%",
+            "%U21[1267]%",
+            "%Z665%",
+            "%O162%"
+        ]
+    );
+    let diagnosis = rule
+        .columns
+        .iter()
+        .find(|c| c.name == "der_diagnosis_all")
+        .unwrap();
+    assert_eq!(diagnosis.qualifiers, ["apcs"]);
+    assert_eq!(diagnosis.patterns.patterns().len(), 4);
+}
+
+#[test]
+fn a_new_rule_file_becomes_new_functions() {
+    let dir = std::env::temp_dir().join(format!("ebiq-rules-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("knee_arthroscopy.sql"),
+        "-- @title Knee arthroscopy\n-- @section code_script\n\
+         WHEN apc.Der_Procedure_All like '%W85[0-9]%' AND apc.Age BETWEEN 19 AND 120\n\
+         THEN '1K_knee'\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("notes.txt"), "not a rule").unwrap();
+    let rules = load_rules(&dir).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(rules.len(), 1);
+    let names: Vec<String> = rule_functions(Arc::clone(&rules[0]))
+        .iter()
+        .map(|f| f.name().to_owned())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "ebi_knee_arthroscopy",
+            "ebi_knee_arthroscopy_included",
+            "ebi_knee_arthroscopy_included_by_der_procedure_all",
+            "ebi_knee_arthroscopy_included_by_age"
+        ]
+    );
+}
+
+#[test]
+fn a_syntax_error_names_the_file_line_and_what_was_expected() {
+    let text =
+        "-- @section code_script\nWHEN opa.x like '%a%'\nAND opa.y between 19 120\nTHEN 'f'\n";
+    let error = error_of("rules/broken.sql", text);
+    assert!(error.starts_with("rules/broken.sql:3:"), "{error}");
+    assert!(error.contains("Expected: AND"), "{error}");
+}
+
+#[test]
+fn a_missing_then_is_reported_at_the_end_of_the_section() {
+    let error = error_of("r.sql", "-- @section code_script\nWHEN opa.x like '%a%'\n");
+    assert!(error.starts_with("r.sql:2:"), "{error}");
+    assert!(error.contains("Expected: THEN"), "{error}");
+    assert!(error.contains("end of section 'code_script'"), "{error}");
+}
+
+#[test]
+fn a_malformed_pattern_names_its_place() {
+    let error = error_of(
+        "r.sql",
+        "-- @section code_script\nWHEN x like '%U05[45%' THEN 'f'\n",
+    );
+    assert_eq!(
+        error,
+        "r.sql:2:13: malformed LIKE pattern '%U05[45%': the '[' at character 5 is never closed by ']'"
+    );
+}
+
+#[test]
+fn unsupported_sql_is_refused_with_what_is_supported() {
+    let error = error_of(
+        "r.sql",
+        "-- @section code_script\nWHEN upper(x) = 'A' THEN 'f'\n",
+    );
+    assert!(error.starts_with("r.sql:2:6:"), "{error}");
+    assert!(error.contains("expected a column name"), "{error}");
+    let error = error_of("r.sql", "-- @section code_script\nWHEN x > 3 THEN 'f'\n");
+    assert!(error.contains("unsupported operator >"), "{error}");
+    let error = error_of(
+        "r.sql",
+        "-- @section code_script\nWHEN x like '%a%' AND x between 1 and 2 THEN 'f'\n",
+    );
+    assert!(
+        error.contains("column x is used as number here but as text elsewhere"),
+        "{error}"
+    );
+}
+
+#[test]
+fn file_structure_errors() {
+    assert!(
+        error_of("r.sql", "WHEN x like 'a' THEN 'f'")
+            .contains("r.sql:1: expected '-- @section code_script'")
+    );
+    assert!(
+        error_of("r.sql", "-- @section exclusions\nx like 'a'\n")
+            .contains("expected a '-- @section code_script' line")
+    );
+    assert!(error_of("r.sql", "-- @section other\n").contains("r.sql:1: unknown section 'other'"));
+    assert!(error_of("r.sql", "-- @owner me\n").contains("unknown directive '@owner'"));
+    assert!(error_of("bad-name.sql", "").contains("file name must be a rule name"));
+    let twice = "-- @section code_script\nWHEN x like 'a' THEN 'f'\n-- @section code_script\n";
+    assert!(error_of("r.sql", twice).contains("r.sql:3: a second '@section code_script'"));
+    let no_then_string = "-- @section code_script\nWHEN x like 'a' THEN 3\n";
+    assert!(error_of("r.sql", no_then_string).contains("expected a string after THEN"));
+    let trailing =
+        "-- @section exclusions\nx like 'a' y\n-- @section code_script\nWHEN x like 'a' THEN 'f'\n";
+    assert!(
+        error_of("r.sql", trailing)
+            .contains("r.sql:2:12: expected the end of the expression, found 'y'")
+    );
+}
