@@ -1,1 +1,42 @@
-fn main() {}
+//! The `ebiq` command: arguments in, one command run, results on stdout, errors on stderr.
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use ebiq::progress::Progress;
+
+/// A query, data or I/O error.
+const EXIT_FAILURE: u8 = 1;
+/// Arguments that do not make sense together (clap itself exits 2 for the rest).
+const EXIT_USAGE: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let progress = Progress::new(cli.quiet);
+    let command = match cli.into_command() {
+        Ok(command) => command,
+        Err(message) => {
+            eprintln!("ebiq: {message}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("ebiq: cannot start the runtime: {error}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    match runtime.block_on(ebiq::run(command, progress)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("ebiq: error: {error:#}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}

@@ -1,0 +1,13 @@
+-- Flagged activity by commissioner and month: outpatient appointments the EBI rule "Low back pain imaging" flags, by Der_Commissioner_Code.
+-- Parameters: $from_month, $to_month (yyyymm, inclusive).
+SELECT
+    der_commissioner_code AS commissioner,
+    der_activity_month AS month,
+    count(*) AS flagged
+FROM opa
+WHERE ebi_lower_back_imaging(
+          der_procedure_all, age_at_start_of_episode_sus, der_age_at_cds_activity_date,
+          der_diagnosis_all, administrative_category) IS NOT NULL
+  AND der_activity_month BETWEEN $from_month AND $to_month
+GROUP BY 1, 2
+ORDER BY 1, 2;

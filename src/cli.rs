@@ -1,0 +1,200 @@
+//! Command-line arguments, parsed once into the library's validated settings.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+use ebiq::Command;
+use ebiq::generate::GenerateSettings;
+use ebiq::months::{Month, MonthRange};
+use ebiq::output::OutputFormat;
+use ebiq::report::ReportSettings;
+use ebiq::session::{RuleSource, SessionSettings};
+use ebiq_udfs::NullMode;
+
+/// EBI rules over SUS activity in Parquet.
+///
+/// Exit codes: 0 success; 1 a query, data or I/O error; 2 a usage error.
+#[derive(Debug, Parser)]
+#[command(name = "ebiq", version, about, long_about = None)]
+pub struct Cli {
+    /// Show no progress bars
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    command: Commands,
+}
+
+#[derive(Debug, Subcommand)]
+enum Commands {
+    /// Run every report query over a SUS dataset (with no arguments: the checked-in sample)
+    Report(ReportArgs),
+    /// Write a synthetic SUS dataset as Parquet, one file per table and month
+    Generate(GenerateArgs),
+}
+
+#[derive(Debug, Args)]
+struct SessionArgs {
+    /// A dataset folder holding opa/ (and apcs/), or a Parquet file, folder or glob for opa
+    #[arg(long, value_name = "PATH")]
+    data: Option<String>,
+
+    /// A folder of rule files to use instead of the built-in rules
+    #[arg(long, value_name = "DIR")]
+    rules: Option<PathBuf>,
+
+    /// How NULLs in exclusion columns count: intended or strict_tsql
+    #[arg(long, value_name = "MODE", default_value = "intended")]
+    null_mode: NullMode,
+
+    /// Partitions per query (default: one per core)
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    partitions: usize,
+}
+
+#[derive(Debug, Args)]
+struct ReportArgs {
+    #[command(flatten)]
+    session: SessionArgs,
+
+    /// The folder of report queries
+    #[arg(long, value_name = "DIR")]
+    queries: Option<PathBuf>,
+
+    /// Write one file per query into this folder instead of printing
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+
+    /// table, csv, json (one object per line) or parquet [default: table to the terminal, csv to --out]
+    #[arg(long, value_name = "FORMAT")]
+    format: Option<OutputFormat>,
+
+    /// First activity month, YYYY-MM or YYYYMM
+    #[arg(long, value_name = "MONTH")]
+    from: Option<Month>,
+
+    /// Last activity month, YYYY-MM or YYYYMM
+    #[arg(long, value_name = "MONTH")]
+    to: Option<Month>,
+}
+
+#[derive(Debug, Args)]
+struct GenerateArgs {
+    /// Outpatient (opa) rows to write
+    #[arg(long, value_name = "N")]
+    rows: u64,
+
+    /// Admitted spells (apcs) rows to write [default: a fifth of --rows]
+    #[arg(long, value_name = "N")]
+    apcs_rows: Option<u64>,
+
+    /// The dataset folder to write opa/ and apcs/ into
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+
+    /// Seed: the same seed gives the same data
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+
+    /// Activity months, FROM..TO
+    #[arg(long, value_name = "RANGE", default_value = "2023-04..2025-03")]
+    months: MonthRange,
+
+    /// Replace opa/ and apcs/ if they already exist
+    #[arg(long)]
+    force: bool,
+
+    /// Writer threads (default: one per core)
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    threads: usize,
+}
+
+/// A folder of the checked-out project: `name` under the current folder, else beside the sources
+/// this binary was built from (so `cargo run -- report` works from anywhere in the clone).
+fn project_path(name: &str) -> PathBuf {
+    let here = PathBuf::from(name);
+    if here.exists() {
+        return here;
+    }
+    let built_from = Path::new(env!("CARGO_MANIFEST_DIR")).join(name);
+    if built_from.exists() {
+        built_from
+    } else {
+        here
+    }
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+impl Cli {
+    /// Checks what clap cannot, and builds the settings.
+    pub fn into_command(self) -> Result<Command, String> {
+        match self.command {
+            Commands::Report(args) => {
+                if let (Some(from), Some(to)) = (args.from, args.to)
+                    && from > to
+                {
+                    return Err(format!("--from {from} is after --to {to}"));
+                }
+                let format = args.format.unwrap_or(if args.out.is_some() {
+                    OutputFormat::Csv
+                } else {
+                    OutputFormat::Table
+                });
+                if format == OutputFormat::Parquet && args.out.is_none() {
+                    return Err("--format parquet needs --out DIR".into());
+                }
+                Ok(Command::Report {
+                    session: session_settings(
+                        args.session.rules,
+                        args.session.null_mode,
+                        args.session.partitions,
+                    ),
+                    data: args
+                        .session
+                        .data
+                        .unwrap_or_else(|| project_path("data-samples").display().to_string()),
+                    report: ReportSettings {
+                        queries: args.queries.unwrap_or_else(|| project_path("queries")),
+                        out: args.out,
+                        format,
+                        from: args.from,
+                        to: args.to,
+                    },
+                })
+            }
+            Commands::Generate(args) => {
+                if args.rows == 0 {
+                    return Err("--rows must be at least 1".into());
+                }
+                Ok(Command::Generate(GenerateSettings {
+                    opa_rows: args.rows,
+                    apcs_rows: args.apcs_rows.unwrap_or(args.rows / 5),
+                    out: args.out,
+                    seed: args.seed,
+                    months: args.months,
+                    force: args.force,
+                    threads: if args.threads == 0 {
+                        cores()
+                    } else {
+                        args.threads
+                    },
+                }))
+            }
+        }
+    }
+}
+
+fn session_settings(
+    rules: Option<PathBuf>,
+    null_mode: NullMode,
+    partitions: usize,
+) -> SessionSettings {
+    SessionSettings {
+        rules: rules.map_or(RuleSource::BuiltIn, RuleSource::Folder),
+        null_mode,
+        target_partitions: partitions,
+    }
+}

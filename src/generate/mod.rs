@@ -1,0 +1,276 @@
+//! `ebiq generate`: synthetic SUS Parquet, one file per table and month, deterministic for a seed.
+//!
+//! Months are written in parallel, one file each, in bounded memory (a batch and a row group per
+//! worker). Every file is written under a temporary name and renamed when complete.
+
+mod codes;
+mod records;
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use anyhow::{Context, Result, bail};
+use datafusion::arrow::array::{
+    ArrayRef, Date32Builder, Int32Builder, Int64Builder, RecordBatch, StringBuilder,
+};
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::file::properties::WriterProperties;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+pub use records::{ListStyle, Population, Record};
+
+use crate::months::{Month, MonthRange};
+use crate::progress::Progress;
+use crate::schema::{APCS, OPA, arrow_schema};
+
+const BATCH_ROWS: usize = 64 * 1024;
+const ROW_GROUP_ROWS: usize = 512 * 1024;
+
+/// What to generate, already validated.
+#[derive(Debug, Clone)]
+pub struct GenerateSettings {
+    pub opa_rows: u64,
+    pub apcs_rows: u64,
+    pub out: PathBuf,
+    pub seed: u64,
+    pub months: MonthRange,
+    /// Replace `opa/` and `apcs/` if they already exist under `out`.
+    pub force: bool,
+    pub threads: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Table {
+    Opa,
+    Apcs,
+}
+
+impl Table {
+    fn name(self) -> &'static str {
+        match self {
+            Table::Opa => "opa",
+            Table::Apcs => "apcs",
+        }
+    }
+}
+
+/// One file to write: a table's rows for one month.
+#[derive(Debug, Clone)]
+struct Job {
+    table: Table,
+    month: Month,
+    rows: u64,
+    first_ident: i64,
+    seed: u64,
+}
+
+/// What was written.
+#[derive(Debug)]
+pub struct GenerateSummary {
+    pub rows: u64,
+    pub files: usize,
+    pub bytes: u64,
+}
+
+pub fn generate(settings: &GenerateSettings, progress: &Progress) -> Result<GenerateSummary> {
+    let months = settings.months.months();
+    let mut jobs = Vec::new();
+    for (table, rows) in [
+        (Table::Opa, settings.opa_rows),
+        (Table::Apcs, settings.apcs_rows),
+    ] {
+        if rows == 0 {
+            continue;
+        }
+        let dir = settings.out.join(table.name());
+        prepare_dir(&dir, settings.force)?;
+        let per_month = rows / months.len() as u64;
+        let mut first_ident = 1i64;
+        for (index, month) in months.iter().enumerate() {
+            let rows = per_month + u64::from((index as u64) < rows % months.len() as u64);
+            jobs.push(Job {
+                table,
+                month: *month,
+                rows,
+                first_ident,
+                seed: settings
+                    .seed
+                    .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                    .wrapping_add(((table as u64) << 32) + index as u64),
+            });
+            first_ident += i64::try_from(rows)?;
+        }
+    }
+    let bar = progress.bar(settings.opa_rows + settings.apcs_rows, "rows");
+    let population = Population::default();
+    let next = AtomicUsize::new(0);
+    let results: Vec<Result<u64>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..settings.threads.max(1))
+            .map(|_| {
+                scope.spawn(|| -> Result<u64> {
+                    let mut bytes = 0;
+                    while let Some(job) = jobs.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        bytes += write_month(&settings.out, job, &population, &|n| bar.inc(n))?;
+                    }
+                    Ok(bytes)
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .unwrap_or_else(|_| bail!("a generator thread panicked"))
+            })
+            .collect()
+    });
+    bar.finish_and_clear();
+    let mut bytes = 0;
+    for result in results {
+        bytes += result?;
+    }
+    Ok(GenerateSummary {
+        rows: settings.opa_rows + settings.apcs_rows,
+        files: jobs.len(),
+        bytes,
+    })
+}
+
+fn prepare_dir(dir: &Path, force: bool) -> Result<()> {
+    if dir.exists() {
+        let occupied = fs::read_dir(dir)
+            .with_context(|| format!("cannot read {}", dir.display()))?
+            .next()
+            .is_some();
+        if occupied && !force {
+            bail!(
+                "{} already holds files; pass --force to replace them",
+                dir.display()
+            );
+        }
+        if occupied {
+            fs::remove_dir_all(dir).with_context(|| format!("cannot clear {}", dir.display()))?;
+        }
+    }
+    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))
+}
+
+/// Writes one month of one table; returns the file's size.
+fn write_month(
+    out: &Path,
+    job: &Job,
+    population: &Population,
+    advance: &dyn Fn(u64),
+) -> Result<u64> {
+    let columns = match job.table {
+        Table::Opa => OPA,
+        Table::Apcs => APCS,
+    };
+    let schema = arrow_schema(columns);
+    let path = out.join(job.table.name()).join(format!(
+        "{}_{}.parquet",
+        job.table.name(),
+        job.month.yyyymm()
+    ));
+    let partial = path.with_extension("parquet.partial");
+    let file =
+        File::create(&partial).with_context(|| format!("cannot create {}", partial.display()))?;
+    let properties = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .build();
+    let mut writer = ArrowWriter::try_new(file, Arc::clone(&schema), Some(properties))?;
+    let mut rng = ChaCha8Rng::seed_from_u64(job.seed);
+    let mut record = Record::default();
+    let mut written = 0u64;
+    while written < job.rows {
+        let rows = usize::try_from((job.rows - written).min(BATCH_ROWS as u64))?;
+        let ident = job.first_ident + i64::try_from(written)?;
+        let batch = build_batch(job, population, &mut rng, &mut record, ident, rows)?;
+        writer.write(&RecordBatch::try_new(Arc::clone(&schema), batch)?)?;
+        written += rows as u64;
+        advance(rows as u64);
+    }
+    writer.close()?;
+    fs::rename(&partial, &path).with_context(|| format!("cannot rename to {}", path.display()))?;
+    Ok(fs::metadata(&path)?.len())
+}
+
+fn build_batch(
+    job: &Job,
+    population: &Population,
+    rng: &mut ChaCha8Rng,
+    record: &mut Record,
+    first_ident: i64,
+    rows: usize,
+) -> Result<Vec<ArrayRef>> {
+    let style = match job.table {
+        Table::Opa => ListStyle::Comma,
+        Table::Apcs => ListStyle::Episodes,
+    };
+    let text = || StringBuilder::with_capacity(rows, rows * 6);
+    let mut ident = Int64Builder::with_capacity(rows);
+    let (mut provider, mut site, mut commissioner) = (text(), text(), text());
+    let mut date = Date32Builder::with_capacity(rows);
+    let mut discharge = Date32Builder::with_capacity(rows);
+    let mut month = text();
+    let (mut age_start, mut age_activity) = (
+        Int32Builder::with_capacity(rows),
+        Int32Builder::with_capacity(rows),
+    );
+    let (mut procedures, mut diagnoses) = (text(), text());
+    let (mut admin, mut tfc_or_method, mut attendance) = (text(), text(), text());
+    let yyyymm = job.month.yyyymm();
+    let first_day = job.month.first_day_since_epoch();
+    let days = job.month.days();
+    for row in 0..rows {
+        population.sample(rng, style, record);
+        ident.append_value(first_ident + row as i64);
+        provider.append_value(&record.provider);
+        site.append_value(&record.site);
+        commissioner.append_value(&record.commissioner);
+        let day = first_day + rand::Rng::random_range(rng, 0..days);
+        date.append_value(day);
+        discharge.append_value(day + rand::Rng::random_range(rng, 0..6));
+        month.append_value(&yyyymm);
+        age_start.append_option(record.age_at_start);
+        age_activity.append_option(record.age_at_activity);
+        procedures.append_option(record.procedures.as_deref());
+        diagnoses.append_option(record.diagnoses.as_deref());
+        admin.append_option(record.admin_category);
+        match job.table {
+            Table::Opa => {
+                tfc_or_method.append_value(record.treatment_function);
+                attendance.append_value(record.attendance);
+            }
+            Table::Apcs => tfc_or_method.append_value(record.admission_method),
+        }
+    }
+    let mut columns: Vec<ArrayRef> = vec![
+        Arc::new(ident.finish()),
+        Arc::new(provider.finish()),
+        Arc::new(site.finish()),
+        Arc::new(commissioner.finish()),
+        Arc::new(date.finish()),
+    ];
+    if job.table == Table::Apcs {
+        columns.push(Arc::new(discharge.finish()));
+    }
+    columns.extend([
+        Arc::new(month.finish()) as ArrayRef,
+        Arc::new(age_start.finish()),
+        Arc::new(age_activity.finish()),
+        Arc::new(procedures.finish()),
+        Arc::new(diagnoses.finish()),
+        Arc::new(admin.finish()),
+        Arc::new(tfc_or_method.finish()),
+    ]);
+    if job.table == Table::Opa {
+        columns.push(Arc::new(attendance.finish()));
+    }
+    Ok(columns)
+}

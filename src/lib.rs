@@ -1,0 +1,75 @@
+//! ebiq: the NHS Evidence-Based Interventions rules over SUS activity in Parquet, on Apache
+//! DataFusion. The binary's `main` parses arguments into the settings structs of these modules and
+//! calls [`run`]; nothing here knows about the command line.
+
+pub mod generate;
+pub mod months;
+pub mod output;
+pub mod progress;
+pub mod report;
+pub mod schema;
+pub mod session;
+
+use std::io::Write;
+use std::time::Instant;
+
+use anyhow::Result;
+
+use crate::generate::GenerateSettings;
+use crate::progress::Progress;
+use crate::report::ReportSettings;
+use crate::session::{Dataset, SessionSettings};
+
+/// One command, validated and ready to run.
+#[derive(Debug, Clone)]
+pub enum Command {
+    Report {
+        session: SessionSettings,
+        data: String,
+        report: ReportSettings,
+    },
+    Generate(GenerateSettings),
+}
+
+/// Runs `command`, writing results to stdout and everything else to stderr.
+pub async fn run(command: Command, progress: Progress) -> Result<()> {
+    match command {
+        Command::Report {
+            session,
+            data,
+            report,
+        } => {
+            let ctx = session::new_session(&session)?;
+            session::register_dataset(&ctx, &Dataset::locate(&data)?).await?;
+            let mut stdout = std::io::BufWriter::new(std::io::stdout());
+            let summary = report::run_report(&ctx, &report, &progress, &mut stdout).await?;
+            stdout.flush()?;
+            for path in &summary.outputs {
+                eprintln!("wrote {}", path.display());
+            }
+            let flagged = summary
+                .rows_flagged
+                .map_or_else(|| "unknown".to_owned(), |n| n.to_string());
+            eprintln!(
+                "{} queries over {} outpatient rows, {flagged} flagged, in {:.2}s",
+                summary.queries,
+                summary.rows_scanned,
+                summary.elapsed.as_secs_f64()
+            );
+        }
+        Command::Generate(settings) => {
+            let started = Instant::now();
+            let summary = generate::generate(&settings, &progress)?;
+            let seconds = started.elapsed().as_secs_f64();
+            eprintln!(
+                "wrote {} rows in {} files ({:.1} MB) to {} in {seconds:.1}s ({:.0} rows/s)",
+                summary.rows,
+                summary.files,
+                summary.bytes as f64 / 1e6,
+                settings.out.display(),
+                summary.rows as f64 / seconds.max(1e-9)
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,217 @@
+//! `ebiq report`: every query in the queries folder over the registered dataset, one output each.
+//!
+//! Queries take parameters as named placeholders (`$from_month`, `$to_month`), bound as values by
+//! DataFusion, never pasted into the SQL text.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use datafusion::arrow::array::{AsArray, RecordBatch};
+use datafusion::arrow::datatypes::{Int64Type, SchemaRef};
+use datafusion::common::ParamValues;
+use datafusion::common::metadata::ScalarAndMetadata;
+use datafusion::prelude::SessionContext;
+use datafusion::scalar::ScalarValue;
+
+use crate::months::Month;
+use crate::output::{OutputFormat, write_batches, write_file};
+use crate::progress::Progress;
+
+/// What to run and where to put it, already validated.
+#[derive(Debug, Clone)]
+pub struct ReportSettings {
+    pub queries: PathBuf,
+    /// A folder for one file per query; `None` prints to stdout.
+    pub out: Option<PathBuf>,
+    pub format: OutputFormat,
+    pub from: Option<Month>,
+    pub to: Option<Month>,
+}
+
+/// One report query: a `.sql` file whose leading comment says what it answers.
+#[derive(Debug, Clone)]
+pub struct QueryFile {
+    /// The file name without `.sql`: names the output.
+    pub name: String,
+    pub path: PathBuf,
+    /// The leading comment's first line.
+    pub title: String,
+    pub sql: String,
+}
+
+/// Reads every `*.sql` file in `dir`, in name order.
+pub fn load_queries(dir: &Path) -> Result<Vec<QueryFile>> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read the queries folder {}", dir.display()))?
+        .map(|entry| entry.map(|e| e.path()))
+        .collect::<std::io::Result<_>>()?;
+    paths.retain(|p| p.extension().is_some_and(|e| e == "sql"));
+    paths.sort();
+    if paths.is_empty() {
+        bail!("the queries folder {} has no .sql files", dir.display());
+    }
+    paths
+        .into_iter()
+        .map(|path| {
+            let sql = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let name = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("query")
+                .to_owned();
+            let title = sql
+                .lines()
+                .map(str::trim)
+                .find_map(|line| line.strip_prefix("--"))
+                .map(|t| t.trim().to_owned())
+                .unwrap_or_else(|| name.clone());
+            Ok(QueryFile {
+                name,
+                path,
+                title,
+                sql,
+            })
+        })
+        .collect()
+}
+
+/// The values of the placeholders a report may use.
+#[derive(Debug, Clone)]
+pub struct Parameters(HashMap<&'static str, ScalarValue>);
+
+impl Parameters {
+    pub fn new(from: Option<Month>, to: Option<Month>) -> Self {
+        let month = |m: Option<Month>, default: &str| {
+            ScalarValue::Utf8(Some(m.map_or_else(|| default.to_owned(), |m| m.yyyymm())))
+        };
+        Self(HashMap::from([
+            ("from_month", month(from, "000000")),
+            ("to_month", month(to, "999999")),
+        ]))
+    }
+}
+
+/// Plans and runs one query with its parameters bound.
+pub async fn run_query(
+    ctx: &SessionContext,
+    query: &QueryFile,
+    parameters: &Parameters,
+) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    let at = || format!("query {}", query.path.display());
+    let frame = ctx.sql(&query.sql).await.with_context(at)?;
+    let used = frame
+        .logical_plan()
+        .get_parameter_types()
+        .with_context(at)?;
+    let mut values = HashMap::new();
+    for name in used.keys() {
+        let Some(value) = parameters.0.get(name.trim_start_matches('$')) else {
+            let mut known: Vec<_> = parameters.0.keys().map(|k| format!("${k}")).collect();
+            known.sort();
+            bail!(
+                "{} uses the parameter {name}, which ebiq does not provide (it provides {})",
+                at(),
+                known.join(", ")
+            );
+        };
+        values.insert(
+            name.trim_start_matches('$').to_owned(),
+            ScalarAndMetadata::from(value.clone()),
+        );
+    }
+    let frame = if values.is_empty() {
+        frame
+    } else {
+        frame
+            .with_param_values(ParamValues::Map(values))
+            .with_context(at)?
+    };
+    let schema = frame.schema().inner().clone();
+    let batches = frame.collect().await.with_context(at)?;
+    Ok((schema, batches))
+}
+
+/// What a report run did.
+#[derive(Debug, Default)]
+pub struct ReportSummary {
+    pub queries: usize,
+    /// `opa` rows in the month range.
+    pub rows_scanned: u64,
+    /// The sum of the `flagged` column of the first query that has one.
+    pub rows_flagged: Option<u64>,
+    pub outputs: Vec<PathBuf>,
+    pub elapsed: Duration,
+}
+
+/// Runs every query of `settings.queries` and writes one output per query.
+pub async fn run_report(
+    ctx: &SessionContext,
+    settings: &ReportSettings,
+    progress: &Progress,
+    stdout: &mut (impl Write + Send),
+) -> Result<ReportSummary> {
+    let started = Instant::now();
+    let queries = load_queries(&settings.queries)?;
+    let parameters = Parameters::new(settings.from, settings.to);
+    if let Some(out) = &settings.out {
+        std::fs::create_dir_all(out)
+            .with_context(|| format!("cannot create the output folder {}", out.display()))?;
+    }
+    let mut summary = ReportSummary {
+        queries: queries.len(),
+        ..ReportSummary::default()
+    };
+    let bar = progress.bar(queries.len() as u64, "queries");
+    for query in &queries {
+        bar.set_message(query.name.clone());
+        let (schema, batches) = run_query(ctx, query, &parameters).await?;
+        if summary.rows_flagged.is_none() {
+            summary.rows_flagged = sum_column(&batches, "flagged");
+        }
+        match &settings.out {
+            Some(out) => {
+                let path = out.join(format!("{}.{}", query.name, settings.format.extension()));
+                write_file(&path, settings.format, &schema, &batches)?;
+                summary.outputs.push(path);
+            }
+            None => {
+                if settings.format == OutputFormat::Table {
+                    writeln!(stdout, "{}: {}", query.name, query.title)?;
+                }
+                write_batches(settings.format, &schema, &batches, stdout)?;
+            }
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    summary.rows_scanned = count_opa_rows(ctx, &parameters).await?;
+    summary.elapsed = started.elapsed();
+    Ok(summary)
+}
+
+async fn count_opa_rows(ctx: &SessionContext, parameters: &Parameters) -> Result<u64> {
+    let query = QueryFile {
+        name: "rows_scanned".into(),
+        path: PathBuf::from("(ebiq's row count)"),
+        title: String::new(),
+        sql: "SELECT count(*) AS n FROM opa WHERE der_activity_month BETWEEN $from_month AND $to_month"
+            .into(),
+    };
+    let (_, batches) = run_query(ctx, &query, parameters).await?;
+    Ok(sum_column(&batches, "n").unwrap_or(0))
+}
+
+fn sum_column(batches: &[RecordBatch], name: &str) -> Option<u64> {
+    let mut total = 0u64;
+    for batch in batches {
+        let values = batch
+            .column_by_name(name)?
+            .as_primitive_opt::<Int64Type>()?;
+        total += values.iter().flatten().map(i64::unsigned_abs).sum::<u64>();
+    }
+    Some(total)
+}

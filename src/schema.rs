@@ -1,0 +1,152 @@
+//! The SUS tables ebiq expects, written down once: column names as SUS spells them, and types.
+//!
+//! Tables are registered with every column name in lower case, so SQL that names a column in any
+//! case (`Der_Procedure_All`, `der_procedure_all`, `DER_PROCEDURE_ALL`) resolves, as it would on SQL
+//! Server with its case-insensitive catalogue; see [`crate::session`].
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+
+/// One column of a SUS table.
+#[derive(Debug, Clone)]
+pub struct SusColumn {
+    pub name: &'static str,
+    pub data_type: DataType,
+    pub meaning: &'static str,
+}
+
+const fn column(name: &'static str, data_type: DataType, meaning: &'static str) -> SusColumn {
+    SusColumn {
+        name,
+        data_type,
+        meaning,
+    }
+}
+
+/// Outpatient activity (SUS OPA), one row per appointment.
+pub const OPA: &[SusColumn] = &[
+    column(
+        "OPA_Ident",
+        DataType::Int64,
+        "unique appointment identifier",
+    ),
+    column(
+        "Der_Provider_Code",
+        DataType::Utf8,
+        "provider organisation code; sometimes with a '00' site suffix (RXH00)",
+    ),
+    column(
+        "Der_Provider_Site_Code",
+        DataType::Utf8,
+        "provider site code (RXH01)",
+    ),
+    column("Der_Commissioner_Code", DataType::Utf8, "commissioner code"),
+    column(
+        "Appointment_Date",
+        DataType::Date32,
+        "date of the appointment",
+    ),
+    column(
+        "Der_Activity_Month",
+        DataType::Utf8,
+        "activity month as yyyymm (202404)",
+    ),
+    column(
+        "Age_at_Start_of_Episode_SUS",
+        DataType::Int32,
+        "age in years; 999 unknown, 7001-7007 infants",
+    ),
+    column(
+        "Der_Age_at_CDS_Activity_Date",
+        DataType::Int32,
+        "age at the activity date, same coding",
+    ),
+    column(
+        "Der_Procedure_All",
+        DataType::Utf8,
+        "OPCS-4 codes, comma-separated, first code first (U051,Z665)",
+    ),
+    column(
+        "Der_Diagnosis_All",
+        DataType::Utf8,
+        "ICD-10 codes, comma-separated, no dots, padded with X (G35X)",
+    ),
+    column(
+        "Administrative_Category",
+        DataType::Utf8,
+        "01 NHS, 02 private, 03 amenity, 04 category II",
+    ),
+    column(
+        "Treatment_Function_Code",
+        DataType::Utf8,
+        "treatment function (110 trauma and orthopaedics, ...)",
+    ),
+    column(
+        "Attendance_Status",
+        DataType::Utf8,
+        "5/6 attended; 2/3/4/7 did not attend or cancelled",
+    ),
+];
+
+/// Admitted patient care spells (SUS APCS), one row per spell.
+pub const APCS: &[SusColumn] = &[
+    column("APCS_Ident", DataType::Int64, "unique spell identifier"),
+    column(
+        "Der_Provider_Code",
+        DataType::Utf8,
+        "provider organisation code",
+    ),
+    column(
+        "Der_Provider_Site_Code",
+        DataType::Utf8,
+        "provider site code",
+    ),
+    column("Der_Commissioner_Code", DataType::Utf8, "commissioner code"),
+    column("Admission_Date", DataType::Date32, "date of admission"),
+    column("Discharge_Date", DataType::Date32, "date of discharge"),
+    column(
+        "Der_Activity_Month",
+        DataType::Utf8,
+        "activity month as yyyymm",
+    ),
+    column(
+        "Age_at_Start_of_Episode_SUS",
+        DataType::Int32,
+        "age in years; 999 unknown, 7001-7007 infants",
+    ),
+    column(
+        "Der_Age_at_CDS_Activity_Date",
+        DataType::Int32,
+        "age at the activity date, same coding",
+    ),
+    column(
+        "Der_Procedure_All",
+        DataType::Utf8,
+        "OPCS-4 codes; each episode led by '||', codes comma-separated",
+    ),
+    column(
+        "Der_Diagnosis_All",
+        DataType::Utf8,
+        "ICD-10 codes as SUS writes them (||E119 ,J849 ||I801)",
+    ),
+    column(
+        "Administrative_Category",
+        DataType::Utf8,
+        "01 NHS, 02 private, 03 amenity, 04 category II",
+    ),
+    column(
+        "Admission_Method",
+        DataType::Utf8,
+        "11-13 elective, 21-28 emergency",
+    ),
+];
+
+pub fn arrow_schema(columns: &[SusColumn]) -> SchemaRef {
+    Arc::new(Schema::new(
+        columns
+            .iter()
+            .map(|c| Field::new(c.name, c.data_type.clone(), !c.name.ends_with("_Ident")))
+            .collect::<Vec<_>>(),
+    ))
+}

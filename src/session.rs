@@ -1,0 +1,119 @@
+//! Building the DataFusion session every command shares: configuration, the rule functions, and the
+//! SUS tables over a dataset.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use datafusion::common::Column;
+use datafusion::prelude::{Expr, ParquetReadOptions, SessionConfig, SessionContext};
+use ebiq_udfs::{EbiqOptions, NullMode, builtin_rules, load_rules, register_rules};
+
+/// Where the rules come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuleSource {
+    /// The rule files built into the binary (`udfs/rules/`).
+    BuiltIn,
+    /// Every `*.sql` rule file in a folder.
+    Folder(PathBuf),
+}
+
+/// How to set a session up, already validated.
+#[derive(Debug, Clone)]
+pub struct SessionSettings {
+    pub rules: RuleSource,
+    pub null_mode: NullMode,
+    /// Partitions a query is split into; 0 means one per core.
+    pub target_partitions: usize,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        Self {
+            rules: RuleSource::BuiltIn,
+            null_mode: NullMode::default(),
+            target_partitions: 0,
+        }
+    }
+}
+
+/// A session with the rule functions registered and `ebiq.*` settings available, but no tables.
+pub fn new_session(settings: &SessionSettings) -> Result<SessionContext> {
+    let mut options = EbiqOptions::default();
+    options.null_mode = settings.null_mode;
+    let mut config = SessionConfig::new()
+        .with_option_extension(options)
+        .with_information_schema(true);
+    if settings.target_partitions > 0 {
+        config = config.with_target_partitions(settings.target_partitions);
+    }
+    let mut ctx = SessionContext::new_with_config(config);
+    let rules = match &settings.rules {
+        RuleSource::BuiltIn => builtin_rules(),
+        RuleSource::Folder(dir) => load_rules(dir),
+    }
+    .context("cannot load the EBI rules")?;
+    register_rules(&mut ctx, &rules).context("cannot register the rule functions")?;
+    Ok(ctx)
+}
+
+/// Where a dataset's tables are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dataset {
+    /// A Parquet file, a folder of them, or a glob, for the `opa` table.
+    pub opa: String,
+    /// The same for `apcs`, when the dataset has one.
+    pub apcs: Option<String>,
+}
+
+impl Dataset {
+    /// A dataset folder holding `opa/` (and perhaps `apcs/`), or else one path or glob that is the
+    /// `opa` table.
+    pub fn locate(path: &str) -> Result<Self> {
+        let is_glob = path.contains(['*', '?', '[']);
+        let local = Path::new(path);
+        if !is_glob && !path.contains("://") && !local.exists() {
+            bail!("the dataset {path} does not exist");
+        }
+        let opa_dir = local.join("opa");
+        if opa_dir.is_dir() {
+            let apcs_dir = local.join("apcs");
+            return Ok(Self {
+                opa: opa_dir.display().to_string(),
+                apcs: apcs_dir.is_dir().then(|| apcs_dir.display().to_string()),
+            });
+        }
+        Ok(Self {
+            opa: path.to_owned(),
+            apcs: None,
+        })
+    }
+}
+
+/// Registers `opa` (and `apcs`) over `dataset`, with every column name in lower case so that SQL
+/// naming a column in any case resolves.
+pub async fn register_dataset(ctx: &SessionContext, dataset: &Dataset) -> Result<()> {
+    register_table(ctx, "opa", &dataset.opa).await?;
+    if let Some(apcs) = &dataset.apcs {
+        register_table(ctx, "apcs", apcs).await?;
+    }
+    Ok(())
+}
+
+async fn register_table(ctx: &SessionContext, name: &str, path: &str) -> Result<()> {
+    let frame = ctx
+        .read_parquet(path, ParquetReadOptions::default())
+        .await
+        .with_context(|| format!("cannot read the {name} table from {path}"))?;
+    let lower_case: Vec<Expr> = frame
+        .schema()
+        .fields()
+        .iter()
+        .map(|field| {
+            Expr::Column(Column::new_unqualified(field.name())).alias(field.name().to_lowercase())
+        })
+        .collect();
+    let view = frame.select(lower_case)?.into_view();
+    ctx.register_table(name, view)
+        .with_context(|| format!("cannot register table {name}"))?;
+    Ok(())
+}

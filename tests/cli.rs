@@ -1,0 +1,208 @@
+//! The `ebiq` binary as a user or a scheduler meets it: outputs, exit codes, messages.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn project() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn ebiq(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ebiq"))
+        .args(args)
+        .current_dir(project())
+        .output()
+        .unwrap()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ebiq-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn report_with_no_arguments_prints_every_table_for_the_sample() {
+    let output = ebiq(&["report"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let stdout = String::from_utf8(output.stdout.clone()).unwrap();
+    for name in [
+        "01_flagged_by_provider_month",
+        "02_flagged_by_commissioner_month",
+        "03_flagged_share_of_spine_imaging_by_provider",
+        "04_national_monthly_trend",
+        "05_flagged_attended_by_provider_month",
+    ] {
+        assert!(
+            stdout.contains(&format!("\n{name}: ")) || stdout.starts_with(name),
+            "{name} missing"
+        );
+    }
+    assert!(stdout.contains("| provider | month  | flagged |"));
+    // The summary goes to stderr, never into the results.
+    assert!(
+        stderr(&output).contains("5 queries over 60000 outpatient rows"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!stdout.contains("queries over"));
+}
+
+#[test]
+fn months_restrict_every_query_and_json_goes_to_stdout() {
+    let output = ebiq(&[
+        "report", "--from", "2024-01", "--to", "202402", "--format", "json",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let months: Vec<&str> = stdout
+        .lines()
+        .filter_map(|line| line.split("\"month\":\"").nth(1))
+        .map(|rest| &rest[..6])
+        .collect();
+    assert!(!months.is_empty());
+    assert!(
+        months.iter().all(|m| *m == "202401" || *m == "202402"),
+        "{months:?}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .all(|line| line.starts_with('{') && line.ends_with('}'))
+    );
+}
+
+#[test]
+fn outputs_are_whole_files_one_per_query() {
+    let out = scratch("outputs");
+    let out_arg = out.to_str().unwrap();
+    for format in ["csv", "json", "parquet", "table"] {
+        let output = ebiq(&["report", "--quiet", "--out", out_arg, "--format", format]);
+        assert!(output.status.success(), "{}", stderr(&output));
+    }
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 20, "{names:?}");
+    assert!(
+        names
+            .iter()
+            .all(|n| !n.contains("partial") && !n.starts_with('.')),
+        "{names:?}"
+    );
+    let csv = std::fs::read_to_string(out.join("04_national_monthly_trend.csv")).unwrap();
+    assert!(
+        csv.starts_with("month,appointments,spine_imaging,flagged\n202304,2500,"),
+        "{csv}"
+    );
+    assert_eq!(csv.lines().count(), 25);
+    let parquet = std::fs::read(out.join("04_national_monthly_trend.parquet")).unwrap();
+    assert!(parquet.starts_with(b"PAR1") && parquet.ends_with(b"PAR1"));
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
+fn a_missing_dataset_is_an_error_naming_it() {
+    let output = ebiq(&["report", "--data", "no/such/place"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("the dataset no/such/place does not exist"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(output.stdout.is_empty());
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let bad_month = ebiq(&["report", "--from", "2024-13"]);
+    assert_eq!(bad_month.status.code(), Some(2));
+    assert!(
+        stderr(&bad_month).contains("'2024-13' is not a month"),
+        "{}",
+        stderr(&bad_month)
+    );
+    let backwards = ebiq(&["report", "--from", "2024-05", "--to", "2024-01"]);
+    assert_eq!(backwards.status.code(), Some(2));
+    assert!(stderr(&backwards).contains("--from 2024-05 is after --to 2024-01"));
+    let bad_format = ebiq(&["report", "--format", "xlsx"]);
+    assert_eq!(bad_format.status.code(), Some(2));
+    assert!(stderr(&bad_format).contains("unknown format 'xlsx'"));
+    let bad_mode = ebiq(&["report", "--null-mode", "lenient"]);
+    assert_eq!(bad_mode.status.code(), Some(2));
+    assert!(stderr(&bad_mode).contains("unknown null mode 'lenient'"));
+}
+
+#[test]
+fn strict_tsql_mode_flags_fewer_records() {
+    let count = |mode: &str| {
+        let output = ebiq(&["report", "--null-mode", mode, "--format", "csv"]);
+        assert!(output.status.success(), "{}", stderr(&output));
+        let summary = stderr(&output);
+        let flagged = summary.split(" outpatient rows, ").nth(1).unwrap();
+        flagged.split(' ').next().unwrap().parse::<u64>().unwrap()
+    };
+    let (intended, strict) = (count("intended"), count("strict_tsql"));
+    assert!(strict < intended, "strict {strict} vs intended {intended}");
+}
+
+#[test]
+fn generate_is_deterministic_for_a_seed_and_refuses_to_overwrite() {
+    let (first, second) = (scratch("gen-a"), scratch("gen-b"));
+    for dir in [&first, &second] {
+        let output = ebiq(&[
+            "generate",
+            "--rows",
+            "3000",
+            "--months",
+            "2024-01..2024-03",
+            "--seed",
+            "9",
+            "--quiet",
+            "--out",
+            dir.to_str().unwrap(),
+        ]);
+        assert!(output.status.success(), "{}", stderr(&output));
+    }
+    for table in ["opa", "apcs"] {
+        for month in ["202401", "202402", "202403"] {
+            let name = format!("{table}/{table}_{month}.parquet");
+            let (a, b) = (
+                std::fs::read(first.join(&name)).unwrap(),
+                std::fs::read(second.join(&name)).unwrap(),
+            );
+            assert_eq!(a, b, "{name} differs between runs with one seed");
+        }
+    }
+    let again = ebiq(&["generate", "--rows", "10", "--out", first.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        stderr(&again).contains("already holds files; pass --force"),
+        "{}",
+        stderr(&again)
+    );
+    let report = ebiq(&[
+        "report",
+        "--quiet",
+        "--format",
+        "csv",
+        "--data",
+        first.to_str().unwrap(),
+    ]);
+    assert!(report.status.success(), "{}", stderr(&report));
+    assert!(
+        stderr(&report).contains("over 3000 outpatient rows"),
+        "{}",
+        stderr(&report)
+    );
+    std::fs::remove_dir_all(&first).unwrap();
+    std::fs::remove_dir_all(&second).unwrap();
+}
