@@ -1,0 +1,106 @@
+//! Runs every `tests/slt/*.slt` file against an ebiq session over `data-samples/`: the SQL an
+//! analyst writes, with the rule functions and the SUS tables as `report` registers them.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::util::display::array_value_to_string;
+use datafusion::error::DataFusionError;
+use datafusion::prelude::SessionContext;
+use ebiq::session::{Dataset, SessionSettings, new_session, register_dataset};
+use sqllogictest::{AsyncDB, DBOutput, DefaultColumnType, Runner};
+
+struct Ebiq {
+    ctx: SessionContext,
+}
+
+fn column_type(data_type: &DataType) -> DefaultColumnType {
+    if data_type.is_integer() {
+        DefaultColumnType::Integer
+    } else if data_type.is_floating() || matches!(data_type, DataType::Decimal128(..)) {
+        DefaultColumnType::FloatingPoint
+    } else {
+        DefaultColumnType::Text
+    }
+}
+
+#[async_trait]
+impl AsyncDB for Ebiq {
+    type Error = DataFusionError;
+    type ColumnType = DefaultColumnType;
+
+    async fn run(&mut self, sql: &str) -> Result<DBOutput<Self::ColumnType>, Self::Error> {
+        let frame = self.ctx.sql(sql).await?;
+        let types: Vec<_> = frame
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| column_type(f.data_type()))
+            .collect();
+        let batches = frame.collect().await?;
+        if types.is_empty() {
+            return Ok(DBOutput::StatementComplete(0));
+        }
+        let mut rows = Vec::new();
+        for batch in &batches {
+            for row in 0..batch.num_rows() {
+                let cells = batch
+                    .columns()
+                    .iter()
+                    .map(|column| {
+                        if column.is_null(row) {
+                            return Ok("NULL".to_owned());
+                        }
+                        let text = array_value_to_string(column, row)?;
+                        Ok(if text.is_empty() {
+                            "(empty)".to_owned()
+                        } else {
+                            text
+                        })
+                    })
+                    .collect::<Result<Vec<_>, DataFusionError>>()?;
+                rows.push(cells);
+            }
+        }
+        Ok(DBOutput::Rows { types, rows })
+    }
+
+    async fn shutdown(&mut self) {}
+
+    fn engine_name(&self) -> &str {
+        "ebiq"
+    }
+}
+
+async fn connect() -> Result<Ebiq, DataFusionError> {
+    let ctx = new_session(&SessionSettings::default())
+        .map_err(|e| DataFusionError::External(e.into()))?;
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("data-samples");
+    let dataset =
+        Dataset::locate(data.to_str().unwrap()).map_err(|e| DataFusionError::External(e.into()))?;
+    register_dataset(&ctx, &dataset)
+        .await
+        .map_err(|e| DataFusionError::External(e.into()))?;
+    Ok(Ebiq { ctx })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sql_logic_tests() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/slt");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.retain(|p| p.extension().is_some_and(|e| e == "slt"));
+    files.sort();
+    assert!(!files.is_empty());
+    for file in files {
+        let mut runner = Runner::new(connect);
+        if let Err(error) = runner.run_file_async(&file).await {
+            panic!("{}: {}", file.display(), error.display(false));
+        }
+    }
+}
