@@ -8,18 +8,24 @@
 use crate::pattern::{LikePattern, Shape, body_matches_at};
 
 /// The most patterns one set answers at once: one bit each in the result.
-pub const MAX_PATTERNS: usize = 64;
+pub const MAX_PATTERNS: usize = 63;
+
+/// In [`PatternSet::starts`], marks bytes that only occur in non-ASCII text.
+const NON_ASCII: u64 = 1 << 63;
 
 /// A set of compiled patterns; [`PatternSet::matches`] returns a bit per pattern.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PatternSet {
     patterns: Vec<LikePattern>,
-    /// For each byte, the `Contains` patterns whose first class accepts it.
+    /// For each byte, the `Contains` patterns whose first class accepts it; [`NON_ASCII`] for
+    /// bytes of multi-byte characters, so the scan needs no separate ASCII check.
     starts: Vec<u64>,
     /// `Contains` patterns with an empty body: they match any text.
     always: u64,
     /// All `Contains` patterns.
     scanned: u64,
+    /// All patterns.
+    all: u64,
 }
 
 impl PatternSet {
@@ -29,6 +35,7 @@ impl PatternSet {
             return None;
         }
         let mut starts = vec![0u64; 256];
+        starts[128..].fill(NON_ASCII);
         let (mut always, mut scanned) = (0u64, 0u64);
         for (index, pattern) in patterns.iter().enumerate() {
             if *pattern.shape() != Shape::Contains {
@@ -47,11 +54,13 @@ impl PatternSet {
                 }
             }
         }
+        let all = (1u64 << patterns.len()) - 1;
         Some(Self {
             patterns,
             starts,
             always,
             scanned,
+            all,
         })
     }
 
@@ -61,11 +70,17 @@ impl PatternSet {
 
     /// Bit `i` is set when `text LIKE patterns[i]`.
     pub fn matches(&self, text: &str) -> u64 {
-        if !text.is_ascii() {
-            return self.matches_one_by_one(text, u64::MAX);
+        let found = match self.scan(text.as_bytes()) {
+            Scan::Complete(found) => found,
+            // Byte-wise matches found before the first multi-byte character are real matches;
+            // the rest need the character-wise matcher.
+            Scan::NotAscii(found) => found | self.matches_one_by_one(text, self.scanned & !found),
+        };
+        if self.scanned == self.all {
+            found
+        } else {
+            found | self.matches_one_by_one(text, self.all & !self.scanned)
         }
-        let found = self.scan_ascii(text.as_bytes());
-        found | self.matches_one_by_one(text, !self.scanned)
     }
 
     fn matches_one_by_one(&self, text: &str, which: u64) -> u64 {
@@ -76,13 +91,20 @@ impl PatternSet {
             .fold(0, |found, (index, _)| found | 1u64 << index)
     }
 
-    fn scan_ascii(&self, text: &[u8]) -> u64 {
+    fn scan(&self, text: &[u8]) -> Scan {
         let mut found = self.always;
         if found == self.scanned {
-            return found;
+            return Scan::Complete(found);
         }
         for (at, &byte) in text.iter().enumerate() {
-            let mut candidates = self.starts[usize::from(byte)] & !found;
+            let entry = self.starts[usize::from(byte)];
+            if entry == 0 {
+                continue;
+            }
+            if entry & NON_ASCII != 0 {
+                return Scan::NotAscii(found);
+            }
+            let mut candidates = entry & !found;
             while candidates != 0 {
                 let index = candidates.trailing_zeros() as usize;
                 candidates &= candidates - 1;
@@ -95,8 +117,14 @@ impl PatternSet {
                 break;
             }
         }
-        found
+        Scan::Complete(found)
     }
+}
+
+enum Scan {
+    Complete(u64),
+    /// The text has a multi-byte character; the bits are what was found before it.
+    NotAscii(u64),
 }
 
 #[cfg(test)]

@@ -50,6 +50,11 @@ impl<'a> BatchColumns<'a> {
     }
 
     pub fn evaluate(&mut self, predicate: &Predicate) -> Result<BooleanArray> {
+        if let Some(table) = LikeTable::of(predicate) {
+            let (masks, nulls) = self.masks(table.column)?;
+            let values = BooleanBuffer::collect_bool(masks.len(), |row| table.value(masks[row]));
+            return Ok(BooleanArray::new(values, nulls.clone()));
+        }
         match predicate {
             Predicate::Like {
                 column,
@@ -149,6 +154,105 @@ impl<'a> BatchColumns<'a> {
 
     pub fn rows(&self) -> usize {
         self.rows
+    }
+}
+
+/// A predicate made only of LIKEs on one column, tabulated: its value for every combination of
+/// its patterns' matches, so a row's value is one lookup by the row's match bits. A NULL in the
+/// column makes every LIKE unknown, and so the whole predicate: the column's NULLs are the result's.
+struct LikeTable {
+    column: usize,
+    /// The pattern each bit of a table index stands for.
+    patterns: Vec<usize>,
+    /// The patterns are bits `0..patterns.len()` of the match mask, in order.
+    contiguous: bool,
+    table: Vec<bool>,
+}
+
+/// Tables up to 2^10 entries; larger predicates are evaluated clause by clause.
+const MAX_TABLE_BITS: usize = 10;
+
+impl LikeTable {
+    fn of(predicate: &Predicate) -> Option<Self> {
+        let mut column = None;
+        let mut patterns = Vec::new();
+        if !like_atoms(predicate, &mut column, &mut patterns) || patterns.len() > MAX_TABLE_BITS {
+            return None;
+        }
+        patterns.sort_unstable();
+        let table = (0..1usize << patterns.len())
+            .map(|index| {
+                let matched = |pattern: usize| {
+                    patterns
+                        .iter()
+                        .position(|&p| p == pattern)
+                        .is_some_and(|bit| index >> bit & 1 == 1)
+                };
+                truth(predicate, &matched)
+            })
+            .collect();
+        let contiguous = patterns.iter().enumerate().all(|(bit, &p)| bit == p);
+        Some(Self {
+            column: column?,
+            patterns,
+            contiguous,
+            table,
+        })
+    }
+
+    #[inline]
+    fn value(&self, mask: u64) -> bool {
+        let index = if self.contiguous {
+            (mask & ((1u64 << self.patterns.len()) - 1)) as usize
+        } else {
+            self.patterns
+                .iter()
+                .enumerate()
+                .fold(0, |index, (bit, &p)| {
+                    index | ((mask >> p & 1) as usize) << bit
+                })
+        };
+        self.table[index]
+    }
+}
+
+/// Collects the LIKE patterns of `predicate`; false if it tests anything but LIKEs on one column.
+fn like_atoms(
+    predicate: &Predicate,
+    column: &mut Option<usize>,
+    patterns: &mut Vec<usize>,
+) -> bool {
+    match predicate {
+        Predicate::Like {
+            column: c, pattern, ..
+        } => {
+            if column.is_some_and(|known| known != *c) {
+                return false;
+            }
+            *column = Some(*c);
+            if !patterns.contains(pattern) {
+                patterns.push(*pattern);
+            }
+            true
+        }
+        Predicate::Not(inner) => like_atoms(inner, column, patterns),
+        Predicate::And(parts) | Predicate::Or(parts) => {
+            parts.iter().all(|p| like_atoms(p, column, patterns))
+        }
+        _ => false,
+    }
+}
+
+/// Two-valued evaluation of a LIKE-only predicate, given which patterns matched.
+fn truth(predicate: &Predicate, matched: &dyn Fn(usize) -> bool) -> bool {
+    match predicate {
+        Predicate::Like {
+            pattern, negated, ..
+        } => matched(*pattern) != *negated,
+        Predicate::Not(inner) => !truth(inner, matched),
+        Predicate::And(parts) => parts.iter().all(|p| truth(p, matched)),
+        Predicate::Or(parts) => parts.iter().any(|p| truth(p, matched)),
+        _ => false,
     }
 }
 
