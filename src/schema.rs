@@ -24,6 +24,24 @@ const fn column(name: &'static str, data_type: DataType, meaning: &'static str) 
     }
 }
 
+const AGE_AT_START: SusColumn = column(
+    "Age_at_Start_of_Episode_SUS",
+    DataType::Int32,
+    "age in years; 999 unknown, 7001-7007 infants",
+);
+
+const AGE_AT_ACTIVITY: SusColumn = column(
+    "Der_Age_at_CDS_Activity_Date",
+    DataType::Int32,
+    "age at the activity date, same coding",
+);
+
+const ADMINISTRATIVE_CATEGORY: SusColumn = column(
+    "Administrative_Category",
+    DataType::Utf8,
+    "01 NHS, 02 private, 03 amenity, 04 category II",
+);
+
 /// Outpatient activity (SUS OPA), one row per appointment.
 pub const OPA: &[SusColumn] = &[
     column(
@@ -52,16 +70,8 @@ pub const OPA: &[SusColumn] = &[
         DataType::Utf8,
         "activity month as yyyymm (202404)",
     ),
-    column(
-        "Age_at_Start_of_Episode_SUS",
-        DataType::Int32,
-        "age in years; 999 unknown, 7001-7007 infants",
-    ),
-    column(
-        "Der_Age_at_CDS_Activity_Date",
-        DataType::Int32,
-        "age at the activity date, same coding",
-    ),
+    AGE_AT_START,
+    AGE_AT_ACTIVITY,
     column(
         "Der_Procedure_All",
         DataType::Utf8,
@@ -72,11 +82,7 @@ pub const OPA: &[SusColumn] = &[
         DataType::Utf8,
         "ICD-10 codes, comma-separated, no dots, padded with X (G35X)",
     ),
-    column(
-        "Administrative_Category",
-        DataType::Utf8,
-        "01 NHS, 02 private, 03 amenity, 04 category II",
-    ),
+    ADMINISTRATIVE_CATEGORY,
     column(
         "Treatment_Function_Code",
         DataType::Utf8,
@@ -110,16 +116,8 @@ pub const APCS: &[SusColumn] = &[
         DataType::Utf8,
         "activity month as yyyymm",
     ),
-    column(
-        "Age_at_Start_of_Episode_SUS",
-        DataType::Int32,
-        "age in years; 999 unknown, 7001-7007 infants",
-    ),
-    column(
-        "Der_Age_at_CDS_Activity_Date",
-        DataType::Int32,
-        "age at the activity date, same coding",
-    ),
+    AGE_AT_START,
+    AGE_AT_ACTIVITY,
     column(
         "Der_Procedure_All",
         DataType::Utf8,
@@ -130,11 +128,7 @@ pub const APCS: &[SusColumn] = &[
         DataType::Utf8,
         "ICD-10 codes as SUS writes them (||E119 ,J849 ||I801)",
     ),
-    column(
-        "Administrative_Category",
-        DataType::Utf8,
-        "01 NHS, 02 private, 03 amenity, 04 category II",
-    ),
+    ADMINISTRATIVE_CATEGORY,
     column(
         "Admission_Method",
         DataType::Utf8,
