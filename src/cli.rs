@@ -9,6 +9,7 @@ use ebiq::months::{Month, MonthRange};
 use ebiq::output::OutputFormat;
 use ebiq::report::ReportSettings;
 use ebiq::session::{RuleSource, SessionSettings};
+use ebiq::sql::{SqlSettings, SqlSource};
 use ebiq_udfs::NullMode;
 
 /// EBI rules over SUS activity in Parquet.
@@ -31,6 +32,34 @@ enum Commands {
     Report(ReportArgs),
     /// Write a synthetic SUS dataset as Parquet, one file per table and month
     Generate(GenerateArgs),
+    /// Run SQL (a statement, or a file of them) over a SUS dataset and print the results
+    Sql(SqlArgs),
+}
+
+#[derive(Debug, Args)]
+struct SqlArgs {
+    #[command(flatten)]
+    session: SessionArgs,
+
+    /// The SQL to run (or use -f)
+    #[arg(
+        value_name = "SQL",
+        required_unless_present = "file",
+        conflicts_with = "file"
+    )]
+    sql: Option<String>,
+
+    /// A file of SQL statements, separated by ';'
+    #[arg(long, short, value_name = "FILE")]
+    file: Option<PathBuf>,
+
+    /// table, csv, json (one object per line) or parquet [default: from --out's extension, else table]
+    #[arg(long, value_name = "FORMAT")]
+    format: Option<OutputFormat>,
+
+    /// Write the last result to this file (atomically) instead of printing
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -124,6 +153,10 @@ fn project_path(name: &str) -> PathBuf {
     }
 }
 
+fn data_path(data: Option<String>) -> String {
+    data.unwrap_or_else(|| project_path("data-samples").display().to_string())
+}
+
 fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
 }
@@ -152,16 +185,50 @@ impl Cli {
                         args.session.null_mode,
                         args.session.partitions,
                     ),
-                    data: args
-                        .session
-                        .data
-                        .unwrap_or_else(|| project_path("data-samples").display().to_string()),
+                    data: data_path(args.session.data),
                     report: ReportSettings {
                         queries: args.queries.unwrap_or_else(|| project_path("queries")),
                         out: args.out,
                         format,
                         from: args.from,
                         to: args.to,
+                    },
+                })
+            }
+            Commands::Sql(args) => {
+                let format = match (args.format, &args.out) {
+                    (Some(format), _) => format,
+                    (None, Some(out)) => out
+                        .extension()
+                        .and_then(|e| e.to_str())
+                        .and_then(|e| e.parse().ok())
+                        .ok_or_else(|| {
+                            format!(
+                                "cannot tell the format of {} from its name: pass --format",
+                                out.display()
+                            )
+                        })?,
+                    (None, None) => OutputFormat::Table,
+                };
+                if format == OutputFormat::Parquet && args.out.is_none() {
+                    return Err("--format parquet needs --out FILE".into());
+                }
+                let source = match (args.sql, args.file) {
+                    (Some(text), _) => SqlSource::Text(text),
+                    (None, Some(file)) => SqlSource::File(file),
+                    (None, None) => return Err("give the SQL to run, or -f FILE".into()),
+                };
+                Ok(Command::Sql {
+                    session: session_settings(
+                        args.session.rules,
+                        args.session.null_mode,
+                        args.session.partitions,
+                    ),
+                    data: data_path(args.session.data),
+                    sql: SqlSettings {
+                        source,
+                        format,
+                        out: args.out,
                     },
                 })
             }

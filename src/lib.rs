@@ -9,6 +9,7 @@ pub mod progress;
 pub mod report;
 pub mod schema;
 pub mod session;
+pub mod sql;
 
 use std::io::Write;
 use std::time::Instant;
@@ -19,6 +20,7 @@ use crate::generate::GenerateSettings;
 use crate::progress::Progress;
 use crate::report::ReportSettings;
 use crate::session::{Dataset, SessionSettings};
+use crate::sql::SqlSettings;
 
 /// One command, validated and ready to run.
 #[derive(Debug, Clone)]
@@ -29,6 +31,11 @@ pub enum Command {
         report: ReportSettings,
     },
     Generate(GenerateSettings),
+    Sql {
+        session: SessionSettings,
+        data: String,
+        sql: SqlSettings,
+    },
 }
 
 /// Runs `command`, writing results to stdout and everything else to stderr.
@@ -56,6 +63,13 @@ pub async fn run(command: Command, progress: Progress) -> Result<()> {
                 summary.rows_scanned,
                 summary.elapsed.as_secs_f64()
             );
+        }
+        Command::Sql { session, data, sql } => {
+            let ctx = session::new_session(&session)?;
+            session::register_dataset(&ctx, &Dataset::locate(&data)?).await?;
+            let mut stdout = std::io::BufWriter::new(std::io::stdout());
+            sql::run_sql(&ctx, &sql, &mut stdout).await?;
+            stdout.flush()?;
         }
         Command::Generate(settings) => {
             let started = Instant::now();

@@ -35,8 +35,23 @@ fn main() -> ExitCode {
     match runtime.block_on(ebiq::run(command, progress)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("ebiq: error: {error:#}");
+            eprintln!("ebiq: error: {}", describe(&error));
             ExitCode::from(EXIT_FAILURE)
         }
     }
+}
+
+/// The error and its causes, each once: DataFusion's errors repeat their sources in their text.
+fn describe(error: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            if !message.is_empty() {
+                message.push_str(": ");
+            }
+            message.push_str(&text);
+        }
+    }
+    message
 }

@@ -206,3 +206,58 @@ fn generate_is_deterministic_for_a_seed_and_refuses_to_overwrite() {
     std::fs::remove_dir_all(&first).unwrap();
     std::fs::remove_dir_all(&second).unwrap();
 }
+
+#[test]
+fn sql_runs_one_statement_or_a_file_and_names_the_failing_statement() {
+    let count = ebiq(&[
+        "sql",
+        "--format",
+        "csv",
+        "SELECT count(*) AS n FROM opa WHERE der_activity_month = '202404'",
+    ]);
+    assert!(count.status.success(), "{}", stderr(&count));
+    assert_eq!(String::from_utf8_lossy(&count.stdout), "n\n2500\n");
+
+    let dir = scratch("sql");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("two.sql");
+    std::fs::write(&file, "SELECT 1 AS a;\n\nSELECT nope\nFROM opa;\n").unwrap();
+    let failed = ebiq(&["sql", "--format", "csv", "-f", file.to_str().unwrap()]);
+    assert_eq!(failed.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&failed.stdout), "a\n1\n");
+    let message = stderr(&failed);
+    assert!(
+        message.contains(&format!("{}, statement 2 (line 3)", file.display())),
+        "{message}"
+    );
+    assert!(message.contains("No field named nope"), "{message}");
+    assert_eq!(
+        message.matches("No field named nope").count(),
+        1,
+        "{message}"
+    );
+
+    let out = dir.join("trend.parquet");
+    let written = ebiq(&[
+        "sql",
+        "--out",
+        out.to_str().unwrap(),
+        "SELECT der_activity_month, count(*) FROM opa GROUP BY 1",
+    ]);
+    assert!(written.status.success(), "{}", stderr(&written));
+    assert!(written.stdout.is_empty());
+    assert!(std::fs::read(&out).unwrap().starts_with(b"PAR1"));
+    let unknown = ebiq(&[
+        "sql",
+        "--out",
+        dir.join("x.xlsx").to_str().unwrap(),
+        "SELECT 1",
+    ]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(
+        stderr(&unknown).contains("cannot tell the format"),
+        "{}",
+        stderr(&unknown)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
