@@ -1,31 +1,102 @@
 //! Several `LIKE` patterns over one column, answered in a single pass over each string.
 //!
-//! Every `%body%` pattern whose body is single-character classes joins one scan: a 256-entry table
-//! says which patterns can start at each byte, so the scan looks up one table entry per byte and
-//! checks a pattern's remaining classes only where it can start. Patterns of other shapes, and
-//! text that is not ASCII, fall back to each pattern's own matcher.
+//! The bodies of the `%body%` patterns whose characters are single-character classes are laid end
+//! to end in one 64-bit word and run as one shift-and (bitap) automaton: per byte of text, one
+//! table load, a shift, an OR and an AND, with no branch, so the cost does not depend on how often
+//! the patterns' first characters occur. Bit `j` of the state is set when the text read so far
+//! ends with the first `j + 1` classes of a body; a body's last bit set means that pattern matched.
+//! Patterns of other shapes, bodies that do not fit in the word, and text that is not ASCII fall
+//! back to each pattern's own matcher.
 
-use crate::pattern::{LikePattern, Shape, body_matches_at};
+use crate::pattern::{LikePattern, Shape};
 
 /// The most patterns one set answers at once: one bit each in the result.
 pub const MAX_PATTERNS: usize = 63;
-
-/// In [`PatternSet::starts`], marks bytes that only occur in non-ASCII text.
-const NON_ASCII: u64 = 1 << 63;
 
 /// A set of compiled patterns; [`PatternSet::matches`] returns a bit per pattern.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PatternSet {
     patterns: Vec<LikePattern>,
-    /// For each byte, the `Contains` patterns whose first class accepts it; [`NON_ASCII`] for
-    /// bytes of multi-byte characters, so the scan needs no separate ASCII check.
-    starts: Vec<u64>,
+    automaton: ShiftAnd,
     /// `Contains` patterns with an empty body: they match any text.
     always: u64,
-    /// All `Contains` patterns.
-    scanned: u64,
+    /// Patterns the automaton answers, with `always`.
+    automatic: u64,
     /// All patterns.
     all: u64,
+}
+
+/// The shift-and automaton of several `Contains` bodies sharing one state word.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct ShiftAnd {
+    /// For each ASCII byte, the state bits whose class accepts it.
+    accepts: Vec<u64>,
+    /// The first bit of every body: a match may start at any byte.
+    firsts: u64,
+    /// The last bit of every body.
+    lasts: u64,
+    /// For each body, its last state bit and its pattern's bit in the result.
+    ends: Vec<(u64, u64)>,
+}
+
+impl ShiftAnd {
+    /// Packs `bodies` (pattern bit, classes) until the word is full; returns the automaton and
+    /// the pattern bits it took.
+    fn pack<'a>(bodies: impl Iterator<Item = (u64, &'a [u128])>) -> (Self, u64) {
+        let mut automaton = Self {
+            accepts: vec![0; 128],
+            firsts: 0,
+            lasts: 0,
+            ends: Vec::new(),
+        };
+        let (mut used, mut taken) = (0u32, 0u64);
+        for (pattern_bit, body) in bodies {
+            let Ok(length) = u32::try_from(body.len()) else {
+                continue;
+            };
+            if used + length > u64::BITS {
+                continue;
+            }
+            for (offset, class) in (used..).zip(body) {
+                for (byte, accepts) in automaton.accepts.iter_mut().enumerate() {
+                    if class >> byte & 1 == 1 {
+                        *accepts |= 1u64 << offset;
+                    }
+                }
+            }
+            let last = 1u64 << (used + length - 1);
+            automaton.firsts |= 1u64 << used;
+            automaton.lasts |= last;
+            automaton.ends.push((last, pattern_bit));
+            used += length;
+            taken |= pattern_bit;
+        }
+        (automaton, taken)
+    }
+
+    /// The pattern bits matched in `text`, or `None` if the text is not ASCII.
+    #[inline]
+    fn run(&self, text: &[u8]) -> Option<u64> {
+        let (mut state, mut seen, mut high) = (0u64, 0u64, 0u8);
+        for &byte in text {
+            high |= byte;
+            state = ((state << 1) | self.firsts) & self.accepts[usize::from(byte & 0x7f)];
+            seen |= state;
+        }
+        if high >= 0x80 {
+            return None;
+        }
+        let seen = seen & self.lasts;
+        if seen == 0 {
+            return Some(0);
+        }
+        Some(
+            self.ends
+                .iter()
+                .filter(|&&(last, _)| seen & last != 0)
+                .fold(0, |found, &(_, pattern)| found | pattern),
+        )
+    }
 }
 
 impl PatternSet {
@@ -34,32 +105,23 @@ impl PatternSet {
         if patterns.len() > MAX_PATTERNS {
             return None;
         }
-        let mut starts = vec![0u64; 256];
-        starts[128..].fill(NON_ASCII);
-        let (mut always, mut scanned) = (0u64, 0u64);
-        for (index, pattern) in patterns.iter().enumerate() {
-            if *pattern.shape() != Shape::Contains {
-                continue;
-            }
-            let bit = 1u64 << index;
-            scanned |= bit;
-            match pattern.body().first() {
-                None => always |= bit,
-                Some(first) => {
-                    for (byte, start) in starts.iter_mut().enumerate().take(128) {
-                        if first >> byte & 1 == 1 {
-                            *start |= bit;
-                        }
-                    }
-                }
-            }
-        }
+        let contains = || {
+            patterns
+                .iter()
+                .enumerate()
+                .filter(|(_, pattern)| *pattern.shape() == Shape::Contains)
+                .map(|(index, pattern)| (1u64 << index, pattern.body()))
+        };
+        let always = contains()
+            .filter(|(_, body)| body.is_empty())
+            .fold(0, |bits, (bit, _)| bits | bit);
+        let (automaton, packed) = ShiftAnd::pack(contains().filter(|(_, body)| !body.is_empty()));
         let all = (1u64 << patterns.len()) - 1;
         Some(Self {
             patterns,
-            starts,
+            automaton,
             always,
-            scanned,
+            automatic: always | packed,
             all,
         })
     }
@@ -69,17 +131,16 @@ impl PatternSet {
     }
 
     /// Bit `i` is set when `text LIKE patterns[i]`.
+    #[inline]
     pub fn matches(&self, text: &str) -> u64 {
-        let found = match self.scan(text.as_bytes()) {
-            Scan::Complete(found) => found,
-            // Byte-wise matches found before the first multi-byte character are real matches;
-            // the rest need the character-wise matcher.
-            Scan::NotAscii(found) => found | self.matches_one_by_one(text, self.scanned & !found),
+        let found = match self.automaton.run(text.as_bytes()) {
+            Some(found) => found | self.always,
+            None => self.matches_one_by_one(text, self.automatic),
         };
-        if self.scanned == self.all {
+        if self.automatic == self.all {
             found
         } else {
-            found | self.matches_one_by_one(text, self.all & !self.scanned)
+            found | self.matches_one_by_one(text, self.all & !self.automatic)
         }
     }
 
@@ -90,41 +151,6 @@ impl PatternSet {
             .filter(|&(index, pattern)| which >> index & 1 == 1 && pattern.matches(text))
             .fold(0, |found, (index, _)| found | 1u64 << index)
     }
-
-    fn scan(&self, text: &[u8]) -> Scan {
-        let mut found = self.always;
-        if found == self.scanned {
-            return Scan::Complete(found);
-        }
-        for (at, &byte) in text.iter().enumerate() {
-            let entry = self.starts[usize::from(byte)];
-            if entry == 0 {
-                continue;
-            }
-            if entry & NON_ASCII != 0 {
-                return Scan::NotAscii(found);
-            }
-            let mut candidates = entry & !found;
-            while candidates != 0 {
-                let index = candidates.trailing_zeros() as usize;
-                candidates &= candidates - 1;
-                let body = self.patterns[index].body();
-                if at + body.len() <= text.len() && body_matches_at(&body[1..], text, at + 1) {
-                    found |= 1u64 << index;
-                }
-            }
-            if found == self.scanned {
-                break;
-            }
-        }
-        Scan::Complete(found)
-    }
-}
-
-enum Scan {
-    Complete(u64),
-    /// The text has a multi-byte character; the bits are what was found before it.
-    NotAscii(u64),
 }
 
 #[cfg(test)]
@@ -187,5 +213,57 @@ mod tests {
             .flatten()
             .collect();
         assert!(PatternSet::new(compiled).is_none());
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Pattern pieces that exercise every shape, classes, case and a multi-byte character.
+    fn piece() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec![
+            "%", "_", "a", "B", "[ab]", "[^a]", "[0-9]", "é", " ", "U05[45]", "Z665",
+        ])
+    }
+
+    fn text() -> impl Strategy<Value = String> {
+        prop::collection::vec(
+            prop::sample::select(vec!["a", "A", "b", "5", "é", "É", " ", ",", "U054", "z665"]),
+            0..12,
+        )
+        .prop_map(|parts| parts.concat())
+    }
+
+    proptest! {
+        #[test]
+        fn every_bit_agrees_with_its_pattern(
+            sources in prop::collection::vec(
+                (any::<bool>(), prop::collection::vec(piece(), 0..6), any::<bool>()),
+                1..20,
+            ),
+            texts in prop::collection::vec(text(), 1..20),
+        ) {
+            let patterns: Vec<LikePattern> = sources
+                .iter()
+                .filter_map(|(open, pieces, close)| {
+                    let wrap = |yes: &bool| if *yes { "%" } else { "" };
+                    LikePattern::compile(&format!("{}{}{}", wrap(open), pieces.concat(), wrap(close))).ok()
+                })
+                .collect();
+            let set = PatternSet::new(patterns).unwrap_or_else(|| panic!("too many patterns"));
+            for text in &texts {
+                let found = set.matches(text);
+                for (index, pattern) in set.patterns().iter().enumerate() {
+                    prop_assert_eq!(
+                        found >> index & 1 == 1,
+                        pattern.matches(text),
+                        "'{}' LIKE '{}'", text, pattern.source()
+                    );
+                }
+            }
+        }
     }
 }

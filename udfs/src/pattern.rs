@@ -238,7 +238,7 @@ impl LikePattern {
 
 /// Do the bytes from `at` on match `body`'s classes? A byte of a multi-byte character matches none.
 #[inline]
-pub(crate) fn body_matches_at(body: &[u128], text: &[u8], at: usize) -> bool {
+fn body_matches_at(body: &[u128], text: &[u8], at: usize) -> bool {
     body.iter().zip(&text[at..]).all(|(mask, &byte)| {
         mask.checked_shr(u32::from(byte))
             .is_some_and(|m| m & 1 == 1)

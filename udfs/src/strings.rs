@@ -41,36 +41,44 @@ where
     }
     let nulls = array.logical_nulls();
     let mut values = vec![T::default(); array.len()];
-    let is_valid = |row: usize| nulls.as_ref().is_none_or(|n| n.is_valid(row));
     match array.data_type() {
         DataType::Utf8 => {
             let strings = array.as_string::<i32>();
-            for (row, value) in values.iter_mut().enumerate() {
-                if is_valid(row) {
-                    *value = f(strings.value(row));
-                }
-            }
+            for_valid_rows(&nulls, &mut values, |row| f(strings.value(row)));
         }
         DataType::LargeUtf8 => {
             let strings = array.as_string::<i64>();
-            for (row, value) in values.iter_mut().enumerate() {
-                if is_valid(row) {
-                    *value = f(strings.value(row));
-                }
-            }
+            for_valid_rows(&nulls, &mut values, |row| f(strings.value(row)));
         }
         DataType::Utf8View => {
             let strings = array.as_string_view();
-            for (row, value) in values.iter_mut().enumerate() {
-                if is_valid(row) {
-                    *value = f(strings.value(row));
-                }
-            }
+            for_valid_rows(&nulls, &mut values, |row| f(strings.value(row)));
         }
         DataType::Null => return Ok((values, Some(NullBuffer::new_null(array.len())))),
         other => return exec_err!("expected a string column, got {other}"),
     }
     Ok((values, nulls))
+}
+
+/// Sets `values[row] = value(row)` for the rows `nulls` says are valid. Walking the bitmap's set
+/// bits, rather than testing each row, keeps a column with scattered NULLs free of branch misses.
+fn for_valid_rows<T>(
+    nulls: &Option<NullBuffer>,
+    values: &mut [T],
+    mut value: impl FnMut(usize) -> T,
+) {
+    match nulls {
+        Some(nulls) => {
+            for row in nulls.valid_indices() {
+                values[row] = value(row);
+            }
+        }
+        None => {
+            for (row, slot) in values.iter_mut().enumerate() {
+                *slot = value(row);
+            }
+        }
+    }
 }
 
 /// Every row of `array` as a borrowed string (`None` for NULL), for code that needs rows side by side.
