@@ -3,12 +3,14 @@
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
+use datafusion_cli::print_format::PrintFormat;
 use ebiq::Command;
 use ebiq::generate::GenerateSettings;
 use ebiq::months::{Month, MonthRange};
 use ebiq::output::OutputFormat;
 use ebiq::report::ReportSettings;
 use ebiq::session::{RuleSource, SessionSettings};
+use ebiq::shell::ShellSettings;
 use ebiq::sql::{SqlSettings, SqlSource};
 use ebiq_udfs::NullMode;
 
@@ -34,6 +36,22 @@ enum Commands {
     Generate(GenerateArgs),
     /// Run SQL (a statement, or a file of them) over a SUS dataset and print the results
     Sql(SqlArgs),
+    /// An interactive SQL shell over a SUS dataset (statements are read from stdin when piped)
+    Shell(ShellArgs),
+}
+
+#[derive(Debug, Args)]
+struct ShellArgs {
+    #[command(flatten)]
+    session: SessionArgs,
+
+    /// table, csv, tsv, json, ndjson or automatic
+    #[arg(long, value_name = "FORMAT", default_value = "automatic")]
+    format: PrintFormat,
+
+    /// Keep no history file (by default ~/.ebiq_history)
+    #[arg(long)]
+    no_history: bool,
 }
 
 #[derive(Debug, Args)]
@@ -64,7 +82,9 @@ struct SqlArgs {
 
 #[derive(Debug, Args)]
 struct SessionArgs {
-    /// A dataset folder holding opa/ (and apcs/), or a Parquet file, folder or glob for opa
+    /// A dataset folder holding opa/ (and apcs/), or a Parquet file, folder or glob for opa; a
+    /// file://, s3:// or az:// (abfss://) URL reads from that store, configured from the
+    /// environment (AWS_*, AZURE_STORAGE_*)
     #[arg(long, value_name = "PATH")]
     data: Option<String>,
 
@@ -230,6 +250,24 @@ impl Cli {
                         format,
                         out: args.out,
                     },
+                })
+            }
+            Commands::Shell(args) => {
+                let mut shell = ShellSettings {
+                    format: args.format,
+                    ..ShellSettings::default()
+                };
+                if args.no_history {
+                    shell.history = None;
+                }
+                Ok(Command::Shell {
+                    session: session_settings(
+                        args.session.rules,
+                        args.session.null_mode,
+                        args.session.partitions,
+                    ),
+                    data: data_path(args.session.data),
+                    shell,
                 })
             }
             Commands::Generate(args) => {

@@ -9,7 +9,9 @@ pub mod progress;
 pub mod report;
 pub mod schema;
 pub mod session;
+pub mod shell;
 pub mod sql;
+pub mod storage;
 
 use std::io::Write;
 use std::time::Instant;
@@ -20,6 +22,7 @@ use crate::generate::GenerateSettings;
 use crate::progress::Progress;
 use crate::report::ReportSettings;
 use crate::session::{Dataset, SessionSettings};
+use crate::shell::ShellSettings;
 use crate::sql::SqlSettings;
 
 /// One command, validated and ready to run.
@@ -31,6 +34,11 @@ pub enum Command {
         report: ReportSettings,
     },
     Generate(GenerateSettings),
+    Shell {
+        session: SessionSettings,
+        data: String,
+        shell: ShellSettings,
+    },
     Sql {
         session: SessionSettings,
         data: String,
@@ -47,7 +55,7 @@ pub async fn run(command: Command, progress: Progress) -> Result<()> {
             report,
         } => {
             let ctx = session::new_session(&session)?;
-            session::register_dataset(&ctx, &Dataset::locate(&data)?).await?;
+            session::register_dataset(&ctx, &Dataset::locate(&ctx, &data).await?).await?;
             let mut stdout = std::io::BufWriter::new(std::io::stdout());
             let summary = report::run_report(&ctx, &report, &progress, &mut stdout).await?;
             stdout.flush()?;
@@ -66,10 +74,19 @@ pub async fn run(command: Command, progress: Progress) -> Result<()> {
         }
         Command::Sql { session, data, sql } => {
             let ctx = session::new_session(&session)?;
-            session::register_dataset(&ctx, &Dataset::locate(&data)?).await?;
+            session::register_dataset(&ctx, &Dataset::locate(&ctx, &data).await?).await?;
             let mut stdout = std::io::BufWriter::new(std::io::stdout());
             sql::run_sql(&ctx, &sql, &mut stdout).await?;
             stdout.flush()?;
+        }
+        Command::Shell {
+            session,
+            data,
+            shell,
+        } => {
+            let ctx = session::new_session(&session)?;
+            session::register_dataset(&ctx, &Dataset::locate(&ctx, &data).await?).await?;
+            shell::run_shell(&ctx, &shell).await?;
         }
         Command::Generate(settings) => {
             let started = Instant::now();

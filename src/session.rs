@@ -8,6 +8,8 @@ use datafusion::common::Column;
 use datafusion::prelude::{Expr, ParquetReadOptions, SessionConfig, SessionContext};
 use ebiq_udfs::{EbiqOptions, NullMode, builtin_rules, load_rules, register_rules};
 
+use crate::storage::{Location, register_store, subfolders};
+
 /// Where the rules come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RuleSource {
@@ -66,12 +68,34 @@ pub struct Dataset {
 }
 
 impl Dataset {
-    /// A dataset folder holding `opa/` (and perhaps `apcs/`), or else one path or glob that is the
-    /// `opa` table.
-    pub fn locate(path: &str) -> Result<Self> {
+    /// A dataset folder holding `opa/` (and perhaps `apcs/`), or else one path, glob or URL that is
+    /// the `opa` table. A URL's object store is registered with `ctx` on the way.
+    pub async fn locate(ctx: &SessionContext, location: &str) -> Result<Self> {
+        match Location::parse(location)? {
+            Location::Local(path) => Self::locate_local(&path),
+            Location::Remote(url) => {
+                let store = register_store(ctx, &url)?;
+                let folders = subfolders(store.as_ref(), &url).await?;
+                let base = location.trim_end_matches('/');
+                if folders.iter().any(|f| f == "opa") {
+                    let has_apcs = folders.iter().any(|f| f == "apcs");
+                    return Ok(Self {
+                        opa: format!("{base}/opa/"),
+                        apcs: has_apcs.then(|| format!("{base}/apcs/")),
+                    });
+                }
+                Ok(Self {
+                    opa: location.to_owned(),
+                    apcs: None,
+                })
+            }
+        }
+    }
+
+    fn locate_local(path: &str) -> Result<Self> {
         let is_glob = path.contains(['*', '?', '[']);
         let local = Path::new(path);
-        if !is_glob && !path.contains("://") && !local.exists() {
+        if !is_glob && !local.exists() {
             bail!("the dataset {path} does not exist");
         }
         let opa_dir = local.join("opa");

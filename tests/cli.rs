@@ -261,3 +261,36 @@ fn sql_runs_one_statement_or_a_file_and_names_the_failing_statement() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_file_url_reads_the_local_dataset_and_cloud_urls_need_their_settings() {
+    let url = format!("file://{}", project().join("data-samples").display());
+    let output = ebiq(&[
+        "sql",
+        "--data",
+        &url,
+        "--format",
+        "csv",
+        "SELECT count(*) AS n FROM apcs",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(String::from_utf8(output.stdout).unwrap(), "n\n12000\n");
+
+    let output = Command::new(env!("CARGO_BIN_EXE_ebiq"))
+        .args(["sql", "--data", "az://sus/activity/", "SELECT 1"])
+        .env_remove("AZURE_STORAGE_ACCOUNT_NAME")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains(
+            "cannot set up Azure storage for az://sus/activity/: set AZURE_STORAGE_ACCOUNT_NAME"
+        ),
+        "{}",
+        stderr(&output)
+    );
+
+    let output = ebiq(&["sql", "--data", "ftp://host/sus", "SELECT 1"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("cannot read ftp:// URLs"));
+}

@@ -79,8 +79,9 @@ async fn connect() -> Result<Ebiq, DataFusionError> {
     let ctx = new_session(&SessionSettings::default())
         .map_err(|e| DataFusionError::External(e.into()))?;
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("data-samples");
-    let dataset =
-        Dataset::locate(data.to_str().unwrap()).map_err(|e| DataFusionError::External(e.into()))?;
+    let dataset = Dataset::locate(&ctx, data.to_str().unwrap())
+        .await
+        .map_err(|e| DataFusionError::External(e.into()))?;
     register_dataset(&ctx, &dataset)
         .await
         .map_err(|e| DataFusionError::External(e.into()))?;

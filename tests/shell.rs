@@ -1,0 +1,117 @@
+//! `ebiq shell` driven as a user drives it: statements piped in, output read back, Ctrl-C sent.
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+fn shell() -> Child {
+    Command::new(env!("CARGO_BIN_EXE_ebiq"))
+        .args(["shell", "--no-history"])
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn session(input: &str) -> Output {
+    let mut child = shell();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_piped_statement_counts_the_flagged_sample_records() {
+    let output = session(
+        "SELECT count(*) AS flagged FROM opa WHERE ebi_lower_back_imaging(\
+         der_procedure_all, age_at_start_of_episode_sus, der_age_at_cds_activity_date,\
+         der_diagnosis_all, administrative_category) IS NOT NULL;\n",
+    );
+    assert!(output.status.success());
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    // The same figure the report's provider-by-month totals add up to (tests/independent_count.rs).
+    assert!(stdout.contains("| 2093    |"), "{stdout}");
+}
+
+#[test]
+fn an_error_mid_session_is_shown_and_the_session_goes_on() {
+    let output = session(
+        "\\pset format csv\n\
+         SELECT no_such_column FROM opa;\n\
+         SELECT count(*) AS rows\n  FROM opa;\n\
+         \\rules\n\
+         \\d apcs\n\
+         \\nonsense\n\
+         SELECT 'after' AS last;\n",
+    );
+    assert!(output.status.success());
+    let (stdout, stderr) = (
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    );
+    assert!(stderr.contains("No field named no_such_column"), "{stderr}");
+    assert!(stderr.contains("unknown command '\\nonsense'"), "{stderr}");
+    // The statement over two lines ran after the error, in the format switched to by \pset.
+    assert!(stdout.contains("rows\n60000\n"), "{stdout}");
+    assert!(stdout.contains("ebi_lower_back_imaging_included_by_der_procedure_all("));
+    assert!(stdout.contains("tsql_like(text, pattern)"));
+    assert!(
+        stdout.contains("der_diagnosis_all"),
+        "\\d apcs lists its columns"
+    );
+    assert!(stdout.ends_with("last\nafter\n"), "{stdout}");
+}
+
+#[test]
+fn ctrl_c_cancels_the_running_statement_and_keeps_the_session() {
+    let mut child = shell();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(
+            b"SELECT 'ready' AS marker;\n\
+              SELECT sum(value) FROM generate_series(1, 10000000000);\n\
+              SELECT 40 + 2 AS answer;\n",
+        )
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut seen = String::new();
+    // Once the first statement's answer is out, the second (minutes of work) is running.
+    while !seen.contains("ready") {
+        let mut line = String::new();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "shell ended early: {seen}"
+        );
+        seen.push_str(&line);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(status.success(), "{stderr}");
+    assert!(stderr.contains("statement cancelled"), "{stderr}");
+    assert!(rest.contains("| 42     |"), "{rest}");
+}
