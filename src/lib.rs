@@ -12,6 +12,7 @@ pub mod session;
 pub mod shell;
 pub mod sql;
 pub mod storage;
+pub mod validate;
 
 use std::io::Write;
 use std::time::Instant;

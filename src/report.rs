@@ -11,10 +11,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{Int64Type, SchemaRef};
-use datafusion::common::ParamValues;
 use datafusion::common::metadata::ScalarAndMetadata;
+use datafusion::common::{DataFusionError, ParamValues};
 use datafusion::prelude::SessionContext;
 use datafusion::scalar::ScalarValue;
+use datafusion::sql::sqlparser::parser::ParserError;
 
 use crate::months::Month;
 use crate::output::{OutputFormat, write_batches, write_file};
@@ -95,6 +96,22 @@ impl Parameters {
     }
 }
 
+/// A query's planning error; a syntax error as `file:line:column: message`, as compilers write it.
+fn located(path: &Path, error: DataFusionError) -> anyhow::Error {
+    if let DataFusionError::SQL(parser_error, _) = error.find_root() {
+        let text = match parser_error.as_ref() {
+            ParserError::ParserError(text) | ParserError::TokenizerError(text) => text.as_str(),
+            ParserError::RecursionLimitExceeded => "statement nested too deeply",
+        };
+        if let Some((message, place)) = text.rsplit_once(" at Line: ")
+            && let Some((line, column)) = place.split_once(", Column: ")
+        {
+            return anyhow::anyhow!("{}:{line}:{column}: {message}", path.display());
+        }
+    }
+    anyhow::Error::new(error).context(format!("query {}", path.display()))
+}
+
 /// Plans and runs one query with its parameters bound.
 pub async fn run_query(
     ctx: &SessionContext,
@@ -102,7 +119,10 @@ pub async fn run_query(
     parameters: &Parameters,
 ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     let at = || format!("query {}", query.path.display());
-    let frame = ctx.sql(&query.sql).await.with_context(at)?;
+    let frame = match ctx.sql(&query.sql).await {
+        Ok(frame) => frame,
+        Err(error) => return Err(located(&query.path, error)),
+    };
     let used = frame
         .logical_plan()
         .get_parameter_types()

@@ -144,3 +144,45 @@ pub fn arrow_schema(columns: &[SusColumn]) -> SchemaRef {
             .collect::<Vec<_>>(),
     ))
 }
+
+/// The `opa` columns the rule and the report queries read: a dataset without one of them is refused.
+pub const OPA_REQUIRED: &[&str] = &[
+    "Der_Provider_Code",
+    "Der_Commissioner_Code",
+    "Der_Activity_Month",
+    "Age_at_Start_of_Episode_SUS",
+    "Der_Age_at_CDS_Activity_Date",
+    "Der_Procedure_All",
+    "Der_Diagnosis_All",
+    "Administrative_Category",
+    "Attendance_Status",
+];
+
+/// What kind of Arrow type a column may arrive as: files written by other tools differ in width
+/// and encoding (Int32 or Int64, Utf8 or Utf8View or dictionary), never in kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Integer,
+    Text,
+    Date,
+}
+
+impl Kind {
+    pub fn of(data_type: &DataType) -> Option<Self> {
+        match data_type {
+            t if t.is_integer() => Some(Self::Integer),
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => Some(Self::Text),
+            DataType::Dictionary(_, values) => Self::of(values),
+            DataType::Date32 | DataType::Date64 | DataType::Timestamp(..) => Some(Self::Date),
+            _ => None,
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Integer => "an integer",
+            Self::Text => "text",
+            Self::Date => "a date",
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! Checking a table's Parquet files before any query reads them, so that bad input fails with the
+//! file, the column and the problem named, instead of a planner error or a silent miscount.
+//!
+//! Every file's footer is read (cheap: no data pages). A file that is not Parquet, a required
+//! column missing from every file, a column of the wrong kind, or a column whose type differs
+//! between files is an error. A column missing from only some files is read as NULL there, with a
+//! warning, as DataFusion's schema merge does.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result, bail};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::datasource::file_format::FileFormat;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::ListingTableUrl;
+use datafusion::prelude::SessionContext;
+use futures::{StreamExt, TryStreamExt};
+
+use crate::schema::{Kind, SusColumn};
+
+/// Footers read at once: enough to hide an object store's latency.
+const CONCURRENT_FOOTERS: usize = 16;
+
+/// One table's files as checked: their count and the warnings to show.
+#[derive(Debug, Clone, Default)]
+pub struct TableCheck {
+    pub files: usize,
+    pub warnings: Vec<String>,
+}
+
+pub async fn check_table(
+    ctx: &SessionContext,
+    table: &str,
+    location: &str,
+    columns: &[SusColumn],
+    required: &[&str],
+) -> Result<TableCheck> {
+    let url = ListingTableUrl::parse(location)
+        .with_context(|| format!("{location} is not a path or URL ebiq can read"))?;
+    let store = ctx
+        .runtime_env()
+        .object_store(url.object_store())
+        .with_context(|| format!("no object store for {location}"))?;
+    let state = ctx.state();
+    let files: Vec<_> = url
+        .list_all_files(&state, store.as_ref(), ".parquet")
+        .await
+        .with_context(|| format!("cannot list {location}"))?
+        .try_collect()
+        .await
+        .with_context(|| format!("cannot list {location}"))?;
+    if files.is_empty() {
+        bail!("the {table} table has no Parquet files (*.parquet) at {location}");
+    }
+    let format = ParquetFormat::default();
+    let schemas: Vec<(String, BTreeMap<String, DataType>)> =
+        futures::stream::iter(files.iter().map(|file| {
+            let (store, format, state, url) = (&store, &format, &state, &url);
+            async move {
+                let name = display_name(&url, &file.location);
+                let schema = format
+                    .infer_schema(state, store, std::slice::from_ref(file))
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "{name} is not a readable Parquet file (truncated, or another format)"
+                        )
+                    })?;
+                let columns = schema
+                    .fields()
+                    .iter()
+                    .map(|field| (field.name().to_lowercase(), field.data_type().clone()))
+                    .collect();
+                anyhow::Ok((name, columns))
+            }
+        }))
+        .buffered(CONCURRENT_FOOTERS)
+        .try_collect()
+        .await?;
+
+    let mut check = TableCheck {
+        files: files.len(),
+        warnings: Vec::new(),
+    };
+    for column in columns {
+        let key = column.name.to_lowercase();
+        let expected = Kind::of(&column.data_type);
+        let mut first: Option<(&str, &DataType)> = None;
+        let mut missing = Vec::new();
+        for (file, types) in &schemas {
+            let Some(found) = types.get(&key) else {
+                missing.push(file.as_str());
+                continue;
+            };
+            if Kind::of(found) != expected {
+                bail!(
+                    "{file}: column {} is {found}, but ebiq expects {} ({})",
+                    column.name,
+                    expected.map_or("another type", Kind::describe),
+                    column.meaning
+                );
+            }
+            match first {
+                None => first = Some((file, found)),
+                Some((other, seen)) if seen != found => bail!(
+                    "column {} has conflicting types: {seen} in {other} but {found} in {file}",
+                    column.name
+                ),
+                Some(_) => {}
+            }
+        }
+        if missing.len() == schemas.len() {
+            if required.iter().any(|r| r.eq_ignore_ascii_case(column.name)) {
+                bail!(
+                    "the {table} table at {location} has no column {} ({}), which the rule or the \
+                     report queries need",
+                    column.name,
+                    column.meaning
+                );
+            }
+        } else if let Some(example) = missing.first() {
+            check.warnings.push(format!(
+                "column {}.{} is missing from {} of {} files (such as {example}); read as NULL there",
+                table,
+                column.name,
+                missing.len(),
+                schemas.len()
+            ));
+        }
+    }
+    Ok(check)
+}
+
+/// A file as the user would write it: a local path, or the store's URL and the object's path.
+fn display_name(url: &ListingTableUrl, location: &object_store::path::Path) -> String {
+    if url.scheme() == "file" {
+        format!("/{location}")
+    } else {
+        format!("{}{location}", url.object_store().as_str())
+    }
+}
