@@ -99,6 +99,35 @@ struct SessionArgs {
     /// Partitions per query (default: one per core)
     #[arg(long, value_name = "N", default_value_t = 0)]
     partitions: usize,
+
+    /// Memory the queries may use, such as 512M or 4G; past it they spill to TMPDIR
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    memory_limit: Option<usize>,
+}
+
+/// `4G`, `512M`, `64k`, `1.5GiB` or a number of bytes, in powers of 1024.
+fn parse_size(text: &str) -> Result<usize, String> {
+    let lower = text.trim().to_ascii_lowercase();
+    let number_end = lower
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(lower.len());
+    let (number, unit) = lower.split_at(number_end);
+    let scale: f64 = match unit.trim().trim_end_matches("ib").trim_end_matches('b') {
+        "" => 1.0,
+        "k" => 1024.0,
+        "m" => 1024.0 * 1024.0,
+        "g" => 1024.0 * 1024.0 * 1024.0,
+        "t" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return Err(format!("'{text}' is not a size such as 512M or 4G")),
+    };
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("'{text}' is not a size such as 512M or 4G"))?;
+    let bytes = number * scale;
+    if !(1.0..=usize::MAX as f64).contains(&bytes) {
+        return Err(format!("'{text}' is not a usable memory size"));
+    }
+    Ok(bytes as usize)
 }
 
 #[derive(Debug, Args)]
@@ -200,11 +229,7 @@ impl Cli {
                     return Err("--format parquet needs --out DIR".into());
                 }
                 Ok(Command::Report {
-                    session: session_settings(
-                        args.session.rules,
-                        args.session.null_mode,
-                        args.session.partitions,
-                    ),
+                    session: session_settings(&args.session),
                     data: data_path(args.session.data),
                     report: ReportSettings {
                         queries: args.queries.unwrap_or_else(|| project_path("queries")),
@@ -239,11 +264,7 @@ impl Cli {
                     (None, None) => return Err("give the SQL to run, or -f FILE".into()),
                 };
                 Ok(Command::Sql {
-                    session: session_settings(
-                        args.session.rules,
-                        args.session.null_mode,
-                        args.session.partitions,
-                    ),
+                    session: session_settings(&args.session),
                     data: data_path(args.session.data),
                     sql: SqlSettings {
                         source,
@@ -261,11 +282,7 @@ impl Cli {
                     shell.history = None;
                 }
                 Ok(Command::Shell {
-                    session: session_settings(
-                        args.session.rules,
-                        args.session.null_mode,
-                        args.session.partitions,
-                    ),
+                    session: session_settings(&args.session),
                     data: data_path(args.session.data),
                     shell,
                 })
@@ -292,14 +309,31 @@ impl Cli {
     }
 }
 
-fn session_settings(
-    rules: Option<PathBuf>,
-    null_mode: NullMode,
-    partitions: usize,
-) -> SessionSettings {
+fn session_settings(args: &SessionArgs) -> SessionSettings {
     SessionSettings {
-        rules: rules.map_or(RuleSource::BuiltIn, RuleSource::Folder),
-        null_mode,
-        target_partitions: partitions,
+        rules: args
+            .rules
+            .clone()
+            .map_or(RuleSource::BuiltIn, RuleSource::Folder),
+        null_mode: args.null_mode,
+        target_partitions: args.partitions,
+        memory_limit: args.memory_limit,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_are_powers_of_1024() {
+        assert_eq!(parse_size("4G"), Ok(4 << 30));
+        assert_eq!(parse_size("512m"), Ok(512 << 20));
+        assert_eq!(parse_size("1.5GiB"), Ok(3 << 29));
+        assert_eq!(parse_size("64kb"), Ok(64 << 10));
+        assert_eq!(parse_size("1000"), Ok(1000));
+        assert!(parse_size("4X").is_err());
+        assert!(parse_size("G").is_err());
+        assert!(parse_size("0").is_err());
     }
 }

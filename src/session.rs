@@ -2,9 +2,12 @@
 //! SUS tables over a dataset.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use datafusion::common::Column;
+use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{Expr, ParquetReadOptions, SessionConfig, SessionContext};
 use ebiq_udfs::{EbiqOptions, NullMode, builtin_rules, load_rules, register_rules};
 
@@ -28,6 +31,9 @@ pub struct SessionSettings {
     pub null_mode: NullMode,
     /// Partitions a query is split into; 0 means one per core.
     pub target_partitions: usize,
+    /// Bytes the query operators may hold; past it sorts, joins and aggregations spill to disk
+    /// (in the system temporary folder, `TMPDIR`). `None`: no limit.
+    pub memory_limit: Option<usize>,
 }
 
 impl Default for SessionSettings {
@@ -36,6 +42,7 @@ impl Default for SessionSettings {
             rules: RuleSource::BuiltIn,
             null_mode: NullMode::default(),
             target_partitions: 0,
+            memory_limit: None,
         }
     }
 }
@@ -50,7 +57,23 @@ pub fn new_session(settings: &SessionSettings) -> Result<SessionContext> {
     if settings.target_partitions > 0 {
         config = config.with_target_partitions(settings.target_partitions);
     }
-    let mut ctx = SessionContext::new_with_config(config);
+    let mut runtime = RuntimeEnvBuilder::new();
+    if let Some(limit) = settings.memory_limit {
+        // Each sort sets this much aside to merge its spill files; DataFusion's 10 MB default
+        // would take all of a small limit before any row is sorted.
+        let partitions = config.target_partitions().max(1);
+        let execution = &mut config.options_mut().execution;
+        execution.sort_spill_reservation_bytes = execution
+            .sort_spill_reservation_bytes
+            .min(limit / (4 * partitions));
+        // Fair rather than greedy: every spilling operator of a query gets its share, so one
+        // cannot starve the others into failing.
+        runtime = runtime.with_memory_pool(Arc::new(FairSpillPool::new(limit)));
+    }
+    let runtime = runtime
+        .build_arc()
+        .context("cannot set up the query runtime")?;
+    let mut ctx = SessionContext::new_with_config_rt(config, runtime);
     let rules = match &settings.rules {
         RuleSource::BuiltIn => builtin_rules(),
         RuleSource::Folder(dir) => load_rules(dir),

@@ -1,0 +1,110 @@
+//! `--memory-limit`: a query whose working set is larger than the limit spills to disk and gives
+//! the same answer as an unlimited run.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const SORT: &str = "SELECT opa_ident, der_provider_code, der_procedure_all FROM opa \
+                    ORDER BY der_procedure_all, der_diagnosis_all, opa_ident";
+
+fn ebiq(args: &[&str]) -> Output {
+    let output = Command::new(env!("CARGO_BIN_EXE_ebiq"))
+        .args(args)
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "ebiq {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+fn scratch() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ebiq-memory-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// The sum of every `spill_count=N` in an EXPLAIN ANALYZE.
+fn spills(explain: &str) -> u64 {
+    explain
+        .split("spill_count=")
+        .skip(1)
+        .filter_map(|rest| {
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse::<u64>().ok()
+        })
+        .sum()
+}
+
+#[test]
+fn a_limited_run_spills_and_answers_as_an_unlimited_one() {
+    let dir = scratch();
+    let data = dir.join("data");
+    let data = data.to_str().unwrap();
+    // 300,000 outpatient rows: the sort below holds about 50 MB, against a 32 MB limit.
+    ebiq(&[
+        "generate", "--quiet", "--rows", "300000", "--seed", "5", "--out", data,
+    ]);
+    let limited = ["--data", data, "--memory-limit", "32M"];
+
+    let explain = format!("EXPLAIN ANALYZE {SORT}");
+    let plan = ebiq(&[&["sql", "--format", "csv", &explain][..], &limited[..]].concat());
+    assert!(
+        spills(&String::from_utf8_lossy(&plan.stdout)) > 0,
+        "the limited sort did not spill"
+    );
+    let plan = ebiq(&["sql", "--format", "csv", "--data", data, &explain]);
+    assert_eq!(spills(&String::from_utf8_lossy(&plan.stdout)), 0);
+
+    let (free, bounded) = (dir.join("free.csv"), dir.join("bounded.csv"));
+    ebiq(&["sql", "--data", data, "--out", free.to_str().unwrap(), SORT]);
+    ebiq(
+        &[
+            &["sql", "--out", bounded.to_str().unwrap(), SORT][..],
+            &limited[..],
+        ]
+        .concat(),
+    );
+    let expected = std::fs::read(&free).unwrap();
+    assert_eq!(expected.iter().filter(|&&b| b == b'\n').count(), 300_001);
+    assert!(
+        expected == std::fs::read(&bounded).unwrap(),
+        "the limited sort differs"
+    );
+
+    let (free, bounded) = (dir.join("free"), dir.join("bounded"));
+    ebiq(&[
+        "report",
+        "--quiet",
+        "--data",
+        data,
+        "--out",
+        free.to_str().unwrap(),
+    ]);
+    ebiq(
+        &[
+            &["report", "--quiet", "--out", bounded.to_str().unwrap()][..],
+            &limited[..],
+        ]
+        .concat(),
+    );
+    let mut names: Vec<_> = std::fs::read_dir(&free)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 5);
+    for name in names {
+        assert_eq!(
+            std::fs::read(free.join(&name)).unwrap(),
+            std::fs::read(bounded.join(&name)).unwrap(),
+            "{name:?} differs under the limit"
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
