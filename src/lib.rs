@@ -3,6 +3,7 @@
 //! calls [`run`]; nothing here knows about the command line.
 
 pub mod generate;
+pub mod manifest;
 pub mod months;
 pub mod output;
 pub mod progress;
@@ -17,7 +18,7 @@ pub mod validate;
 use std::io::Write;
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use crate::generate::GenerateSettings;
 use crate::progress::Progress;
@@ -55,12 +56,35 @@ pub async fn run(command: Command, progress: Progress) -> Result<()> {
             data,
             report,
         } => {
+            let started = chrono::Utc::now();
             let ctx = session::new_session(&session)?;
-            session::register_dataset(&ctx, &Dataset::locate(&ctx, &data).await?).await?;
+            let inputs =
+                session::register_dataset(&ctx, &Dataset::locate(&ctx, &data).await?).await?;
+            if let Some(out) = &report.out {
+                // A manifest says its outputs are complete; an earlier run's must not vouch for
+                // this one's if this one fails.
+                let stale = out.join(manifest::MANIFEST);
+                if stale.exists() {
+                    std::fs::remove_file(&stale)
+                        .with_context(|| format!("cannot remove {}", stale.display()))?;
+                }
+            }
             let mut stdout = std::io::BufWriter::new(std::io::stdout());
             let summary = report::run_report(&ctx, &report, &progress, &mut stdout).await?;
             stdout.flush()?;
             for path in &summary.outputs {
+                eprintln!("wrote {}", path.display());
+            }
+            if let Some(out) = &report.out {
+                let record = manifest::RunRecord {
+                    started,
+                    data: &data,
+                    session: &session,
+                    report: &report,
+                    inputs: &inputs,
+                    summary: &summary,
+                };
+                let path = manifest::write_manifest(out, &record)?;
                 eprintln!("wrote {}", path.display());
             }
             let flagged = summary

@@ -110,14 +110,22 @@ pub fn write_file(
     schema: &SchemaRef,
     batches: &[RecordBatch],
 ) -> Result<()> {
+    write_atomically(path, |file| write_batches(format, schema, batches, file))
+}
+
+/// Runs `write` into a temporary file beside `path` and renames it to `path` once complete, so a
+/// reader (or a failed run) never sees half a file.
+pub fn write_atomically(
+    path: &Path,
+    write: impl FnOnce(&mut std::fs::File) -> Result<()>,
+) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut file = tempfile::Builder::new()
         .prefix(".ebiq-")
         .suffix(".partial")
         .tempfile_in(dir)
         .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
-    write_batches(format, schema, batches, &mut file)
-        .with_context(|| format!("cannot write {}", path.display()))?;
+    write(file.as_file_mut()).with_context(|| format!("cannot write {}", path.display()))?;
     file.as_file().sync_all()?;
     file.persist(path)
         .with_context(|| format!("cannot move the finished file to {}", path.display()))?;

@@ -164,7 +164,17 @@ pub struct ReportSummary {
     /// The sum of the `flagged` column of the first query that has one.
     pub rows_flagged: Option<u64>,
     pub outputs: Vec<PathBuf>,
+    /// Each query, in the order run, with its output.
+    pub ran: Vec<QueryRun>,
     pub elapsed: Duration,
+}
+
+/// One query as run: where its result went and how many rows it had.
+#[derive(Debug, Clone)]
+pub struct QueryRun {
+    pub query: QueryFile,
+    pub output: Option<PathBuf>,
+    pub rows: usize,
 }
 
 /// Runs every query of `settings.queries` and writes one output per query.
@@ -186,26 +196,39 @@ pub async fn run_report(
         ..ReportSummary::default()
     };
     let bar = progress.bar(queries.len() as u64, "queries");
+    // Every query runs before anything is written, so a failing query leaves no new outputs.
+    let mut results = Vec::with_capacity(queries.len());
     for query in &queries {
         bar.set_message(query.name.clone());
         let (schema, batches) = run_query(ctx, query, &parameters).await?;
         if summary.rows_flagged.is_none() {
             summary.rows_flagged = sum_column(&batches, "flagged");
         }
-        match &settings.out {
+        results.push((query, schema, batches));
+        bar.inc(1);
+    }
+    for (query, schema, batches) in results {
+        let rows = batches.iter().map(RecordBatch::num_rows).sum();
+        let output = match &settings.out {
             Some(out) => {
                 let path = out.join(format!("{}.{}", query.name, settings.format.extension()));
                 write_file(&path, settings.format, &schema, &batches)?;
-                summary.outputs.push(path);
+                summary.outputs.push(path.clone());
+                Some(path)
             }
             None => {
                 if settings.format == OutputFormat::Table {
                     writeln!(stdout, "{}: {}", query.name, query.title)?;
                 }
                 write_batches(settings.format, &schema, &batches, stdout)?;
+                None
             }
-        }
-        bar.inc(1);
+        };
+        summary.ran.push(QueryRun {
+            query: query.clone(),
+            output,
+            rows,
+        });
     }
     bar.finish_and_clear();
     summary.rows_scanned = count_opa_rows(ctx, &parameters).await?;

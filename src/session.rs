@@ -13,7 +13,7 @@ use ebiq_udfs::{EbiqOptions, NullMode, builtin_rules, load_rules, register_rules
 
 use crate::schema;
 use crate::storage::{Location, register_store, subfolders};
-use crate::validate::check_table;
+use crate::validate::{InputFile, check_table};
 
 /// Where the rules come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,20 +141,22 @@ impl Dataset {
 /// Registers `opa` (and `apcs`) over `dataset`, with every column name in lower case so that SQL
 /// naming a column in any case resolves.
 ///
-/// Each table's files are checked first ([`check_table`]); warnings go to stderr.
-pub async fn register_dataset(ctx: &SessionContext, dataset: &Dataset) -> Result<()> {
+/// Each table's files are checked first ([`check_table`]); warnings go to stderr. Returns the
+/// files the tables read.
+pub async fn register_dataset(ctx: &SessionContext, dataset: &Dataset) -> Result<Vec<InputFile>> {
     let opa = check_table(ctx, "opa", &dataset.opa, schema::OPA, schema::OPA_REQUIRED).await?;
-    let mut warnings = opa.warnings;
+    let (mut files, mut warnings) = (opa.files, opa.warnings);
     register_table(ctx, "opa", &dataset.opa).await?;
     if let Some(apcs) = &dataset.apcs {
         let check = check_table(ctx, "apcs", apcs, schema::APCS, &[]).await?;
+        files.extend(check.files);
         warnings.extend(check.warnings);
         register_table(ctx, "apcs", apcs).await?;
     }
     for warning in warnings {
         eprintln!("ebiq: warning: {warning}");
     }
-    Ok(())
+    Ok(files)
 }
 
 async fn register_table(ctx: &SessionContext, name: &str, path: &str) -> Result<()> {

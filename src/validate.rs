@@ -21,11 +21,20 @@ use crate::schema::{Kind, SusColumn};
 /// Footers read at once: enough to hide an object store's latency.
 const CONCURRENT_FOOTERS: usize = 16;
 
-/// One table's files as checked: their count and the warnings to show.
+/// One table's files as checked, and the warnings to show.
 #[derive(Debug, Clone, Default)]
 pub struct TableCheck {
-    pub files: usize,
+    pub files: Vec<InputFile>,
     pub warnings: Vec<String>,
+}
+
+/// A file a table reads, as a run manifest records it.
+#[derive(Debug, Clone)]
+pub struct InputFile {
+    pub table: String,
+    pub path: String,
+    pub bytes: u64,
+    pub modified: chrono::DateTime<chrono::Utc>,
 }
 
 pub async fn check_table(
@@ -49,6 +58,8 @@ pub async fn check_table(
         .try_collect()
         .await
         .with_context(|| format!("cannot list {location}"))?;
+    let mut files = files;
+    files.sort_by(|a, b| a.location.cmp(&b.location));
     if files.is_empty() {
         bail!("the {table} table has no Parquet files (*.parquet) at {location}");
     }
@@ -57,7 +68,7 @@ pub async fn check_table(
         futures::stream::iter(files.iter().map(|file| {
             let (store, format, state, url) = (&store, &format, &state, &url);
             async move {
-                let name = display_name(&url, &file.location);
+                let name = display_name(url, &file.location);
                 let schema = format
                     .infer_schema(state, store, std::slice::from_ref(file))
                     .await
@@ -79,7 +90,15 @@ pub async fn check_table(
         .await?;
 
     let mut check = TableCheck {
-        files: files.len(),
+        files: files
+            .iter()
+            .map(|file| InputFile {
+                table: table.to_owned(),
+                path: display_name(&url, &file.location),
+                bytes: file.size,
+                modified: file.last_modified,
+            })
+            .collect(),
         warnings: Vec::new(),
     };
     for column in columns {

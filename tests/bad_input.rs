@@ -206,7 +206,20 @@ fn a_report_query_with_an_sql_error_names_the_file_and_line() {
         "-- A query with a typo on its third line\nSELECT der_provider_code,\n  count(*) AS n FRM opa\n",
     )
     .unwrap();
-    let output = ebiq(&["report", "--quiet", "--queries", queries.to_str().unwrap()]);
+    std::fs::write(
+        queries.join("00_fine.sql"),
+        "-- Runs, but must not be written while another query fails\nSELECT count(*) AS n FROM opa\n",
+    )
+    .unwrap();
+    let out = queries.with_file_name("out");
+    let output = ebiq(&[
+        "report",
+        "--quiet",
+        "--queries",
+        queries.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     let file = queries.join("01_broken.sql");
@@ -217,4 +230,6 @@ fn a_report_query_with_an_sql_error_names_the_file_and_line() {
         )),
         "{stderr}"
     );
+    let written: Vec<_> = std::fs::read_dir(&out).unwrap().collect();
+    assert!(written.is_empty(), "a failed run wrote {written:?}");
 }

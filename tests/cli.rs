@@ -91,7 +91,9 @@ fn outputs_are_whole_files_one_per_query() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert_eq!(names.len(), 20, "{names:?}");
+    // Five outputs in each of four formats, and the last run's manifest.
+    assert_eq!(names.len(), 21, "{names:?}");
+    assert!(names.contains(&"manifest.json".to_owned()));
     assert!(
         names
             .iter()
@@ -293,4 +295,40 @@ fn a_file_url_reads_the_local_dataset_and_cloud_urls_need_their_settings() {
     let output = ebiq(&["sql", "--data", "ftp://host/sus", "SELECT 1"]);
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr(&output).contains("cannot read ftp:// URLs"));
+}
+
+#[test]
+fn a_report_run_leaves_a_manifest_describing_it() {
+    let out = scratch("manifest");
+    let output = ebiq(&[
+        "report",
+        "--quiet",
+        "--from",
+        "2024-01",
+        "--to",
+        "2024-03",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = std::fs::read_to_string(out.join("manifest.json")).unwrap();
+    let manifest: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(manifest["engine"]["name"], "ebiq");
+    assert_eq!(manifest["parameters"]["from_month"], "2024-01");
+    assert_eq!(manifest["parameters"]["null_mode"], "intended");
+    // 24 monthly files per table in the sample, each with its size.
+    let inputs = manifest["inputs"].as_array().unwrap();
+    assert_eq!(inputs.len(), 48);
+    let first = project().join("data-samples/opa/opa_202304.parquet");
+    assert_eq!(inputs[0]["path"], first.display().to_string());
+    assert_eq!(inputs[0]["bytes"], std::fs::metadata(&first).unwrap().len());
+    assert_eq!(manifest["rules"][0]["name"], "lower_back_imaging");
+    assert_eq!(manifest["rules"][0]["sha256"].as_str().unwrap().len(), 64);
+    let queries = manifest["queries"].as_array().unwrap();
+    assert_eq!(queries.len(), 5);
+    let trend = std::fs::read_to_string(out.join("04_national_monthly_trend.csv")).unwrap();
+    assert_eq!(queries[3]["rows"], trend.lines().count() - 1);
+    assert_eq!(queries[3]["rows"], 3, "three months asked for");
+    let flagged = manifest["rows_flagged"].as_u64().unwrap();
+    assert!(stderr(&output).contains(&format!("{flagged} flagged")));
 }

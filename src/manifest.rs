@@ -1,0 +1,109 @@
+//! The run manifest written beside a report's outputs (`manifest.json`): enough to reproduce and
+//! audit the run. It names every input file with its size and modification time, every rule file
+//! and query file with the SHA-256 of its text, the engine's version, the parameters, and the rows
+//! each output holds. It is written last, so its presence means the run completed.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::output::write_atomically;
+use crate::report::{ReportSettings, ReportSummary};
+use crate::session::{RuleSource, SessionSettings};
+use crate::validate::InputFile;
+
+/// The manifest's file name inside `--out`.
+pub const MANIFEST: &str = "manifest.json";
+
+/// Everything a report run is recorded by.
+#[derive(Debug)]
+pub struct RunRecord<'a> {
+    pub started: DateTime<Utc>,
+    pub data: &'a str,
+    pub session: &'a SessionSettings,
+    pub report: &'a ReportSettings,
+    pub inputs: &'a [InputFile],
+    pub summary: &'a ReportSummary,
+}
+
+fn sha256(text: &[u8]) -> String {
+    Sha256::digest(text)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+fn timestamp(time: DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// The manifest as JSON.
+pub fn manifest(run: &RunRecord<'_>) -> Result<Value> {
+    let rules = match &run.session.rules {
+        RuleSource::BuiltIn => ebiq_udfs::builtin_rules(),
+        RuleSource::Folder(dir) => ebiq_udfs::load_rules(dir),
+    }
+    .context("cannot read the rules again for the manifest")?;
+    let mut queries = Vec::new();
+    for ran in &run.summary.ran {
+        let text = std::fs::read(&ran.query.path)
+            .with_context(|| format!("cannot read {}", ran.query.path.display()))?;
+        queries.push(json!({
+            "name": ran.query.name,
+            "file": ran.query.path.display().to_string(),
+            "sha256": sha256(&text),
+            "output": ran.output.as_ref().map(|p| p.display().to_string()),
+            "rows": ran.rows,
+        }));
+    }
+    Ok(json!({
+        "engine": {
+            "name": "ebiq",
+            "version": env!("CARGO_PKG_VERSION"),
+            "datafusion": datafusion::DATAFUSION_VERSION,
+        },
+        "command": std::env::args().collect::<Vec<_>>(),
+        "started": timestamp(run.started),
+        "elapsed_seconds": run.summary.elapsed.as_secs_f64(),
+        "parameters": {
+            "data": run.data,
+            "queries": run.report.queries.display().to_string(),
+            "from_month": run.report.from.map(|m| m.to_string()),
+            "to_month": run.report.to.map(|m| m.to_string()),
+            "null_mode": run.session.null_mode.to_string(),
+            "format": run.report.format.to_string(),
+            "partitions": run.session.target_partitions,
+            "memory_limit_bytes": run.session.memory_limit,
+        },
+        "inputs": run.inputs.iter().map(|file| json!({
+            "table": file.table,
+            "path": file.path,
+            "bytes": file.bytes,
+            "modified": timestamp(file.modified),
+        })).collect::<Vec<_>>(),
+        "rules": rules.iter().map(|rule| json!({
+            "name": rule.name,
+            "title": rule.title,
+            "file": rule.file,
+            "sha256": sha256(rule.source.as_bytes()),
+        })).collect::<Vec<_>>(),
+        "queries": queries,
+        "rows_scanned": run.summary.rows_scanned,
+        "rows_flagged": run.summary.rows_flagged,
+    }))
+}
+
+/// Writes the manifest into `out`, atomically; returns its path.
+pub fn write_manifest(out: &Path, run: &RunRecord<'_>) -> Result<PathBuf> {
+    let path = out.join(MANIFEST);
+    let value = manifest(run)?;
+    write_atomically(&path, |file| {
+        serde_json::to_writer_pretty(&mut *file, &value)?;
+        std::io::Write::write_all(file, b"\n")?;
+        Ok(())
+    })?;
+    Ok(path)
+}
