@@ -154,6 +154,10 @@ struct ReportArgs {
     /// Last activity month, YYYY-MM or YYYYMM
     #[arg(long, value_name = "MONTH")]
     to: Option<Month>,
+
+    /// For publication: counts 1-7 become *, others are rounded to 5, with secondary suppression
+    #[arg(long)]
+    suppress: bool,
 }
 
 #[derive(Debug, Args)]
@@ -237,6 +241,7 @@ impl Cli {
                         format,
                         from: args.from,
                         to: args.to,
+                        suppress: args.suppress,
                     },
                 })
             }

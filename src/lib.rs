@@ -13,6 +13,7 @@ pub mod session;
 pub mod shell;
 pub mod sql;
 pub mod storage;
+pub mod suppress;
 pub mod validate;
 
 use std::io::Write;

@@ -75,6 +75,7 @@ pub fn manifest(run: &RunRecord<'_>) -> Result<Value> {
             "to_month": run.report.to.map(|m| m.to_string()),
             "null_mode": run.session.null_mode.to_string(),
             "format": run.report.format.to_string(),
+            "suppressed": run.report.suppress,
             "partitions": run.session.target_partitions,
             "memory_limit_bytes": run.session.memory_limit,
         },

@@ -20,6 +20,7 @@ use datafusion::sql::sqlparser::parser::ParserError;
 use crate::months::Month;
 use crate::output::{OutputFormat, write_batches, write_file};
 use crate::progress::Progress;
+use crate::suppress::suppress;
 
 /// What to run and where to put it, already validated.
 #[derive(Debug, Clone)]
@@ -30,6 +31,8 @@ pub struct ReportSettings {
     pub format: OutputFormat,
     pub from: Option<Month>,
     pub to: Option<Month>,
+    /// Apply small-number suppression to every count ([`crate::suppress`]).
+    pub suppress: bool,
 }
 
 /// One report query: a `.sql` file whose leading comment says what it answers.
@@ -204,7 +207,13 @@ pub async fn run_report(
         if summary.rows_flagged.is_none() {
             summary.rows_flagged = sum_column(&batches, "flagged");
         }
-        results.push((query, schema, batches));
+        if settings.suppress {
+            let (schema, batch) = suppress(&schema, &batches)
+                .with_context(|| format!("cannot suppress {}", query.path.display()))?;
+            results.push((query, schema, vec![batch]));
+        } else {
+            results.push((query, schema, batches));
+        }
         bar.inc(1);
     }
     for (query, schema, batches) in results {

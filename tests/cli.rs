@@ -332,3 +332,61 @@ fn a_report_run_leaves_a_manifest_describing_it() {
     let flagged = manifest["rows_flagged"].as_u64().unwrap();
     assert!(stderr(&output).contains(&format!("{flagged} flagged")));
 }
+
+#[test]
+fn suppressed_reports_publish_no_small_number_and_no_lone_star() {
+    let out = scratch("suppress");
+    let output = ebiq(&[
+        "report",
+        "--quiet",
+        "--suppress",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let csv = std::fs::read_to_string(out.join("01_flagged_by_provider_month.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("provider,month,flagged"));
+    let cells: Vec<(String, String, String)> = lines
+        .map(|line| {
+            let parts: Vec<&str> = line.split(',').collect();
+            (parts[0].into(), parts[1].into(), parts[2].into())
+        })
+        .collect();
+    let stars = cells.iter().filter(|c| c.2 == "*").count();
+    assert!(stars > 0, "the sample has small counts to suppress");
+    for (_, _, flagged) in &cells {
+        if flagged != "*" {
+            let n: u64 = flagged.parse().unwrap();
+            assert!(n == 0 || (n >= 10 && n.is_multiple_of(5)), "published {n}");
+        }
+    }
+    for pick in [
+        |c: &(String, String, String)| c.0.clone(),
+        |c: &(String, String, String)| c.1.clone(),
+    ] {
+        // (cells, stars) per provider, then per month; a total over one cell is that cell.
+        let mut per_group: std::collections::HashMap<String, (usize, usize)> = Default::default();
+        for cell in &cells {
+            let group = per_group.entry(pick(cell)).or_default();
+            group.0 += 1;
+            group.1 += usize::from(cell.2 == "*");
+        }
+        assert!(
+            per_group
+                .values()
+                .all(|&(cells, stars)| cells == 1 || stars != 1),
+            "a lone * can be recovered from a total"
+        );
+    }
+    let share =
+        std::fs::read_to_string(out.join("03_flagged_share_of_spine_imaging_by_provider.csv"))
+            .unwrap();
+    assert!(
+        share
+            .lines()
+            .skip(1)
+            .all(|line| !line.contains('*') || line.matches('*').count() >= 2),
+        "a suppressed count's rate is suppressed with it: {share}"
+    );
+}

@@ -10,8 +10,8 @@ use proptest::prelude::*;
 fn like_piece() -> impl Strategy<Value = String> {
     prop_oneof![
         prop::sample::select(vec![
-            "%", "_", "[", "]", "[^", "^", "-", "[a-", "a-]", "[]", "[]]", "[[]", "[%]", "U05", "é",
-            "\u{130}", "ß", " ", "\u{0}",
+            "%", "_", "[", "]", "[^", "^", "-", "[a-", "a-]", "[]", "[]]", "[[]", "[%]", "U05",
+            "é", "\u{130}", "ß", " ", "\u{0}",
         ])
         .prop_map(str::to_owned),
         any::<char>().prop_map(String::from),
