@@ -1,5 +1,5 @@
 -- Flagged activity by commissioner and month: outpatient appointments the EBI rule "Low back pain imaging" flags, by Der_Commissioner_Code.
--- Parameters: $from_month, $to_month (yyyymm, inclusive).
+-- Parameters: $from_month, $to_month (yyyymm, inclusive); a record whose month is not a valid yyyymm (202413) is never counted.
 SELECT
     der_commissioner_code AS commissioner,
     der_activity_month AS month,
@@ -8,6 +8,6 @@ FROM opa
 WHERE ebi_lower_back_imaging(
           der_procedure_all, age_at_start_of_episode_sus, der_age_at_cds_activity_date,
           der_diagnosis_all, administrative_category) IS NOT NULL
-  AND der_activity_month BETWEEN $from_month AND $to_month
+  AND sus_month(der_activity_month) BETWEEN $from_month AND $to_month
 GROUP BY 1, 2
 ORDER BY 1, 2;

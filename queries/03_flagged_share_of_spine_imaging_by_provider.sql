@@ -1,5 +1,5 @@
 -- Flagged share of spine imaging by provider: of the outpatient appointments with spine imaging by the rule's procedure codes (its LIKE clause alone), the share the full rule flags; the rate analysts compare providers on.
--- Parameters: $from_month, $to_month (yyyymm, inclusive).
+-- Parameters: $from_month, $to_month (yyyymm, inclusive); a record whose month is not a valid yyyymm (202413) is never counted.
 SELECT
     provider,
     count(*) AS spine_imaging,
@@ -14,7 +14,7 @@ FROM (
             der_diagnosis_all, administrative_category) AS flag
     FROM opa
     WHERE ebi_lower_back_imaging_included_by_der_procedure_all(der_procedure_all)
-      AND der_activity_month BETWEEN $from_month AND $to_month
+      AND sus_month(der_activity_month) BETWEEN $from_month AND $to_month
 ) AS spine
 GROUP BY provider
 ORDER BY flagged_percent DESC, provider;

@@ -1,5 +1,5 @@
 -- Flagged attended appointments by provider and month: as 01_flagged_by_provider_month, restricted to attended appointments (Attendance_Status 5 or 6). Not the published rule's count; a variant for capacity planning.
--- Parameters: $from_month, $to_month (yyyymm, inclusive).
+-- Parameters: $from_month, $to_month (yyyymm, inclusive); a record whose month is not a valid yyyymm (202413) is never counted.
 SELECT
     CASE WHEN length(der_provider_code) = 5 AND right(der_provider_code, 2) = '00'
          THEN left(der_provider_code, 3) ELSE der_provider_code END AS provider,
@@ -10,6 +10,6 @@ WHERE ebi_lower_back_imaging(
           der_procedure_all, age_at_start_of_episode_sus, der_age_at_cds_activity_date,
           der_diagnosis_all, administrative_category) IS NOT NULL
   AND attendance_status IN ('5', '6')
-  AND der_activity_month BETWEEN $from_month AND $to_month
+  AND sus_month(der_activity_month) BETWEEN $from_month AND $to_month
 GROUP BY 1, 2
 ORDER BY 1, 2;

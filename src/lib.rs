@@ -97,6 +97,14 @@ pub async fn run(command: Command, progress: Progress) -> Result<()> {
                 summary.rows_scanned,
                 summary.elapsed.as_secs_f64()
             );
+            let quality = summary.quality;
+            if quality != report::DataQuality::default() {
+                eprintln!(
+                    "data: {} outpatient records with an invalid activity month (never counted), \
+                     {} with age unknown (999) and {} with an impossible age (never flagged)",
+                    quality.invalid_month, quality.unknown_age, quality.impossible_age
+                );
+            }
         }
         Command::Sql { session, data, sql } => {
             let ctx = session::new_session(&session)?;

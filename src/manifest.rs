@@ -94,6 +94,11 @@ pub fn manifest(run: &RunRecord<'_>) -> Result<Value> {
         "queries": queries,
         "rows_scanned": run.summary.rows_scanned,
         "rows_flagged": run.summary.rows_flagged,
+        "data_quality": {
+            "invalid_activity_month": run.summary.quality.invalid_month,
+            "unknown_age": run.summary.quality.unknown_age,
+            "impossible_age": run.summary.quality.impossible_age,
+        },
     }))
 }
 

@@ -169,6 +169,8 @@ pub struct ReportSummary {
     pub outputs: Vec<PathBuf>,
     /// Each query, in the order run, with its output.
     pub ran: Vec<QueryRun>,
+    /// Records with values out of range, over the whole dataset.
+    pub quality: DataQuality,
     pub elapsed: Duration,
 }
 
@@ -241,20 +243,61 @@ pub async fn run_report(
     }
     bar.finish_and_clear();
     summary.rows_scanned = count_opa_rows(ctx, &parameters).await?;
+    summary.quality = data_quality(ctx, &parameters).await?;
     summary.elapsed = started.elapsed();
     Ok(summary)
 }
 
 async fn count_opa_rows(ctx: &SessionContext, parameters: &Parameters) -> Result<u64> {
-    let query = QueryFile {
-        name: "rows_scanned".into(),
-        path: PathBuf::from("(ebiq's row count)"),
-        title: String::new(),
-        sql: "SELECT count(*) AS n FROM opa WHERE der_activity_month BETWEEN $from_month AND $to_month"
-            .into(),
-    };
-    let (_, batches) = run_query(ctx, &query, parameters).await?;
+    let (_, batches) = run_query(
+        ctx,
+        &internal_query(
+            "rows_scanned",
+            "SELECT count(*) AS n FROM opa \
+             WHERE sus_month(der_activity_month) BETWEEN $from_month AND $to_month",
+        ),
+        parameters,
+    )
+    .await?;
     Ok(sum_column(&batches, "n").unwrap_or(0))
+}
+
+/// Outpatient records no report can count, whatever the month range.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DataQuality {
+    /// `Der_Activity_Month` NULL or not a valid yyyymm (202413).
+    pub invalid_month: u64,
+    /// Age 999 (unknown) in the age the rule reads.
+    pub unknown_age: u64,
+    /// An age that is neither 0-130, 999, nor 7001-7007 (infants).
+    pub impossible_age: u64,
+}
+
+async fn data_quality(ctx: &SessionContext, parameters: &Parameters) -> Result<DataQuality> {
+    let age = "coalesce(age_at_start_of_episode_sus, der_age_at_cds_activity_date)";
+    let sql = format!(
+        "SELECT \
+           count(*) FILTER (WHERE sus_month(der_activity_month) IS NULL) AS invalid_month, \
+           count(*) FILTER (WHERE {age} = 999) AS unknown_age, \
+           count(*) FILTER (WHERE {age} NOT BETWEEN 0 AND 130 AND {age} <> 999 \
+                              AND {age} NOT BETWEEN 7001 AND 7007) AS impossible_age \
+         FROM opa"
+    );
+    let (_, batches) = run_query(ctx, &internal_query("data_quality", &sql), parameters).await?;
+    Ok(DataQuality {
+        invalid_month: sum_column(&batches, "invalid_month").unwrap_or(0),
+        unknown_age: sum_column(&batches, "unknown_age").unwrap_or(0),
+        impossible_age: sum_column(&batches, "impossible_age").unwrap_or(0),
+    })
+}
+
+fn internal_query(name: &str, sql: &str) -> QueryFile {
+    QueryFile {
+        name: name.into(),
+        path: PathBuf::from(format!("(ebiq's {name} count)")),
+        title: String::new(),
+        sql: sql.into(),
+    }
 }
 
 fn sum_column(batches: &[RecordBatch], name: &str) -> Option<u64> {

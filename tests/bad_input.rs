@@ -233,3 +233,38 @@ fn a_report_query_with_an_sql_error_names_the_file_and_line() {
     let written: Vec<_> = std::fs::read_dir(&out).unwrap().collect();
     assert!(written.is_empty(), "a failed run wrote {written:?}");
 }
+
+#[test]
+fn records_with_an_invalid_month_are_never_counted_and_are_reported() {
+    let dir = dataset("month-202413");
+    write(
+        &dir.join("opa/a.parquet"),
+        "SELECT * REPLACE (CASE WHEN opa_ident % 10 = 0 THEN '202413' ELSE der_activity_month END \
+         AS der_activity_month) FROM opa",
+    );
+    let expected = ebiq(&[
+        "sql",
+        "--format",
+        "csv",
+        "SELECT count(*) FILTER (WHERE opa_ident % 10 = 0) AS invalid, \
+                count(*) FILTER (WHERE opa_ident % 10 <> 0 AND ebi_lower_back_imaging(\
+                    der_procedure_all, age_at_start_of_episode_sus, der_age_at_cds_activity_date, \
+                    der_diagnosis_all, administrative_category) IS NOT NULL) AS flagged \
+         FROM opa",
+    ]);
+    let expected = String::from_utf8(expected.stdout).unwrap();
+    let (invalid, flagged) = expected.lines().nth(1).unwrap().split_once(',').unwrap();
+    let (code, stderr) = report(&dir);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains(&format!(", {flagged} flagged")),
+        "expected {flagged} flagged: {stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "data: {invalid} outpatient records with an invalid activity month (never counted)"
+        )),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -47,6 +47,7 @@ pub mod options;
 pub mod pattern;
 pub mod rule;
 pub mod strings;
+pub mod sus_month;
 pub mod tsql_like;
 
 use std::path::Path;
@@ -59,6 +60,7 @@ use datafusion_expr::registry::FunctionRegistry;
 pub use options::{EbiqOptions, NullMode};
 pub use pattern::{LikePattern, PatternError};
 pub use rule::{Rule, RuleFunction, RuleOutput, parse_rule_file, rule_functions};
+pub use sus_month::SusMonth;
 pub use tsql_like::TsqlLike;
 
 include!(concat!(env!("OUT_DIR"), "/builtin_rules.rs"));
@@ -100,9 +102,12 @@ pub fn load_rules(dir: &Path) -> Result<Vec<Arc<Rule>>> {
         .collect()
 }
 
-/// `tsql_like` and every function of `rules`.
+/// `tsql_like`, `sus_month` and every function of `rules`.
 pub fn functions(rules: &[Arc<Rule>]) -> Vec<Arc<ScalarUDF>> {
-    let mut functions = vec![Arc::new(ScalarUDF::new_from_impl(TsqlLike::new()))];
+    let mut functions = vec![
+        Arc::new(ScalarUDF::new_from_impl(TsqlLike::new())),
+        Arc::new(ScalarUDF::new_from_impl(SusMonth::new())),
+    ];
     for rule in rules {
         functions.extend(
             rule_functions(Arc::clone(rule))
@@ -113,7 +118,7 @@ pub fn functions(rules: &[Arc<Rule>]) -> Vec<Arc<ScalarUDF>> {
     functions
 }
 
-/// Registers `tsql_like` and the functions of `rules`. Also add [`EbiqOptions`] to the session's
+/// Registers `tsql_like`, `sus_month` and the functions of `rules`. Also add [`EbiqOptions`] to the session's
 /// config (`SessionConfig::with_option_extension`) so that `SET ebiq.null_mode` is accepted; without
 /// it the functions use the default mode.
 pub fn register_rules(registry: &mut dyn FunctionRegistry, rules: &[Arc<Rule>]) -> Result<()> {

@@ -1,0 +1,135 @@
+//! `sus_month(text)`: a SUS activity month (`yyyymm`) if the text is one, else NULL, so that a
+//! report's month range never counts a malformed month such as `202413`.
+
+use std::sync::Arc;
+
+use arrow::array::StringArray;
+use arrow::datatypes::DataType;
+use datafusion_common::{Result, ScalarValue, exec_err, plan_err};
+use datafusion_expr::scalar_doc_sections::DOC_SECTION_STRING;
+use datafusion_expr::{
+    ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+};
+
+use crate::strings::{collect_strings, is_string_type};
+
+/// Is `text` six digits, the last two a month from 01 to 12?
+pub fn is_sus_month(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.len() == 6
+        && bytes.iter().all(u8::is_ascii_digit)
+        && matches!(
+            (bytes[4], bytes[5]),
+            (b'0', b'1'..=b'9') | (b'1', b'0'..=b'2')
+        )
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct SusMonth {
+    signature: Signature,
+}
+
+impl Default for SusMonth {
+    fn default() -> Self {
+        Self {
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
+    }
+}
+
+impl SusMonth {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl ScalarUDFImpl for SusMonth {
+    fn name(&self) -> &str {
+        "sus_month"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        match arg_types {
+            [DataType::Null] => Ok(vec![DataType::Utf8]),
+            [t] if is_string_type(t) => Ok(vec![t.clone()]),
+            [t] => plan_err!("sus_month: the month must be text (yyyymm), got {t}"),
+            _ => plan_err!("sus_month takes 1 argument, got {}", arg_types.len()),
+        }
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let [month] = args.args.as_slice() else {
+            return exec_err!("sus_month takes 1 argument, got {}", args.args.len());
+        };
+        match month {
+            ColumnarValue::Array(months) => {
+                let valid: StringArray = collect_strings(months.as_ref())?
+                    .into_iter()
+                    .map(|m| m.filter(|m| is_sus_month(m)))
+                    .collect();
+                Ok(ColumnarValue::Array(Arc::new(valid)))
+            }
+            ColumnarValue::Scalar(scalar) => {
+                let text = match scalar {
+                    ScalarValue::Utf8(m) | ScalarValue::LargeUtf8(m) | ScalarValue::Utf8View(m) => {
+                        m.clone()
+                    }
+                    ScalarValue::Null => None,
+                    other => return exec_err!("sus_month: expected text, got {other}"),
+                };
+                Ok(ColumnarValue::Scalar(ScalarValue::Utf8(
+                    text.filter(|m| is_sus_month(m)),
+                )))
+            }
+        }
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        static DOCS: std::sync::LazyLock<Documentation> = std::sync::LazyLock::new(|| {
+            Documentation::builder(
+                DOC_SECTION_STRING,
+                "A SUS activity month as yyyymm (six digits, month 01 to 12), or NULL for anything \
+                 else (202413, 2024-01, '', NULL), so a month range never counts a malformed month.",
+                "sus_month(der_activity_month)",
+            )
+            .with_argument("month", "text such as '202404'")
+            .with_sql_example(
+                "```sql\nSELECT count(*) FROM opa WHERE sus_month(der_activity_month) IS NULL;\n```",
+            )
+            .build()
+        });
+        Some(&DOCS)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_sus_month;
+
+    #[test]
+    fn only_six_digits_with_a_real_month() {
+        for good in ["202401", "202412", "199910", "000001"] {
+            assert!(is_sus_month(good), "{good}");
+        }
+        for bad in [
+            "202413",
+            "202400",
+            "2024-01",
+            "20241",
+            "2024011",
+            "",
+            "20240a",
+            "２０２４０１",
+        ] {
+            assert!(!is_sus_month(bad), "{bad}");
+        }
+    }
+}
