@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# ebiq against DuckDB, Polars and stock DataFusion (Python), side by side, on one generated dataset.
+#
+#   benches/compare.sh [--rows N] [--runs R] [--data DIR]
+#
+# Builds ebiq (release), generates N outpatient rows (default 20,000,000) into DIR unless a complete
+# dataset is already there, makes its own virtualenv with the peers pinned in
+# benches/requirements.txt, then runs benches/compare.py: alternating runs, answers checked equal,
+# a table of median wall time, rows/s, peak memory and the ratio to ebiq.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+rows=20000000
+runs=3
+data=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --rows) rows=$2; shift 2 ;;
+        --runs) runs=$2; shift 2 ;;
+        --data) data=$2; shift 2 ;;
+        -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+        *) echo "compare.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
+    esac
+done
+data=${data:-$root/bench-data/sus-$rows}
+
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/ebiq-target}
+echo "building ebiq (release)..." >&2
+cargo build --release --quiet --manifest-path "$root/Cargo.toml"
+ebiq=$CARGO_TARGET_DIR/release/ebiq
+
+if [ ! -f "$data/.complete-$rows" ]; then
+    "$ebiq" generate --rows "$rows" --seed 2026 --out "$data" --force
+    touch "$data/.complete-$rows"
+fi
+
+venv=${EBIQ_BENCH_VENV:-$root/benches/.venv}
+if [ ! -x "$venv/bin/python" ]; then
+    python3 -m venv "$venv"
+fi
+"$venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/benches/requirements.txt"
+
+exec "$venv/bin/python" "$root/benches/compare.py" \
+    --ebiq "$ebiq" --data "$data" --runs "$runs" --queries "$root/queries"
