@@ -1,7 +1,7 @@
 //! One code path for every string encoding a column can arrive in.
 
 use arrow::array::{Array, AsArray};
-use arrow::buffer::NullBuffer;
+use arrow::buffer::{BooleanBuffer, NullBuffer};
 use arrow::datatypes::DataType;
 use datafusion_common::{Result, exec_err};
 
@@ -18,7 +18,21 @@ pub fn is_string_type(data_type: &DataType) -> bool {
 ///
 /// Returns one value per row (`T::default()` for NULL rows) and the rows' NULLs. A dictionary's
 /// distinct values are evaluated once each, then spread to the rows through the keys.
-pub fn map_strings<T, F>(array: &dyn Array, mut f: F) -> Result<(Vec<T>, Option<NullBuffer>)>
+pub fn map_strings<T, F>(array: &dyn Array, f: F) -> Result<(Vec<T>, Option<NullBuffer>)>
+where
+    T: Copy + Default,
+    F: FnMut(&str) -> T,
+{
+    map_selected_strings(array, None, f)
+}
+
+/// [`map_strings`] for only the rows `selected` marks (all rows if `None`); the other rows get
+/// `T::default()`. A caller that knows most rows cannot matter saves reading their strings.
+pub fn map_selected_strings<T, F>(
+    array: &dyn Array,
+    selected: Option<&BooleanBuffer>,
+    mut f: F,
+) -> Result<(Vec<T>, Option<NullBuffer>)>
 where
     T: Copy + Default,
     F: FnMut(&str) -> T,
@@ -41,18 +55,24 @@ where
     }
     let nulls = array.logical_nulls();
     let mut values = vec![T::default(); array.len()];
+    let rows = match (&nulls, selected) {
+        (Some(nulls), Some(selected)) => Some(nulls.inner() & selected),
+        (Some(nulls), None) => Some(nulls.inner().clone()),
+        (None, Some(selected)) => Some(selected.clone()),
+        (None, None) => None,
+    };
     match array.data_type() {
         DataType::Utf8 => {
             let strings = array.as_string::<i32>();
-            for_valid_rows(&nulls, &mut values, |row| f(strings.value(row)));
+            for_rows(rows.as_ref(), &mut values, |row| f(strings.value(row)));
         }
         DataType::LargeUtf8 => {
             let strings = array.as_string::<i64>();
-            for_valid_rows(&nulls, &mut values, |row| f(strings.value(row)));
+            for_rows(rows.as_ref(), &mut values, |row| f(strings.value(row)));
         }
         DataType::Utf8View => {
             let strings = array.as_string_view();
-            for_valid_rows(&nulls, &mut values, |row| f(strings.value(row)));
+            for_rows(rows.as_ref(), &mut values, |row| f(strings.value(row)));
         }
         DataType::Null => return Ok((values, Some(NullBuffer::new_null(array.len())))),
         other => return exec_err!("expected a string column, got {other}"),
@@ -60,16 +80,13 @@ where
     Ok((values, nulls))
 }
 
-/// Sets `values[row] = value(row)` for the rows `nulls` says are valid. Walking the bitmap's set
-/// bits, rather than testing each row, keeps a column with scattered NULLs free of branch misses.
-fn for_valid_rows<T>(
-    nulls: &Option<NullBuffer>,
-    values: &mut [T],
-    mut value: impl FnMut(usize) -> T,
-) {
-    match nulls {
-        Some(nulls) => {
-            for row in nulls.valid_indices() {
+/// Sets `values[row] = value(row)` for the rows set in `rows` (all rows if `None`). Walking the
+/// bitmap's set bits, rather than testing each row, keeps a column with scattered NULLs free of
+/// branch misses.
+fn for_rows<T>(rows: Option<&BooleanBuffer>, values: &mut [T], mut value: impl FnMut(usize) -> T) {
+    match rows {
+        Some(rows) => {
+            for row in rows.set_indices() {
                 values[row] = value(row);
             }
         }

@@ -16,16 +16,27 @@ use datafusion_common::{Result, exec_err, internal_datafusion_err};
 
 use super::{Number, Predicate, Rule};
 use crate::pattern::fold;
-use crate::strings::map_strings;
+use crate::strings::map_selected_strings;
 
 type Masks = (Vec<u64>, Option<NullBuffer>);
 
+/// A column's match masks, and the rows they were worked out for (`None`: every row).
+struct CachedMasks {
+    masks: Masks,
+    rows: Option<BooleanBuffer>,
+}
+
 /// The arrays of one batch, by rule column, and what has been worked out from them so far.
+///
+/// `active` holds the rows whose value can still change the answer: inside an AND, once a part is
+/// FALSE for a row, the rest cannot make it anything but FALSE, so later parts read only the other
+/// rows' strings (and inside an OR, likewise for TRUE). What an inactive row gets is unspecified.
 pub(crate) struct BatchColumns<'a> {
     rule: &'a Rule,
     rows: usize,
     arrays: Vec<Option<ArrayRef>>,
-    masks: Vec<Option<Masks>>,
+    masks: Vec<Option<CachedMasks>>,
+    active: Option<BooleanBuffer>,
 }
 
 impl<'a> BatchColumns<'a> {
@@ -34,8 +45,26 @@ impl<'a> BatchColumns<'a> {
             rule,
             rows,
             arrays: vec![None; rule.columns.len()],
-            masks: vec![None; rule.columns.len()],
+            masks: (0..rule.columns.len()).map(|_| None).collect(),
+            active: None,
         }
+    }
+
+    /// Evaluates `predicate` for the rows of `rows` (and of any selection already in force);
+    /// other rows' values are unspecified.
+    pub fn evaluate_for(
+        &mut self,
+        predicate: &Predicate,
+        rows: &BooleanBuffer,
+    ) -> Result<BooleanArray> {
+        let outer = self.active.clone();
+        self.active = Some(match &outer {
+            Some(outer) => outer & rows,
+            None => rows.clone(),
+        });
+        let result = self.evaluate(predicate);
+        self.active = outer;
+        result
     }
 
     pub fn set(&mut self, column: usize, array: ArrayRef) {
@@ -72,9 +101,11 @@ impl<'a> BatchColumns<'a> {
                 value,
                 negated,
             } => {
-                let (values, nulls) = map_strings(self.array(*column)?.as_ref(), |text| {
-                    equals_ci(text, value) != *negated
-                })?;
+                let (values, nulls) = map_selected_strings(
+                    self.array(*column)?.as_ref(),
+                    self.active.as_ref(),
+                    |text| equals_ci(text, value) != *negated,
+                )?;
                 Ok(BooleanArray::new(values.into(), nulls))
             }
             Predicate::Between {
@@ -100,37 +131,57 @@ impl<'a> BatchColumns<'a> {
                 })
             }
             Predicate::Not(inner) => Ok(not(&self.evaluate(inner)?)?),
-            Predicate::And(parts) => self.fold(parts, and_kleene),
-            Predicate::Or(parts) => self.fold(parts, or_kleene),
+            Predicate::And(parts) => self.fold(parts, false),
+            Predicate::Or(parts) => self.fold(parts, true),
         }
     }
 
-    fn fold(
-        &mut self,
-        parts: &[Predicate],
-        combine: fn(&BooleanArray, &BooleanArray) -> Result<BooleanArray, arrow::error::ArrowError>,
-    ) -> Result<BooleanArray> {
+    /// AND or OR of `parts`, each part evaluated only for the rows the parts before it have not
+    /// already decided (FALSE decides an AND, TRUE an OR).
+    fn fold(&mut self, parts: &[Predicate], or: bool) -> Result<BooleanArray> {
         let mut parts = parts.iter();
         let Some(first) = parts.next() else {
             return exec_err!("empty AND/OR in rule {}", self.rule.name);
         };
         let mut result = self.evaluate(first)?;
         for part in parts {
-            result = combine(&result, &self.evaluate(part)?)?;
+            let open = undecided(&result, or);
+            let next = self.evaluate_for(part, &open)?;
+            result = if or {
+                or_kleene(&result, &next)?
+            } else {
+                and_kleene(&result, &next)?
+            };
         }
         Ok(result)
     }
 
-    /// Every LIKE pattern of `column`, answered in one pass over its strings.
+    /// Every LIKE pattern of `column`, answered in one pass over its strings: the active rows'
+    /// strings, or, if masks worked out earlier cover every active row, none.
     fn masks(&mut self, column: usize) -> Result<&Masks> {
-        if self.masks[column].is_none() {
+        let covered = match (&self.masks[column], &self.active) {
+            (None, _) => false,
+            (Some(cached), _) if cached.rows.is_none() => true,
+            (Some(_), None) => false,
+            (Some(cached), Some(active)) => cached
+                .rows
+                .as_ref()
+                .is_some_and(|rows| (active & &!rows).count_set_bits() == 0),
+        };
+        if !covered {
             let patterns = &self.rule.columns[column].patterns;
-            let computed =
-                map_strings(self.array(column)?.as_ref(), |text| patterns.matches(text))?;
-            self.masks[column] = Some(computed);
+            let masks =
+                map_selected_strings(self.array(column)?.as_ref(), self.active.as_ref(), |text| {
+                    patterns.matches(text)
+                })?;
+            self.masks[column] = Some(CachedMasks {
+                masks,
+                rows: self.active.clone(),
+            });
         }
         self.masks[column]
             .as_ref()
+            .map(|cached| &cached.masks)
             .ok_or_else(|| internal_datafusion_err!("masks of column {column} missing"))
     }
 
@@ -154,6 +205,20 @@ impl<'a> BatchColumns<'a> {
 
     pub fn rows(&self) -> usize {
         self.rows
+    }
+}
+
+/// The rows `result` leaves open: for an AND, those not FALSE; for an OR, those not TRUE.
+fn undecided(result: &BooleanArray, decided_by: bool) -> BooleanBuffer {
+    let decided = if decided_by {
+        result.values().clone()
+    } else {
+        !result.values()
+    };
+    match result.nulls() {
+        // A NULL is decided by neither.
+        Some(nulls) => !&(&decided & nulls.inner()),
+        None => !&decided,
     }
 }
 

@@ -5,6 +5,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use arrow::array::{Array, BooleanArray, StringArray};
+use arrow::buffer::{Buffer, NullBuffer, OffsetBuffer};
 use arrow::compute::kernels::boolean::{and_kleene, not};
 use arrow::datatypes::DataType;
 use datafusion_common::{Result, exec_err, plan_err};
@@ -198,23 +199,25 @@ impl RuleFunction {
             .as_ref()
             .map(|p| batch.evaluate(p))
             .transpose()?;
-        let exclusion = self
-            .exclusion
-            .as_ref()
-            .map(|p| batch.evaluate(p))
-            .transpose()?;
+        // For the flag, the exclusions matter only where the record is included.
+        let exclusion = match (&self.exclusion, &inclusion, self.output) {
+            (Some(p), Some(included), RuleOutput::Flag) => {
+                let included_rows = match included.nulls() {
+                    Some(nulls) => included.values() & nulls.inner(),
+                    None => included.values().clone(),
+                };
+                Some(batch.evaluate_for(p, &included_rows)?)
+            }
+            (Some(p), _, _) => Some(batch.evaluate(p)?),
+            (None, _, _) => None,
+        };
         match (self.output, inclusion, exclusion) {
             (RuleOutput::Flag, Some(included), exclusion) => {
                 let flagged = match exclusion {
                     Some(exclusion) => and_kleene(&included, &passes(&exclusion, mode))?,
                     None => included,
                 };
-                let flag = self.rule.flag.as_str();
-                let strings: StringArray = flagged
-                    .iter()
-                    .map(|v| (v == Some(true)).then_some(flag))
-                    .collect();
-                Ok(Arc::new(strings))
+                Ok(Arc::new(flag_strings(&flagged, &self.rule.flag)))
             }
             (RuleOutput::Included, Some(included), None) => Ok(Arc::new(included)),
             (RuleOutput::Excluded, None, Some(exclusion)) => Ok(Arc::new(match mode {
@@ -228,6 +231,19 @@ impl RuleFunction {
             ),
         }
     }
+}
+
+/// The flag where `flagged` is TRUE, NULL elsewhere, built from the bitmap in bulk.
+fn flag_strings(flagged: &BooleanArray, flag: &str) -> StringArray {
+    let set = match flagged.nulls() {
+        Some(nulls) => flagged.values() & nulls.inner(),
+        None => flagged.values().clone(),
+    };
+    let count = set.count_set_bits();
+    let offsets =
+        OffsetBuffer::<i32>::from_lengths(set.iter().map(|on| if on { flag.len() } else { 0 }));
+    let values = Buffer::from(flag.repeat(count).into_bytes());
+    StringArray::new(offsets, values, Some(NullBuffer::new(set)))
 }
 
 /// Whether each record passes the exclusions: strictly when they are TRUE, or, in the intended
