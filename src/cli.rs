@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Parser, Subcommand};
 use datafusion_cli::print_format::PrintFormat;
 use ebiq::Command;
+use ebiq::cluster::{ExecutorSettings, SchedulerSettings};
 use ebiq::generate::GenerateSettings;
 use ebiq::months::{Month, MonthRange};
 use ebiq::output::OutputFormat;
@@ -38,6 +39,52 @@ enum Commands {
     Sql(SqlArgs),
     /// An interactive SQL shell over a SUS dataset (statements are read from stdin when piped)
     Shell(ShellArgs),
+    /// Start a Ballista scheduler that knows the EBI rule functions
+    Scheduler(SchedulerArgs),
+    /// Start a Ballista executor that can run the EBI rule functions
+    Executor(ExecutorArgs),
+}
+
+#[derive(Debug, Args)]
+struct SchedulerArgs {
+    /// Address to listen on
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:50050")]
+    bind: std::net::SocketAddr,
+
+    /// A folder of rule files to use instead of the built-in rules (the same on every process)
+    #[arg(long, value_name = "DIR")]
+    rules: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct ExecutorArgs {
+    /// The scheduler to register with
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:50050")]
+    scheduler: String,
+
+    /// Host to listen on
+    #[arg(long, value_name = "HOST", default_value = "127.0.0.1")]
+    bind: String,
+
+    /// Arrow Flight port (shuffle data)
+    #[arg(long, value_name = "PORT", default_value_t = 50051)]
+    port: u16,
+
+    /// gRPC port (tasks)
+    #[arg(long, value_name = "PORT", default_value_t = 50052)]
+    grpc_port: u16,
+
+    /// Tasks at once (default: one per core)
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    cores: usize,
+
+    /// Folder for shuffle files (default: a temporary folder)
+    #[arg(long, value_name = "DIR")]
+    work_dir: Option<PathBuf>,
+
+    /// A folder of rule files to use instead of the built-in rules (the same on every process)
+    #[arg(long, value_name = "DIR")]
+    rules: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -103,6 +150,10 @@ struct SessionArgs {
     /// Memory the queries may use, such as 512M or 4G; past it they spill to TMPDIR
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     memory_limit: Option<usize>,
+
+    /// Run the queries on a Ballista cluster: its scheduler's df://HOST:PORT
+    #[arg(long, value_name = "URL")]
+    cluster: Option<String>,
 }
 
 /// `4G`, `512M`, `64k`, `1.5GiB` or a number of bytes, in powers of 1024.
@@ -292,6 +343,27 @@ impl Cli {
                     shell,
                 })
             }
+            Commands::Scheduler(args) => Ok(Command::Scheduler(SchedulerSettings {
+                bind: args.bind,
+                rules: args.rules.map_or(RuleSource::BuiltIn, RuleSource::Folder),
+            })),
+            Commands::Executor(args) => {
+                let (host, port) = args
+                    .scheduler
+                    .rsplit_once(':')
+                    .and_then(|(host, port)| Some((host.to_owned(), port.parse().ok()?)))
+                    .ok_or_else(|| format!("--scheduler {} is not HOST:PORT", args.scheduler))?;
+                Ok(Command::Executor(ExecutorSettings {
+                    scheduler_host: host,
+                    scheduler_port: port,
+                    bind_host: args.bind,
+                    port: args.port,
+                    grpc_port: args.grpc_port,
+                    cores: args.cores,
+                    work_dir: args.work_dir,
+                    rules: args.rules.map_or(RuleSource::BuiltIn, RuleSource::Folder),
+                }))
+            }
             Commands::Generate(args) => {
                 if args.rows == 0 {
                     return Err("--rows must be at least 1".into());
@@ -323,6 +395,7 @@ fn session_settings(args: &SessionArgs) -> SessionSettings {
         null_mode: args.null_mode,
         target_partitions: args.partitions,
         memory_limit: args.memory_limit,
+        cluster: args.cluster.clone(),
     }
 }
 

@@ -2,6 +2,7 @@
 //! DataFusion. The binary's `main` parses arguments into the settings structs of these modules and
 //! calls [`run`]; nothing here knows about the command line.
 
+pub mod cluster;
 pub mod generate;
 pub mod manifest;
 pub mod months;
@@ -21,6 +22,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 
+use crate::cluster::{ExecutorSettings, SchedulerSettings};
 use crate::generate::GenerateSettings;
 use crate::progress::Progress;
 use crate::report::ReportSettings;
@@ -37,6 +39,8 @@ pub enum Command {
         report: ReportSettings,
     },
     Generate(GenerateSettings),
+    Scheduler(SchedulerSettings),
+    Executor(ExecutorSettings),
     Shell {
         session: SessionSettings,
         data: String,
@@ -58,7 +62,7 @@ pub async fn run(command: Command, progress: Progress) -> Result<()> {
             report,
         } => {
             let started = chrono::Utc::now();
-            let ctx = session::new_session(&session)?;
+            let ctx = session::connect_session(&session).await?;
             let inputs =
                 session::register_dataset(&ctx, &Dataset::locate(&ctx, &data).await?).await?;
             if let Some(out) = &report.out {
@@ -107,7 +111,7 @@ pub async fn run(command: Command, progress: Progress) -> Result<()> {
             }
         }
         Command::Sql { session, data, sql } => {
-            let ctx = session::new_session(&session)?;
+            let ctx = session::connect_session(&session).await?;
             session::register_dataset(&ctx, &Dataset::locate(&ctx, &data).await?).await?;
             let mut stdout = std::io::BufWriter::new(std::io::stdout());
             sql::run_sql(&ctx, &sql, &mut stdout).await?;
@@ -118,10 +122,12 @@ pub async fn run(command: Command, progress: Progress) -> Result<()> {
             data,
             shell,
         } => {
-            let ctx = session::new_session(&session)?;
+            let ctx = session::connect_session(&session).await?;
             session::register_dataset(&ctx, &Dataset::locate(&ctx, &data).await?).await?;
             shell::run_shell(&ctx, &shell).await?;
         }
+        Command::Scheduler(settings) => cluster::run_scheduler(&settings).await?,
+        Command::Executor(settings) => cluster::run_executor(&settings).await?,
         Command::Generate(settings) => {
             let started = Instant::now();
             let summary = generate::generate(&settings, &progress)?;

@@ -9,7 +9,7 @@ use datafusion::common::Column;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{Expr, ParquetReadOptions, SessionConfig, SessionContext};
-use ebiq_udfs::{EbiqOptions, NullMode, builtin_rules, load_rules, register_rules};
+use ebiq_udfs::{EbiqOptions, NullMode, Rule, builtin_rules, load_rules, register_rules};
 
 use crate::schema;
 use crate::storage::{Location, register_store, subfolders};
@@ -34,6 +34,8 @@ pub struct SessionSettings {
     /// Bytes the query operators may hold; past it sorts, joins and aggregations spill to disk
     /// (in the system temporary folder, `TMPDIR`). `None`: no limit.
     pub memory_limit: Option<usize>,
+    /// A Ballista scheduler (`df://HOST:PORT`) to run queries on instead of this process.
+    pub cluster: Option<String>,
 }
 
 impl Default for SessionSettings {
@@ -43,14 +45,29 @@ impl Default for SessionSettings {
             null_mode: NullMode::default(),
             target_partitions: 0,
             memory_limit: None,
+            cluster: None,
         }
     }
 }
 
+/// [`new_session`], made a client of the Ballista cluster when `settings.cluster` names one.
+pub async fn connect_session(settings: &SessionSettings) -> Result<SessionContext> {
+    let ctx = new_session(settings)?;
+    let Some(url) = &settings.cluster else {
+        return Ok(ctx);
+    };
+    // Ballista's client state starts again from its own function list: register ours on it.
+    let mut ctx = crate::cluster::connect(ctx, url).await?;
+    register_rules(&mut ctx, &rules(&settings.rules)?)
+        .context("cannot register the rule functions")?;
+    Ok(ctx)
+}
+
 /// A session with the rule functions registered and `ebiq.*` settings available, but no tables.
 pub fn new_session(settings: &SessionSettings) -> Result<SessionContext> {
-    let mut options = EbiqOptions::default();
-    options.null_mode = settings.null_mode;
+    let options = EbiqOptions {
+        null_mode: settings.null_mode,
+    };
     let mut config = SessionConfig::new()
         .with_option_extension(options)
         .with_information_schema(true);
@@ -74,13 +91,18 @@ pub fn new_session(settings: &SessionSettings) -> Result<SessionContext> {
         .build_arc()
         .context("cannot set up the query runtime")?;
     let mut ctx = SessionContext::new_with_config_rt(config, runtime);
-    let rules = match &settings.rules {
+    register_rules(&mut ctx, &rules(&settings.rules)?)
+        .context("cannot register the rule functions")?;
+    Ok(ctx)
+}
+
+/// The rules `source` names.
+pub fn rules(source: &RuleSource) -> Result<Vec<Arc<Rule>>> {
+    match source {
         RuleSource::BuiltIn => builtin_rules(),
         RuleSource::Folder(dir) => load_rules(dir),
     }
-    .context("cannot load the EBI rules")?;
-    register_rules(&mut ctx, &rules).context("cannot register the rule functions")?;
-    Ok(ctx)
+    .context("cannot load the EBI rules")
 }
 
 /// Where a dataset's tables are.
@@ -123,6 +145,14 @@ impl Dataset {
         if !is_glob && !local.exists() {
             bail!("the dataset {path} does not exist");
         }
+        // Absolute, so that a cluster's executors (started elsewhere) read the same files.
+        let absolute = if is_glob {
+            None
+        } else {
+            std::fs::canonicalize(local).ok()
+        };
+        let local = absolute.as_deref().unwrap_or(local);
+        let path = &local.display().to_string();
         let opa_dir = local.join("opa");
         if opa_dir.is_dir() {
             let apcs_dir = local.join("apcs");

@@ -54,8 +54,7 @@ pub fn invoke_values(
         .collect::<Vec<_>>();
     let return_type = function.return_type(&types).unwrap();
     let mut config = ConfigOptions::new();
-    let mut options = EbiqOptions::default();
-    options.null_mode = mode;
+    let options = EbiqOptions { null_mode: mode };
     config.extensions.insert(options);
     let result = function
         .invoke_with_args(ScalarFunctionArgs {

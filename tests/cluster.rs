@@ -1,0 +1,118 @@
+//! The provider-by-month report on a Ballista cluster of `ebiq` processes on loopback: a scheduler
+//! and two executors started by the test, stopped by it whatever happens, and the cluster's answer
+//! compared with the local run's.
+
+#![allow(clippy::unwrap_used)]
+
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Child processes killed when the test ends, passed or failed.
+struct Cluster(Vec<Child>);
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start(args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_ebiq"))
+        .args(args)
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn ebiq(args: &[&str]) -> Output {
+    let output = Command::new(env!("CARGO_BIN_EXE_ebiq"))
+        .args(args)
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "ebiq {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+fn wait_for_port(port: u16, cluster: &mut Cluster) {
+    let started = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        for child in &mut cluster.0 {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "a cluster process exited"
+            );
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "port {port} never opened"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn the_cluster_answers_as_the_local_run_does() {
+    let scheduler = free_port();
+    let scheduler_arg = format!("127.0.0.1:{scheduler}");
+    let mut cluster = Cluster(vec![start(&["scheduler", "--bind", &scheduler_arg])]);
+    wait_for_port(scheduler, &mut cluster);
+    for _ in 0..2 {
+        let (flight, grpc) = (free_port(), free_port());
+        cluster.0.push(start(&[
+            "executor",
+            "--scheduler",
+            &scheduler_arg,
+            "--port",
+            &flight.to_string(),
+            "--grpc-port",
+            &grpc.to_string(),
+            "--cores",
+            "1",
+        ]));
+        wait_for_port(flight, &mut cluster);
+    }
+
+    let local = ebiq(&["report", "--quiet", "--format", "csv"]);
+    let url = format!("df://{scheduler_arg}");
+    let remote = ebiq(&["report", "--quiet", "--format", "csv", "--cluster", &url]);
+    let (local, remote) = (
+        String::from_utf8(local.stdout).unwrap(),
+        String::from_utf8(remote.stdout).unwrap(),
+    );
+    assert!(local.starts_with("provider,month,flagged\n"));
+    assert_eq!(remote, local);
+
+    // A setting made on the client reaches the executors' rule functions.
+    let strict = |cluster_args: &[&str]| {
+        let sql = "SELECT count(*) AS n FROM opa WHERE ebi_lower_back_imaging(der_procedure_all, \
+                   age_at_start_of_episode_sus, der_age_at_cds_activity_date, der_diagnosis_all, \
+                   administrative_category) IS NOT NULL";
+        let args = [
+            &["sql", "--format", "csv", "--null-mode", "strict_tsql", sql][..],
+            cluster_args,
+        ]
+        .concat();
+        String::from_utf8(ebiq(&args).stdout).unwrap()
+    };
+    assert_eq!(strict(&["--cluster", &url]), strict(&[]));
+}
