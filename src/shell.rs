@@ -25,7 +25,7 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 
 const HELP: &str = "\
 ebiq shell: SQL over the SUS tables (opa, apcs) with every EBI rule function.
-  \\rules            list the EBI rule functions and tsql_like
+  \\rules            list the EBI rule functions, tsql_like and sus_month
   \\rules NAME       show one function's documentation
   \\timing           show or hide how long each statement took
   \\d                list tables        \\d NAME     describe a table
@@ -199,7 +199,7 @@ fn rules(ctx: &SessionContext, name: Option<&str>) -> String {
     let mut functions: Vec<_> = state
         .scalar_functions()
         .iter()
-        .filter(|(n, _)| n.starts_with("ebi_") || n.as_str() == "tsql_like")
+        .filter(|(n, _)| n.starts_with("ebi_") || matches!(n.as_str(), "tsql_like" | "sus_month"))
         .filter(|(n, _)| name.is_none_or(|wanted| n.eq_ignore_ascii_case(wanted)))
         .collect();
     functions.sort_by(|a, b| a.0.cmp(b.0));

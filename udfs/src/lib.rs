@@ -39,8 +39,11 @@
 //! # Speed
 //!
 //! Every LIKE pattern a rule applies to one column is answered in one pass over each string
-//! ([`multi::PatternSet`]); dictionary-encoded columns are evaluated once per distinct value; no
-//! string is copied. Literal `tsql_like` patterns are compiled once and cached.
+//! ([`multi::PatternSet`]: one branch-free shift-and automaton over all `%body%` patterns);
+//! dictionary-encoded columns are evaluated once per distinct value; no string is copied. Within a
+//! rule, each part of an AND or OR is evaluated only for the rows the earlier parts left undecided,
+//! so the exclusion columns are read only for records the inclusion accepts. Literal `tsql_like`
+//! patterns are compiled once and cached.
 
 pub mod multi;
 pub mod options;
