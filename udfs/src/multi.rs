@@ -9,6 +9,7 @@
 //! back to each pattern's own matcher.
 
 use crate::pattern::{LikePattern, Shape};
+use crate::strings::StringMapper;
 
 /// The most patterns one set answers at once: one bit each in the result.
 pub const MAX_PATTERNS: usize = 63;
@@ -77,16 +78,45 @@ impl ShiftAnd {
     /// The pattern bits matched in `text`, or `None` if the text is not ASCII.
     #[inline]
     fn run(&self, text: &[u8]) -> Option<u64> {
-        let (mut state, mut seen, mut high) = (0u64, 0u64, 0u8);
+        let mut scan = Scan::default();
         for &byte in text {
-            high |= byte;
-            state = ((state << 1) | self.firsts) & self.accepts[usize::from(byte & 0x7f)];
-            seen |= state;
+            self.step(&mut scan, byte);
         }
-        if high >= 0x80 {
+        self.finish(&scan)
+    }
+
+    /// [`Self::run`] over two texts at once: their state chains are independent, so the
+    /// processor overlaps them, where one text alone leaves it waiting on each step.
+    #[inline]
+    fn run_two(&self, first: &[u8], second: &[u8]) -> (Option<u64>, Option<u64>) {
+        let (mut a, mut b) = (Scan::default(), Scan::default());
+        let shared = first.len().min(second.len());
+        for (&x, &y) in first[..shared].iter().zip(&second[..shared]) {
+            self.step(&mut a, x);
+            self.step(&mut b, y);
+        }
+        for &x in &first[shared..] {
+            self.step(&mut a, x);
+        }
+        for &y in &second[shared..] {
+            self.step(&mut b, y);
+        }
+        (self.finish(&a), self.finish(&b))
+    }
+
+    #[inline(always)]
+    fn step(&self, scan: &mut Scan, byte: u8) {
+        scan.high |= byte;
+        scan.state = ((scan.state << 1) | self.firsts) & self.accepts[usize::from(byte & 0x7f)];
+        scan.seen |= scan.state;
+    }
+
+    #[inline]
+    fn finish(&self, scan: &Scan) -> Option<u64> {
+        if scan.high >= 0x80 {
             return None;
         }
-        let seen = seen & self.lasts;
+        let seen = scan.seen & self.lasts;
         if seen == 0 {
             return Some(0);
         }
@@ -97,6 +127,16 @@ impl ShiftAnd {
                 .fold(0, |found, &(_, pattern)| found | pattern),
         )
     }
+}
+
+/// The automaton's progress through one text.
+#[derive(Default)]
+struct Scan {
+    state: u64,
+    /// Every state bit set so far.
+    seen: u64,
+    /// Every byte ORed together: its top bit says the text is not ASCII.
+    high: u8,
 }
 
 impl PatternSet {
@@ -144,12 +184,31 @@ impl PatternSet {
         }
     }
 
+    /// [`Self::matches`] for two texts, scanned side by side.
+    #[inline]
+    pub fn matches_two(&self, first: &str, second: &str) -> (u64, u64) {
+        match self.automaton.run_two(first.as_bytes(), second.as_bytes()) {
+            (Some(a), Some(b)) if self.automatic == self.all => (a | self.always, b | self.always),
+            _ => (self.matches(first), self.matches(second)),
+        }
+    }
+
     fn matches_one_by_one(&self, text: &str, which: u64) -> u64 {
         self.patterns
             .iter()
             .enumerate()
             .filter(|&(index, pattern)| which >> index & 1 == 1 && pattern.matches(text))
             .fold(0, |found, (index, _)| found | 1u64 << index)
+    }
+}
+
+impl StringMapper<u64> for &PatternSet {
+    fn one(&mut self, text: &str) -> u64 {
+        self.matches(text)
+    }
+
+    fn two(&mut self, first: &str, second: &str) -> (u64, u64) {
+        self.matches_two(first, second)
     }
 }
 
@@ -254,6 +313,12 @@ mod properties {
                 })
                 .collect();
             let set = PatternSet::new(patterns).unwrap_or_else(|| panic!("too many patterns"));
+            for pair in texts.windows(2) {
+                prop_assert_eq!(
+                    set.matches_two(&pair[0], &pair[1]),
+                    (set.matches(&pair[0]), set.matches(&pair[1]))
+                );
+            }
             for text in &texts {
                 let found = set.matches(text);
                 for (index, pattern) in set.patterns().iter().enumerate() {

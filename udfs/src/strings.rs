@@ -35,7 +35,7 @@ pub fn map_selected_strings<T, F>(
 ) -> Result<(Vec<T>, Option<NullBuffer>)>
 where
     T: Copy + Default,
-    F: FnMut(&str) -> T,
+    F: StringMapper<T>,
 {
     if let Some(dictionary) = array.as_any_dictionary_opt() {
         if dictionary.values().is_empty() {
@@ -45,7 +45,7 @@ where
                 Some(NullBuffer::new_null(array.len())),
             ));
         }
-        let (distinct, _) = map_strings(dictionary.values().as_ref(), f)?;
+        let (distinct, _) = map_selected_strings(dictionary.values().as_ref(), None, f)?;
         let values = dictionary
             .normalized_keys()
             .into_iter()
@@ -64,15 +64,15 @@ where
     match array.data_type() {
         DataType::Utf8 => {
             let strings = array.as_string::<i32>();
-            for_rows(rows.as_ref(), &mut values, |row| f(strings.value(row)));
+            for_rows(rows.as_ref(), &mut values, &mut f, |row| strings.value(row));
         }
         DataType::LargeUtf8 => {
             let strings = array.as_string::<i64>();
-            for_rows(rows.as_ref(), &mut values, |row| f(strings.value(row)));
+            for_rows(rows.as_ref(), &mut values, &mut f, |row| strings.value(row));
         }
         DataType::Utf8View => {
             let strings = array.as_string_view();
-            for_rows(rows.as_ref(), &mut values, |row| f(strings.value(row)));
+            for_rows(rows.as_ref(), &mut values, &mut f, |row| strings.value(row));
         }
         DataType::Null => return Ok((values, Some(NullBuffer::new_null(array.len())))),
         other => return exec_err!("expected a string column, got {other}"),
@@ -80,20 +80,52 @@ where
     Ok((values, nulls))
 }
 
-/// Sets `values[row] = value(row)` for the rows set in `rows` (all rows if `None`). Walking the
-/// bitmap's set bits, rather than testing each row, keeps a column with scattered NULLs free of
-/// branch misses.
-fn for_rows<T>(rows: Option<&BooleanBuffer>, values: &mut [T], mut value: impl FnMut(usize) -> T) {
+/// What [`map_selected_strings`] applies to each string. Any `FnMut(&str) -> T` is one; a mapper
+/// whose work per string is a chain of dependent steps can also take two strings at once, so that
+/// the processor runs the two chains side by side.
+pub trait StringMapper<T> {
+    fn one(&mut self, text: &str) -> T;
+
+    fn two(&mut self, first: &str, second: &str) -> (T, T) {
+        (self.one(first), self.one(second))
+    }
+}
+
+impl<T, F: FnMut(&str) -> T> StringMapper<T> for F {
+    fn one(&mut self, text: &str) -> T {
+        self(text)
+    }
+}
+
+/// Sets `values[row]` to the mapped string of each row set in `rows` (all rows if `None`), two rows
+/// at a time. Walking the bitmap's set bits, rather than testing each row, keeps a column with
+/// scattered NULLs free of branch misses.
+fn for_rows<'a, T>(
+    rows: Option<&BooleanBuffer>,
+    values: &mut [T],
+    mapper: &mut impl StringMapper<T>,
+    text: impl Fn(usize) -> &'a str,
+) {
     match rows {
-        Some(rows) => {
-            for row in rows.set_indices() {
-                values[row] = value(row);
+        Some(rows) => in_pairs(rows.set_indices(), values, mapper, text),
+        None => in_pairs(0..values.len(), values, mapper, text),
+    }
+}
+
+fn in_pairs<'a, T>(
+    mut rows: impl Iterator<Item = usize>,
+    values: &mut [T],
+    mapper: &mut impl StringMapper<T>,
+    text: impl Fn(usize) -> &'a str,
+) {
+    while let Some(first) = rows.next() {
+        match rows.next() {
+            Some(second) => {
+                let (a, b) = mapper.two(text(first), text(second));
+                values[first] = a;
+                values[second] = b;
             }
-        }
-        None => {
-            for (row, slot) in values.iter_mut().enumerate() {
-                *slot = value(row);
-            }
+            None => values[first] = mapper.one(text(first)),
         }
     }
 }

@@ -104,7 +104,7 @@ impl<'a> BatchColumns<'a> {
                 let (values, nulls) = map_selected_strings(
                     self.array(*column)?.as_ref(),
                     self.active.as_ref(),
-                    |text| equals_ci(text, value) != *negated,
+                    |text: &str| equals_ci(text, value) != *negated,
                 )?;
                 Ok(BooleanArray::new(values.into(), nulls))
             }
@@ -171,9 +171,7 @@ impl<'a> BatchColumns<'a> {
         if !covered {
             let patterns = &self.rule.columns[column].patterns;
             let masks =
-                map_selected_strings(self.array(column)?.as_ref(), self.active.as_ref(), |text| {
-                    patterns.matches(text)
-                })?;
+                map_selected_strings(self.array(column)?.as_ref(), self.active.as_ref(), patterns)?;
             self.masks[column] = Some(CachedMasks {
                 masks,
                 rows: self.active.clone(),
