@@ -48,6 +48,7 @@
 pub mod multi;
 pub mod options;
 pub mod pattern;
+mod prefilter;
 pub mod rule;
 pub mod strings;
 pub mod sus_month;

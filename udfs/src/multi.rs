@@ -8,8 +8,12 @@
 //! Patterns of other shapes, bodies that do not fit in the word, and text that is not ASCII fall
 //! back to each pattern's own matcher.
 
+use arrow::array::StringViewArray;
+use arrow::buffer::BooleanBuffer;
+
 use crate::pattern::{LikePattern, Shape};
-use crate::strings::StringMapper;
+use crate::prefilter::Prefilter;
+use crate::strings::{StringMapper, in_pairs};
 
 /// The most patterns one set answers at once: one bit each in the result.
 pub const MAX_PATTERNS: usize = 63;
@@ -25,6 +29,9 @@ pub struct PatternSet {
     automatic: u64,
     /// All patterns.
     all: u64,
+    /// When the automaton answers every pattern and none matches everything: a SIMD screen that
+    /// rules out most strings before the automaton reads them.
+    screen: Option<Prefilter>,
 }
 
 /// The shift-and automaton of several `Contains` bodies sharing one state word.
@@ -157,12 +164,19 @@ impl PatternSet {
             .fold(0, |bits, (bit, _)| bits | bit);
         let (automaton, packed) = ShiftAnd::pack(contains().filter(|(_, body)| !body.is_empty()));
         let all = (1u64 << patterns.len()) - 1;
+        let screen = if always == 0 && packed == all {
+            let bodies: Vec<&[u128]> = contains().map(|(_, body)| body).collect();
+            Prefilter::new(&bodies)
+        } else {
+            None
+        };
         Some(Self {
             patterns,
             automaton,
             always,
             automatic: always | packed,
             all,
+            screen,
         })
     }
 
@@ -173,6 +187,21 @@ impl PatternSet {
     /// Bit `i` is set when `text LIKE patterns[i]`.
     #[inline]
     pub fn matches(&self, text: &str) -> u64 {
+        if self.screened_out(text) {
+            return 0;
+        }
+        self.matches_unscreened(text)
+    }
+
+    /// Does the screen rule out every pattern for `text`?
+    #[inline]
+    fn screened_out(&self, text: &str) -> bool {
+        self.screen
+            .as_ref()
+            .is_some_and(|screen| !screen.may_match(text.as_bytes()))
+    }
+
+    fn matches_unscreened(&self, text: &str) -> u64 {
         let found = match self.automaton.run(text.as_bytes()) {
             Some(found) => found | self.always,
             None => self.matches_one_by_one(text, self.automatic),
@@ -187,9 +216,21 @@ impl PatternSet {
     /// [`Self::matches`] for two texts, scanned side by side.
     #[inline]
     pub fn matches_two(&self, first: &str, second: &str) -> (u64, u64) {
+        match (self.screened_out(first), self.screened_out(second)) {
+            (true, true) => (0, 0),
+            (false, true) => (self.matches_unscreened(first), 0),
+            (true, false) => (0, self.matches_unscreened(second)),
+            (false, false) => self.matches_two_unscreened(first, second),
+        }
+    }
+
+    fn matches_two_unscreened(&self, first: &str, second: &str) -> (u64, u64) {
         match self.automaton.run_two(first.as_bytes(), second.as_bytes()) {
             (Some(a), Some(b)) if self.automatic == self.all => (a | self.always, b | self.always),
-            _ => (self.matches(first), self.matches(second)),
+            _ => (
+                self.matches_unscreened(first),
+                self.matches_unscreened(second),
+            ),
         }
     }
 
@@ -209,6 +250,39 @@ impl StringMapper<u64> for &PatternSet {
 
     fn two(&mut self, first: &str, second: &str) -> (u64, u64) {
         self.matches_two(first, second)
+    }
+
+    fn map_views(
+        &mut self,
+        strings: &StringViewArray,
+        rows: Option<&BooleanBuffer>,
+        values: &mut [u64],
+    ) -> bool {
+        let set = *self;
+        set.screen.as_ref().is_some_and(|screen| {
+            screen.screen_views(strings, rows, &mut |unscreened| {
+                let text = |row| strings.value(row);
+                in_pairs(
+                    unscreened.iter().copied(),
+                    values,
+                    &mut Unscreened(set),
+                    text,
+                );
+            })
+        })
+    }
+}
+
+/// The set's strings that passed the screen, given to the automaton without screening them again.
+struct Unscreened<'a>(&'a PatternSet);
+
+impl StringMapper<u64> for Unscreened<'_> {
+    fn one(&mut self, text: &str) -> u64 {
+        self.0.matches_unscreened(text)
+    }
+
+    fn two(&mut self, first: &str, second: &str) -> (u64, u64) {
+        self.0.matches_two_unscreened(first, second)
     }
 }
 
@@ -290,13 +364,58 @@ mod properties {
 
     fn text() -> impl Strategy<Value = String> {
         prop::collection::vec(
-            prop::sample::select(vec!["a", "A", "b", "5", "é", "É", " ", ",", "U054", "z665"]),
+            prop::sample::select(vec![
+                "a", "A", "b", "5", "é", "É", " ", ",", "\0", "U054", "z665",
+            ]),
             0..12,
         )
         .prop_map(|parts| parts.concat())
     }
 
+    /// Texts long enough to span several of the screen's 16-byte chunks.
+    fn long_text() -> impl Strategy<Value = String> {
+        prop::collection::vec(
+            prop::sample::select(vec![
+                "a", "B", "5", "é", " ", ",", "\0", "U054", "z665", "x",
+            ]),
+            0..24,
+        )
+        .prop_map(|parts| parts.concat())
+    }
+
     proptest! {
+        /// Sets of `%body%` patterns only, the sets the SIMD screen stands in front of, over
+        /// columns of short (inline) and long strings.
+        #[test]
+        fn screened_sets_agree_with_each_pattern(
+            bodies in prop::collection::vec(
+                prop::collection::vec(
+                    prop::sample::select(vec!["_", "a", "B", "[ab]", "[^a]", "[0-9]", " ", "U05[45]", "Z665", "x"]),
+                    1..4,
+                ),
+                1..6,
+            ),
+            texts in prop::collection::vec(prop_oneof![text(), long_text()], 1..40),
+        ) {
+            let patterns: Vec<LikePattern> = bodies
+                .iter()
+                .filter_map(|pieces| LikePattern::compile(&format!("%{}%", pieces.concat())).ok())
+                .collect();
+            let set = PatternSet::new(patterns).unwrap_or_else(|| panic!("too many patterns"));
+            let views = arrow::array::StringViewArray::from_iter_values(&texts);
+            let (found, _) = crate::strings::map_selected_strings(&views, None, &set)
+                .unwrap_or_else(|e| panic!("{e}"));
+            for (text, found) in texts.iter().zip(found) {
+                for (index, pattern) in set.patterns().iter().enumerate() {
+                    prop_assert_eq!(
+                        found >> index & 1 == 1,
+                        pattern.matches(text),
+                        "'{}' LIKE '{}'", text, pattern.source()
+                    );
+                }
+            }
+        }
+
         #[test]
         fn every_bit_agrees_with_its_pattern(
             sources in prop::collection::vec(
@@ -313,6 +432,17 @@ mod properties {
                 })
                 .collect();
             let set = PatternSet::new(patterns).unwrap_or_else(|| panic!("too many patterns"));
+            // The column path: screened views, inline and not, with NULLs among them.
+            let column: Vec<Option<&str>> = texts
+                .iter()
+                .enumerate()
+                .map(|(row, text)| (row % 3 != 2).then_some(text.as_str()))
+                .collect();
+            let views = arrow::array::StringViewArray::from(column.clone());
+            let (found, _) = crate::strings::map_selected_strings(&views, None, &set)
+                .unwrap_or_else(|e| panic!("{e}"));
+            let expected: Vec<u64> = column.iter().map(|t| t.map_or(0, |t| set.matches(t))).collect();
+            prop_assert_eq!(found, expected);
             for pair in texts.windows(2) {
                 prop_assert_eq!(
                     set.matches_two(&pair[0], &pair[1]),

@@ -1,6 +1,6 @@
 //! One code path for every string encoding a column can arrive in.
 
-use arrow::array::{Array, AsArray};
+use arrow::array::{Array, AsArray, StringViewArray};
 use arrow::buffer::{BooleanBuffer, NullBuffer};
 use arrow::datatypes::DataType;
 use datafusion_common::{Result, exec_err};
@@ -72,7 +72,9 @@ where
         }
         DataType::Utf8View => {
             let strings = array.as_string_view();
-            for_rows(rows.as_ref(), &mut values, &mut f, |row| strings.value(row));
+            if !f.map_views(strings, rows.as_ref(), &mut values) {
+                for_rows(rows.as_ref(), &mut values, &mut f, |row| strings.value(row));
+            }
         }
         DataType::Null => return Ok((values, Some(NullBuffer::new_null(array.len())))),
         other => return exec_err!("expected a string column, got {other}"),
@@ -88,6 +90,19 @@ pub trait StringMapper<T> {
 
     fn two(&mut self, first: &str, second: &str) -> (T, T) {
         (self.one(first), self.one(second))
+    }
+
+    /// For a `Utf8View` column: sets `values[row]` for the rows of `rows` (every row if `None`;
+    /// never a NULL row) itself, reading views and strings as it likes, and returns true; or
+    /// returns false, having written nothing, to be given each string instead. Rows it leaves
+    /// unwritten keep `T::default()`.
+    fn map_views(
+        &mut self,
+        _strings: &StringViewArray,
+        _rows: Option<&BooleanBuffer>,
+        _values: &mut [T],
+    ) -> bool {
+        false
     }
 }
 
@@ -112,7 +127,7 @@ fn for_rows<'a, T>(
     }
 }
 
-fn in_pairs<'a, T>(
+pub(crate) fn in_pairs<'a, T>(
     mut rows: impl Iterator<Item = usize>,
     values: &mut [T],
     mapper: &mut impl StringMapper<T>,

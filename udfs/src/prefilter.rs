@@ -1,0 +1,362 @@
+//! A SIMD screen in front of the shift-and automaton: sixteen bytes of text at a time, it rules
+//! out the strings in which no `%body%` pattern can start, so the automaton reads only the rest.
+//!
+//! The screen looks at each body's first [`WINDOW`] classes. For window offset `j`, two 16-entry
+//! tables (one indexed by a byte's low nibble, one by its high nibble) give, per bit, whether some
+//! byte with that nibble is in the class of the bodies on that bit; `pshufb` looks all sixteen bytes
+//! up at once. A class is thus widened to the product of its nibbles, and bodies share bits when
+//! there are more than eight, so the screen may pass a string no pattern matches (the automaton
+//! then says so) but never rejects one a pattern matches. Text with a byte outside ASCII always
+//! passes, since `_` or a negated class may match a multi-byte character the tables do not describe.
+//!
+//! The screen needs SSSE3 (every x86-64 processor since 2006 has it), checked once at run time;
+//! elsewhere it passes everything and the automaton alone answers, exactly as before.
+// The only `unsafe` in the crate: calling the SSSE3 functions once the processor is known to have
+// SSSE3 (a `#[target_feature]` function may only be called where the feature is known).
+#![allow(unsafe_code)]
+
+use arrow::array::StringViewArray;
+use arrow::buffer::BooleanBuffer;
+
+/// How many leading classes of each body the screen tests.
+pub const WINDOW: usize = 4;
+
+/// The screen for one set of bodies.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Prefilter {
+    /// `low[j][n]`: the bits whose class at offset `j` accepts a byte with low nibble `n`.
+    low: [[u8; 16]; WINDOW],
+    /// `high[j][n]`: likewise for the high nibble.
+    high: [[u8; 16]; WINDOW],
+    /// The bits of bodies shorter than [`WINDOW`]: their missing classes accept anything, in
+    /// the tables and past the chunk's end.
+    short: u8,
+    /// The processor has SSSE3.
+    enabled: bool,
+}
+
+/// The longest text an Arrow string view holds itself.
+const INLINE: u32 = 12;
+
+impl Prefilter {
+    /// The screen for `bodies` (each a list of byte classes over ASCII, one `u128` bit per byte);
+    /// `None` if there is nothing to screen or an empty body, which matches everything.
+    pub fn new(bodies: &[&[u128]]) -> Option<Self> {
+        if bodies.is_empty() || bodies.iter().any(|body| body.is_empty()) {
+            return None;
+        }
+        let mut screen = Self {
+            low: [[0; 16]; WINDOW],
+            high: [[0; 16]; WINDOW],
+            short: 0,
+            enabled: ssse3(),
+        };
+        for (index, body) in bodies.iter().enumerate() {
+            let bit = 1u8 << (index % 8);
+            let window = body.len().min(WINDOW);
+            for (j, class) in body.iter().take(window).enumerate() {
+                for byte in (0..128u8).filter(|&byte| class >> byte & 1 == 1) {
+                    screen.low[j][usize::from(byte & 0x0f)] |= bit;
+                    screen.high[j][usize::from(byte >> 4)] |= bit;
+                }
+            }
+            for j in window..WINDOW {
+                screen.low[j].iter_mut().for_each(|entry| *entry |= bit);
+                screen.high[j].iter_mut().for_each(|entry| *entry |= bit);
+                screen.short |= bit;
+            }
+        }
+        Some(screen)
+    }
+
+    /// May some body occur in `text`? False only when none can.
+    #[inline]
+    pub fn may_match(&self, text: &[u8]) -> bool {
+        !self.enabled || simd_may_match(self, text)
+    }
+
+    /// Screens the rows of `rows` (every row if `None`; NULL rows must not be among them) of a
+    /// `Utf8View` column a block at a time, calling `unscreened` with each block's rows whose
+    /// strings may hold a body. Returns false, having done nothing, when the screen is not
+    /// available.
+    pub fn screen_views(
+        &self,
+        strings: &StringViewArray,
+        rows: Option<&BooleanBuffer>,
+        unscreened: &mut dyn FnMut(&[usize]),
+    ) -> bool {
+        self.enabled && {
+            simd_screen_views(self, strings, rows, unscreened);
+            true
+        }
+    }
+}
+
+// The SIMD entry points below may only be called when `enabled` is true.
+
+#[cfg(target_arch = "x86_64")]
+fn ssse3() -> bool {
+    std::arch::is_x86_feature_detected!("ssse3")
+}
+
+#[cfg(target_arch = "x86_64")]
+fn simd_may_match(screen: &Prefilter, text: &[u8]) -> bool {
+    // SAFETY: called only when `screen.enabled`, which is set only if the processor has SSSE3.
+    unsafe { ssse3::may_match(screen, text) }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn simd_screen_views(
+    screen: &Prefilter,
+    strings: &StringViewArray,
+    rows: Option<&BooleanBuffer>,
+    unscreened: &mut dyn FnMut(&[usize]),
+) {
+    // SAFETY: called only when `screen.enabled`, which is set only if the processor has SSSE3.
+    unsafe { ssse3::screen_views(screen, strings, rows, unscreened) }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn ssse3() -> bool {
+    false
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn simd_may_match(_: &Prefilter, _: &[u8]) -> bool {
+    true
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn simd_screen_views(
+    _: &Prefilter,
+    _: &StringViewArray,
+    _: Option<&BooleanBuffer>,
+    _: &mut dyn FnMut(&[usize]),
+) {
+}
+
+/// The text of a view that holds its string inline (12 bytes or fewer), as the low bytes of a
+/// 16-byte chunk with zeros after it; `None` for a longer string.
+#[inline(always)]
+fn inline_text(view: u128) -> Option<u128> {
+    let length = view as u32;
+    (length <= INLINE).then(|| (view >> 32) & ((1u128 << (8 * length)) - 1))
+}
+
+/// `text` as the 16-byte chunks that together hold every window of [`WINDOW`] bytes in it: for a
+/// text up to 16 bytes, one chunk (zero-padded); for a longer one, chunks every 13 bytes and one
+/// ending at the last byte.
+#[inline(always)]
+fn for_each_chunk(text: &[u8], mut f: impl FnMut(u128) -> bool) -> bool {
+    const STRIDE: usize = 16 - (WINDOW - 1);
+    let n = text.len();
+    let word = |at: usize| {
+        text.get(at..at + 8)
+            .and_then(|bytes| bytes.try_into().ok())
+            .map_or(0, u64::from_le_bytes)
+    };
+    let chunk = |at: usize| {
+        text.get(at..at + 16)
+            .and_then(|bytes| bytes.try_into().ok())
+            .map_or(0, u128::from_le_bytes)
+    };
+    if n < 8 {
+        let mut padded = [0u8; 16];
+        padded[..n].copy_from_slice(text);
+        return f(u128::from_le_bytes(padded));
+    }
+    if n <= 16 {
+        // Two overlapping 8-byte reads: the bytes they share are the same, so OR joins them.
+        return f(u128::from(word(0)) | u128::from(word(n - 8)) << (8 * (n - 8)));
+    }
+    let mut at = 0;
+    while at + 16 < n {
+        if f(chunk(at)) {
+            return true;
+        }
+        at += STRIDE;
+    }
+    f(chunk(n - 16))
+}
+
+#[cfg(target_arch = "x86_64")]
+mod ssse3 {
+    use std::arch::x86_64::{
+        __m128i, _mm_alignr_epi8, _mm_and_si128, _mm_cmpeq_epi8, _mm_loadu_si128,
+        _mm_movemask_epi8, _mm_or_si128, _mm_set_epi64x, _mm_set1_epi8, _mm_setzero_si128,
+        _mm_shuffle_epi8, _mm_srli_epi16,
+    };
+
+    use arrow::array::StringViewArray;
+    use arrow::buffer::BooleanBuffer;
+
+    use super::{Prefilter, for_each_chunk, inline_text};
+
+    #[target_feature(enable = "ssse3")]
+    pub(super) fn may_match(screen: &Prefilter, text: &[u8]) -> bool {
+        let tables = Tables::new(screen);
+        for_each_chunk(text, |chunk| tables.passes(chunk))
+    }
+
+    /// Rows handed on per call of `unscreened`: few enough to stay in the first-level cache.
+    const BLOCK: usize = 512;
+
+    #[target_feature(enable = "ssse3")]
+    pub(super) fn screen_views(
+        screen: &Prefilter,
+        strings: &StringViewArray,
+        rows: Option<&BooleanBuffer>,
+        unscreened: &mut dyn FnMut(&[usize]),
+    ) {
+        let tables = Tables::new(screen);
+        let views = strings.views();
+        let mut block = [0; BLOCK];
+        let mut count = 0;
+        let every_row;
+        let rows = match rows {
+            Some(rows) => rows,
+            None => {
+                every_row = BooleanBuffer::new_set(views.len());
+                &every_row
+            }
+        };
+        // One plain loop in this function, so that the work per row is compiled with SSSE3 and
+        // inlined, the tables staying in registers.
+        for row in rows.set_indices() {
+            let pass = match views.get(row).and_then(|&view| inline_text(view)) {
+                Some(text) => tables.passes(text),
+                None => for_each_chunk(strings.value(row).as_bytes(), |chunk| tables.passes(chunk)),
+            };
+            // Written always, kept when it passed: no branch on the data.
+            block[count] = row;
+            count += usize::from(pass);
+            if count == BLOCK {
+                unscreened(&block);
+                count = 0;
+            }
+        }
+        unscreened(&block[..count]);
+    }
+
+    /// The screen's tables loaded into registers once per call.
+    struct Tables {
+        low: [__m128i; super::WINDOW],
+        high: [__m128i; super::WINDOW],
+        /// Past the chunk's end, the short bodies' bits: accepted.
+        beyond: __m128i,
+    }
+
+    impl Tables {
+        #[target_feature(enable = "ssse3")]
+        fn new(screen: &Prefilter) -> Self {
+            let load = |table: &[u8; 16]| {
+                // SAFETY: `table` is 16 readable bytes; the load has no alignment requirement.
+                unsafe { _mm_loadu_si128(table.as_ptr().cast()) }
+            };
+            Self {
+                low: screen.low.each_ref().map(load),
+                high: screen.high.each_ref().map(load),
+                beyond: _mm_set1_epi8(screen.short as i8),
+            }
+        }
+
+        /// Does any window of `chunk` pass, or does it hold a byte outside ASCII?
+        #[inline]
+        #[target_feature(enable = "ssse3")]
+        fn passes(&self, chunk: u128) -> bool {
+            let bytes = _mm_set_epi64x((chunk >> 64) as i64, chunk as i64);
+            let nibble = _mm_set1_epi8(0x0f);
+            let low = _mm_and_si128(bytes, nibble);
+            let high = _mm_and_si128(_mm_srli_epi16::<4>(bytes), nibble);
+            let class = |j: usize| {
+                _mm_and_si128(
+                    _mm_shuffle_epi8(self.low[j], low),
+                    _mm_shuffle_epi8(self.high[j], high),
+                )
+            };
+            // Lane i of `open` holds the bits of bodies whose window's classes accept the bytes
+            // from i on: class j's lanes move down j places, with `beyond` coming in at the top.
+            let mut open = class(0);
+            open = _mm_and_si128(open, _mm_alignr_epi8::<1>(self.beyond, class(1)));
+            open = _mm_and_si128(open, _mm_alignr_epi8::<2>(self.beyond, class(2)));
+            open = _mm_and_si128(open, _mm_alignr_epi8::<3>(self.beyond, class(3)));
+            let none = _mm_movemask_epi8(_mm_cmpeq_epi8(open, _mm_setzero_si128())) == 0xffff;
+            let ascii = _mm_movemask_epi8(bytes) == 0;
+            !(none && ascii)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn classes(body: &str) -> Vec<u128> {
+        body.bytes()
+            .map(|b| 1u128 << b.to_ascii_uppercase() | 1u128 << b.to_ascii_lowercase())
+            .collect()
+    }
+
+    #[test]
+    fn chunks_cover_every_window() {
+        for length in 0..60usize {
+            let text: Vec<u8> = (0..length).map(|i| b'a' + (i % 26) as u8).collect();
+            let mut seen = Vec::new();
+            for_each_chunk(&text, |chunk| {
+                seen.push(chunk.to_le_bytes());
+                false
+            });
+            for start in 0..length {
+                let window = &text[start..length.min(start + WINDOW)];
+                assert!(
+                    seen.iter()
+                        .any(|chunk| chunk.windows(window.len()).any(|w| w == window)),
+                    "length {length}: window at {start} not in any chunk"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn inline_text_is_the_view_text_and_zeros() {
+        let view = |text: &[u8]| {
+            let mut bytes = [0u8; 16];
+            bytes[..4].copy_from_slice(&(text.len() as u32).to_le_bytes());
+            bytes[4..4 + text.len().min(12)].copy_from_slice(&text[..text.len().min(12)]);
+            u128::from_le_bytes(bytes)
+        };
+        assert_eq!(inline_text(view(b"")), Some(0));
+        assert_eq!(
+            inline_text(view(b"U054")),
+            Some(u128::from(u32::from_le_bytes(*b"U054")))
+        );
+        assert_eq!(
+            inline_text(view(b"U054,Z665,O1")).map(|t| t >> 88),
+            Some(u128::from(b'1'))
+        );
+        assert_eq!(inline_text(view(b"U054,Z665,O162")), None);
+    }
+
+    #[test]
+    fn the_rules_bodies_screen_exactly_on_ascii() {
+        let bodies = ["U054", "Z665", "O162"].map(classes);
+        let refs: Vec<&[u128]> = bodies.iter().map(Vec::as_slice).collect();
+        let Some(screen) = Prefilter::new(&refs) else {
+            panic!("no screen");
+        };
+        if !screen.enabled {
+            return;
+        }
+        for (text, expected) in [
+            ("", false),
+            ("u054", true),
+            ("X621,U055", false),
+            ("X621,U132,O162", true),
+            ("X621,U132,O161,Z664,A001", false),
+            ("X621,U132,O161,Z664,A001,z665", true),
+            ("É", true),
+        ] {
+            assert_eq!(screen.may_match(text.as_bytes()), expected, "{text}");
+        }
+    }
+}
