@@ -165,7 +165,7 @@ impl PatternSet {
         let (automaton, packed) = ShiftAnd::pack(contains().filter(|(_, body)| !body.is_empty()));
         let all = (1u64 << patterns.len()) - 1;
         let screen = if always == 0 && packed == all {
-            let bodies: Vec<&[u128]> = contains().map(|(_, body)| body).collect();
+            let bodies: Vec<(u64, &[u128])> = contains().collect();
             Prefilter::new(&bodies)
         } else {
             None
@@ -260,7 +260,7 @@ impl StringMapper<u64> for &PatternSet {
     ) -> bool {
         let set = *self;
         set.screen.as_ref().is_some_and(|screen| {
-            screen.screen_views(strings, rows, &mut |unscreened| {
+            screen.screen_views(strings, rows, values, &mut |unscreened, values| {
                 let text = |row| strings.value(row);
                 in_pairs(
                     unscreened.iter().copied(),

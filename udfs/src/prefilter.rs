@@ -28,33 +28,66 @@ pub struct Prefilter {
     low: [[u8; 16]; WINDOW],
     /// `high[j][n]`: likewise for the high nibble.
     high: [[u8; 16]; WINDOW],
-    /// The bits of bodies shorter than [`WINDOW`]: their missing classes accept anything, in
-    /// the tables and past the chunk's end.
-    short: u8,
+    /// `beyond[j]`: the bits of bodies at most `j` classes long, for which offset `j` is past
+    /// their end: accepted whatever is there, in the tables and past the chunk's end.
+    beyond: [u8; WINDOW],
+    /// For each combination of bits, the patterns whose bodies they stand for.
+    patterns: Box<[u64; 256]>,
+    /// The screen's bits are the bodies' matches, not just a hint, for ASCII text: at most eight
+    /// bodies of at most [`WINDOW`] classes, each class the product of its nibbles and none
+    /// accepting the zero bytes that pad a chunk.
+    exact: bool,
     /// The processor has SSSE3.
     enabled: bool,
+}
+
+/// What the screen found in a text: bits `0..8` are body bits, [`NOT_ASCII`] says the text holds a
+/// byte outside ASCII, so the bits say nothing.
+pub type Found = u16;
+
+/// The [`Found`] bit of text with a byte outside ASCII.
+pub const NOT_ASCII: Found = 0x100;
+
+/// The bytes whose low nibble is that of a byte in `class` and high nibble that of another.
+fn nibble_product(class: u128) -> u128 {
+    let bytes = || (0..128u8).filter(move |&byte| class >> byte & 1 == 1);
+    let lows: u16 = bytes().fold(0, |set, byte| set | 1 << (byte & 0x0f));
+    let highs: u16 = bytes().fold(0, |set, byte| set | 1 << (byte >> 4));
+    (0..128u8)
+        .filter(|byte| lows >> (byte & 0x0f) & 1 == 1 && highs >> (byte >> 4) & 1 == 1)
+        .fold(0, |set, byte| set | 1u128 << byte)
 }
 
 /// The longest text an Arrow string view holds itself.
 const INLINE: u32 = 12;
 
 impl Prefilter {
-    /// The screen for `bodies` (each a list of byte classes over ASCII, one `u128` bit per byte);
-    /// `None` if there is nothing to screen or an empty body, which matches everything.
-    pub fn new(bodies: &[&[u128]]) -> Option<Self> {
-        if bodies.is_empty() || bodies.iter().any(|body| body.is_empty()) {
+    /// The screen for `bodies`, each a list of byte classes over ASCII (one `u128` bit per byte)
+    /// with the pattern bits it answers for; `None` if there is nothing to screen or an empty
+    /// body, which matches everything.
+    pub fn new(bodies: &[(u64, &[u128])]) -> Option<Self> {
+        if bodies.is_empty() || bodies.iter().any(|(_, body)| body.is_empty()) {
             return None;
         }
         let mut screen = Self {
             low: [[0; 16]; WINDOW],
             high: [[0; 16]; WINDOW],
-            short: 0,
+            beyond: [0; WINDOW],
+            patterns: Box::new([0; 256]),
+            exact: bodies.len() <= 8,
             enabled: ssse3(),
         };
-        for (index, body) in bodies.iter().enumerate() {
+        for (index, &(patterns, body)) in bodies.iter().enumerate() {
             let bit = 1u8 << (index % 8);
+            for (bits, entry) in screen.patterns.iter_mut().enumerate() {
+                if bits & usize::from(bit) != 0 {
+                    *entry |= patterns;
+                }
+            }
             let window = body.len().min(WINDOW);
-            for (j, class) in body.iter().take(window).enumerate() {
+            screen.exact &= body.len() <= WINDOW;
+            for (j, &class) in body.iter().take(window).enumerate() {
+                screen.exact &= class & 1 == 0 && nibble_product(class) == class;
                 for byte in (0..128u8).filter(|&byte| class >> byte & 1 == 1) {
                     screen.low[j][usize::from(byte & 0x0f)] |= bit;
                     screen.high[j][usize::from(byte >> 4)] |= bit;
@@ -63,7 +96,7 @@ impl Prefilter {
             for j in window..WINDOW {
                 screen.low[j].iter_mut().for_each(|entry| *entry |= bit);
                 screen.high[j].iter_mut().for_each(|entry| *entry |= bit);
-                screen.short |= bit;
+                screen.beyond[j] |= bit;
             }
         }
         Some(screen)
@@ -76,19 +109,27 @@ impl Prefilter {
     }
 
     /// Screens the rows of `rows` (every row if `None`; NULL rows must not be among them) of a
-    /// `Utf8View` column a block at a time, calling `unscreened` with each block's rows whose
-    /// strings may hold a body. Returns false, having done nothing, when the screen is not
-    /// available.
+    /// `Utf8View` column. Where the screen is exact, it sets `values[row]` to the row's pattern
+    /// bits itself; the rows it cannot answer (any, when it is not exact), it hands a block at a
+    /// time to `unscreened`, leaving the others' values as they were. Returns false, having done
+    /// nothing, when the screen is not available.
     pub fn screen_views(
         &self,
         strings: &StringViewArray,
         rows: Option<&BooleanBuffer>,
-        unscreened: &mut dyn FnMut(&[usize]),
+        values: &mut [u64],
+        unscreened: &mut dyn FnMut(&[usize], &mut [u64]),
     ) -> bool {
         self.enabled && {
-            simd_screen_views(self, strings, rows, unscreened);
+            simd_screen_views(self, strings, rows, values, unscreened);
             true
         }
+    }
+
+    /// The patterns of the body bits in `found`.
+    #[inline(always)]
+    fn patterns_of(&self, found: Found) -> u64 {
+        self.patterns[usize::from(found as u8)]
     }
 }
 
@@ -110,10 +151,11 @@ fn simd_screen_views(
     screen: &Prefilter,
     strings: &StringViewArray,
     rows: Option<&BooleanBuffer>,
-    unscreened: &mut dyn FnMut(&[usize]),
+    values: &mut [u64],
+    unscreened: &mut dyn FnMut(&[usize], &mut [u64]),
 ) {
     // SAFETY: called only when `screen.enabled`, which is set only if the processor has SSSE3.
-    unsafe { ssse3::screen_views(screen, strings, rows, unscreened) }
+    unsafe { ssse3::screen_views(screen, strings, rows, values, unscreened) }
 }
 
 #[cfg(not(target_arch = "x86_64"))]
@@ -131,7 +173,8 @@ fn simd_screen_views(
     _: &Prefilter,
     _: &StringViewArray,
     _: Option<&BooleanBuffer>,
-    _: &mut dyn FnMut(&[usize]),
+    _: &mut [u64],
+    _: &mut dyn FnMut(&[usize], &mut [u64]),
 ) {
 }
 
@@ -143,11 +186,11 @@ fn inline_text(view: u128) -> Option<u128> {
     (length <= INLINE).then(|| (view >> 32) & ((1u128 << (8 * length)) - 1))
 }
 
-/// `text` as the 16-byte chunks that together hold every window of [`WINDOW`] bytes in it: for a
-/// text up to 16 bytes, one chunk (zero-padded); for a longer one, chunks every 13 bytes and one
-/// ending at the last byte.
+/// `f` of each of the 16-byte chunks that together hold every window of [`WINDOW`] bytes of
+/// `text`, ORed: for a text up to 16 bytes, one chunk (zero-padded); for a longer one, chunks
+/// every 13 bytes and one ending at the last byte.
 #[inline(always)]
-fn for_each_chunk(text: &[u8], mut f: impl FnMut(u128) -> bool) -> bool {
+fn fold_chunks(text: &[u8], mut f: impl FnMut(u128) -> Found) -> Found {
     const STRIDE: usize = 16 - (WINDOW - 1);
     let n = text.len();
     let word = |at: usize| {
@@ -169,33 +212,32 @@ fn for_each_chunk(text: &[u8], mut f: impl FnMut(u128) -> bool) -> bool {
         // Two overlapping 8-byte reads: the bytes they share are the same, so OR joins them.
         return f(u128::from(word(0)) | u128::from(word(n - 8)) << (8 * (n - 8)));
     }
+    let mut found = 0;
     let mut at = 0;
     while at + 16 < n {
-        if f(chunk(at)) {
-            return true;
-        }
+        found |= f(chunk(at));
         at += STRIDE;
     }
-    f(chunk(n - 16))
+    found | f(chunk(n - 16))
 }
 
 #[cfg(target_arch = "x86_64")]
 mod ssse3 {
     use std::arch::x86_64::{
-        __m128i, _mm_alignr_epi8, _mm_and_si128, _mm_cmpeq_epi8, _mm_loadu_si128,
-        _mm_movemask_epi8, _mm_or_si128, _mm_set_epi64x, _mm_set1_epi8, _mm_setzero_si128,
-        _mm_shuffle_epi8, _mm_srli_epi16,
+        __m128i, _mm_alignr_epi8, _mm_and_si128, _mm_cvtsi128_si32, _mm_loadu_si128,
+        _mm_movemask_epi8, _mm_or_si128, _mm_set_epi64x, _mm_set1_epi8, _mm_shuffle_epi8,
+        _mm_srli_epi16, _mm_srli_si128,
     };
 
     use arrow::array::StringViewArray;
     use arrow::buffer::BooleanBuffer;
 
-    use super::{Prefilter, for_each_chunk, inline_text};
+    use super::{Found, NOT_ASCII, Prefilter, WINDOW, fold_chunks, inline_text};
 
     #[target_feature(enable = "ssse3")]
     pub(super) fn may_match(screen: &Prefilter, text: &[u8]) -> bool {
         let tables = Tables::new(screen);
-        for_each_chunk(text, |chunk| tables.passes(chunk))
+        fold_chunks(text, |chunk| tables.screen(chunk)) != 0
     }
 
     /// Rows handed on per call of `unscreened`: few enough to stay in the first-level cache.
@@ -206,10 +248,13 @@ mod ssse3 {
         screen: &Prefilter,
         strings: &StringViewArray,
         rows: Option<&BooleanBuffer>,
-        unscreened: &mut dyn FnMut(&[usize]),
+        values: &mut [u64],
+        unscreened: &mut dyn FnMut(&[usize], &mut [u64]),
     ) {
         let tables = Tables::new(screen);
         let views = strings.views();
+        // Found bits the automaton must check: all of them, unless the screen is exact.
+        let doubtful = if screen.exact { NOT_ASCII } else { Found::MAX };
         let mut block = [0; BLOCK];
         let mut count = 0;
         let every_row;
@@ -223,27 +268,30 @@ mod ssse3 {
         // One plain loop in this function, so that the work per row is compiled with SSSE3 and
         // inlined, the tables staying in registers.
         for row in rows.set_indices() {
-            let pass = match views.get(row).and_then(|&view| inline_text(view)) {
-                Some(text) => tables.passes(text),
-                None => for_each_chunk(strings.value(row).as_bytes(), |chunk| tables.passes(chunk)),
+            let found = match views.get(row).and_then(|&view| inline_text(view)) {
+                Some(text) => tables.screen(text),
+                None => fold_chunks(strings.value(row).as_bytes(), |chunk| tables.screen(chunk)),
             };
-            // Written always, kept when it passed: no branch on the data.
+            // Written always (a doubtful row's value is the automaton's to overwrite), and the
+            // row kept when doubtful: no branch on the data.
+            if let Some(value) = values.get_mut(row) {
+                *value = screen.patterns_of(found);
+            }
             block[count] = row;
-            count += usize::from(pass);
+            count += usize::from(found & doubtful != 0);
             if count == BLOCK {
-                unscreened(&block);
+                unscreened(&block, values);
                 count = 0;
             }
         }
-        unscreened(&block[..count]);
+        unscreened(&block[..count], values);
     }
 
     /// The screen's tables loaded into registers once per call.
     struct Tables {
-        low: [__m128i; super::WINDOW],
-        high: [__m128i; super::WINDOW],
-        /// Past the chunk's end, the short bodies' bits: accepted.
-        beyond: __m128i,
+        low: [__m128i; WINDOW],
+        high: [__m128i; WINDOW],
+        beyond: [__m128i; WINDOW],
     }
 
     impl Tables {
@@ -256,14 +304,15 @@ mod ssse3 {
             Self {
                 low: screen.low.each_ref().map(load),
                 high: screen.high.each_ref().map(load),
-                beyond: _mm_set1_epi8(screen.short as i8),
+                beyond: screen.beyond.map(|bits| _mm_set1_epi8(bits as i8)),
             }
         }
 
-        /// Does any window of `chunk` pass, or does it hold a byte outside ASCII?
+        /// The body bits of the windows that pass in `chunk`, and [`NOT_ASCII`] if it holds a
+        /// byte outside ASCII.
         #[inline]
         #[target_feature(enable = "ssse3")]
-        fn passes(&self, chunk: u128) -> bool {
+        fn screen(&self, chunk: u128) -> Found {
             let bytes = _mm_set_epi64x((chunk >> 64) as i64, chunk as i64);
             let nibble = _mm_set1_epi8(0x0f);
             let low = _mm_and_si128(bytes, nibble);
@@ -275,14 +324,18 @@ mod ssse3 {
                 )
             };
             // Lane i of `open` holds the bits of bodies whose window's classes accept the bytes
-            // from i on: class j's lanes move down j places, with `beyond` coming in at the top.
+            // from i on: class j's lanes move down j places, with `beyond[j]` coming in at the top.
             let mut open = class(0);
-            open = _mm_and_si128(open, _mm_alignr_epi8::<1>(self.beyond, class(1)));
-            open = _mm_and_si128(open, _mm_alignr_epi8::<2>(self.beyond, class(2)));
-            open = _mm_and_si128(open, _mm_alignr_epi8::<3>(self.beyond, class(3)));
-            let none = _mm_movemask_epi8(_mm_cmpeq_epi8(open, _mm_setzero_si128())) == 0xffff;
-            let ascii = _mm_movemask_epi8(bytes) == 0;
-            !(none && ascii)
+            open = _mm_and_si128(open, _mm_alignr_epi8::<1>(self.beyond[1], class(1)));
+            open = _mm_and_si128(open, _mm_alignr_epi8::<2>(self.beyond[2], class(2)));
+            open = _mm_and_si128(open, _mm_alignr_epi8::<3>(self.beyond[3], class(3)));
+            let not_ascii = Found::from(_mm_movemask_epi8(bytes) != 0) << 8;
+            // OR the lanes together, whether or not any is set: cheaper than a guessed branch.
+            open = _mm_or_si128(open, _mm_srli_si128::<8>(open));
+            open = _mm_or_si128(open, _mm_srli_si128::<4>(open));
+            open = _mm_or_si128(open, _mm_srli_si128::<2>(open));
+            open = _mm_or_si128(open, _mm_srli_si128::<1>(open));
+            (_mm_cvtsi128_si32(open) & 0xff) as Found | not_ascii
         }
     }
 }
@@ -302,9 +355,9 @@ mod tests {
         for length in 0..60usize {
             let text: Vec<u8> = (0..length).map(|i| b'a' + (i % 26) as u8).collect();
             let mut seen = Vec::new();
-            for_each_chunk(&text, |chunk| {
+            fold_chunks(&text, |chunk| {
                 seen.push(chunk.to_le_bytes());
-                false
+                0
             });
             for start in 0..length {
                 let window = &text[start..length.min(start + WINDOW)];
@@ -340,10 +393,14 @@ mod tests {
     #[test]
     fn the_rules_bodies_screen_exactly_on_ascii() {
         let bodies = ["U054", "Z665", "O162"].map(classes);
-        let refs: Vec<&[u128]> = bodies.iter().map(Vec::as_slice).collect();
+        let refs: Vec<(u64, &[u128])> = (0..)
+            .zip(&bodies)
+            .map(|(i, b)| (1 << i, b.as_slice()))
+            .collect();
         let Some(screen) = Prefilter::new(&refs) else {
             panic!("no screen");
         };
+        assert!(screen.exact);
         if !screen.enabled {
             return;
         }
