@@ -81,7 +81,14 @@ impl<'a> BatchColumns<'a> {
     pub fn evaluate(&mut self, predicate: &Predicate) -> Result<BooleanArray> {
         if let Some(table) = LikeTable::of(predicate) {
             let (masks, nulls) = self.masks(table.column)?;
-            let values = BooleanBuffer::collect_bool(masks.len(), |row| table.value(masks[row]));
+            let values = match table.as_word() {
+                // The common case, a table of at most 64 entries indexed by the mask's low bits,
+                // is one shift of a word per row rather than a lookup.
+                Some((index_bits, truth)) => BooleanBuffer::collect_bool(masks.len(), |row| {
+                    truth >> (masks[row] & index_bits) & 1 == 1
+                }),
+                None => BooleanBuffer::collect_bool(masks.len(), |row| table.value(masks[row])),
+            };
             return Ok(BooleanArray::new(values, nulls.clone()));
         }
         match predicate {
@@ -260,6 +267,17 @@ impl LikeTable {
             patterns,
             contiguous,
             table,
+        })
+    }
+
+    /// For a contiguous table of at most 64 entries: the mask bits that index it, and the table
+    /// as the bits of a word.
+    fn as_word(&self) -> Option<(u64, u64)> {
+        (self.contiguous && self.table.len() <= 64).then(|| {
+            let truth = (0..).zip(&self.table).fold(0u64, |word, (index, &value)| {
+                word | u64::from(value) << index
+            });
+            (self.table.len() as u64 - 1, truth)
         })
     }
 
