@@ -8,8 +8,8 @@
 //! Patterns of other shapes, bodies that do not fit in the word, and text that is not ASCII fall
 //! back to each pattern's own matcher.
 
-use arrow::array::StringViewArray;
-use arrow::buffer::BooleanBuffer;
+use arrow::array::{Array, StringViewArray};
+use arrow::buffer::{BooleanBuffer, Buffer};
 
 use crate::pattern::{LikePattern, Shape};
 use crate::prefilter::Prefilter;
@@ -234,6 +234,36 @@ impl PatternSet {
         }
     }
 
+    /// `truth` of each row's pattern bits, for the rows of `rows` of a `Utf8View` column (every
+    /// row if `None`; other rows' bits are unspecified), as one bit per row, without working out
+    /// each row's bits: the dense SIMD screen answers most rows as it reads them in order, and the
+    /// rows it cannot (long strings, non-ASCII text) are screened one by one, and read by the
+    /// automaton if need be. `None` when the dense screen is not available for this set.
+    pub fn evaluate_views(
+        &self,
+        strings: &StringViewArray,
+        rows: Option<&BooleanBuffer>,
+        truth: impl Fn(u64) -> bool,
+    ) -> Option<BooleanBuffer> {
+        let screen = self.screen.as_ref()?;
+        let (mut answers, unanswered) = screen.screen_dense(strings, rows, &truth)?;
+        for row in unanswered {
+            let bit = 1u64 << (row % 64);
+            if let Some(word) = answers.get_mut(row / 64) {
+                *word = if truth(self.matches_unscreened(strings.value(row))) {
+                    *word | bit
+                } else {
+                    *word & !bit
+                };
+            }
+        }
+        Some(BooleanBuffer::new(
+            Buffer::from_vec(answers),
+            0,
+            strings.len(),
+        ))
+    }
+
     fn matches_one_by_one(&self, text: &str, which: u64) -> u64 {
         self.patterns
             .iter()
@@ -336,6 +366,37 @@ mod tests {
                     pattern.source()
                 );
             }
+        }
+    }
+
+    #[test]
+    fn the_dense_screen_takes_the_rules_procedure_patterns_given_avx2() {
+        let set = set(&[
+            "%U05[45]%",
+            "%U13[2356]%",
+            "%U21[1267]%",
+            "%Z665%",
+            "%O162%",
+        ]);
+        let texts = [
+            "U054",
+            "X621,U132,O162",
+            "X621,U132,O161,Z664,A001",
+            "é,U054",
+        ];
+        let views = StringViewArray::from_iter_values(texts);
+        // The code script's clause: U05[45], or (U13[2356] or U21[1267]) and (Z665 or O162).
+        let clause = |mask: u64| mask & 1 != 0 || (mask & 0b110 != 0 && mask & 0b11000 != 0);
+        let answers = set.evaluate_views(&views, None, clause);
+        #[cfg(target_arch = "x86_64")]
+        assert_eq!(
+            answers.is_some(),
+            std::arch::is_x86_feature_detected!("avx2")
+        );
+        if let Some(answers) = answers {
+            let expected: Vec<bool> = texts.iter().map(|t| clause(set.matches(t))).collect();
+            assert_eq!(answers.iter().collect::<Vec<_>>(), expected);
+            assert_eq!(expected, [true, true, false, true]);
         }
     }
 
@@ -457,6 +518,60 @@ mod properties {
                         pattern.matches(text),
                         "'{}' LIKE '{}'", text, pattern.source()
                     );
+                }
+            }
+        }
+    }
+
+    proptest! {
+        // Columns of up to 1100 rows: fewer cases.
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// The dense screen's answers, for any truth table over the match bits, on a column of
+        /// inline, long and non-ASCII strings and NULLs, sliced, and with some rows not asked for.
+        #[test]
+        fn dense_answers_are_the_truth_of_each_rows_matches(
+            // Bodies of at most four classes, each the product of its nibbles: the screen is
+            // exact for them, so a processor with AVX2 must take the dense path.
+            bodies in prop::collection::vec(
+                prop_oneof![
+                    prop::collection::vec(
+                        prop::sample::select(vec!["a", "B", "[ab]", "[0-9]", " ", "x"]),
+                        1..=4,
+                    ),
+                    prop::sample::select(vec!["U05[45]", "Z665", "O162"]).prop_map(|b| vec![b]),
+                ],
+                1..=7,
+            ),
+            texts in prop::collection::vec(
+                prop::option::weighted(0.8, prop_oneof![text(), long_text()]),
+                // Past one block of 512 rows.
+                1..1100,
+            ),
+            asked in prop::collection::vec(any::<bool>(), 1100),
+            table in any::<u64>(),
+            skip in 0..3usize,
+        ) {
+            let patterns: Vec<LikePattern> = bodies
+                .iter()
+                .filter_map(|pieces| LikePattern::compile(&format!("%{}%", pieces.concat())).ok())
+                .collect();
+            let set = PatternSet::new(patterns).unwrap_or_else(|| panic!("too many patterns"));
+            let truth = |mask: u64| table >> (mask % 64) & 1 == 1;
+            let whole = arrow::array::StringViewArray::from(texts.clone());
+            let skip = skip.min(texts.len() - 1);
+            let views = whole.slice(skip, texts.len() - skip);
+            let asked = BooleanBuffer::from(&asked[..views.len()]);
+            let rows = views.logical_nulls().map(|nulls| nulls.inner() & &asked);
+            let answers = set.evaluate_views(&views, rows.as_ref(), truth);
+            #[cfg(target_arch = "x86_64")]
+            prop_assert_eq!(answers.is_some(), std::arch::is_x86_feature_detected!("avx2"));
+            if let Some(answers) = answers {
+                prop_assert_eq!(answers.len(), views.len());
+                for (row, text) in texts[skip..].iter().enumerate() {
+                    if let (Some(text), true) = (text, asked.value(row)) {
+                        prop_assert_eq!(answers.value(row), truth(set.matches(text)), "'{}'", text);
+                    }
                 }
             }
         }

@@ -80,6 +80,9 @@ impl<'a> BatchColumns<'a> {
 
     pub fn evaluate(&mut self, predicate: &Predicate) -> Result<BooleanArray> {
         if let Some(table) = LikeTable::of(predicate) {
+            if let Some(answers) = self.tabulate_in_one_pass(&table)? {
+                return Ok(answers);
+            }
             let (masks, nulls) = self.masks(table.column)?;
             let values = match table.as_word() {
                 // The common case, a table of at most 64 entries indexed by the mask's low bits,
@@ -163,6 +166,32 @@ impl<'a> BatchColumns<'a> {
         Ok(result)
     }
 
+    /// `table` of a `Utf8View` column evaluated straight from its strings by the dense screen,
+    /// without working out match masks: `None` if the masks are already at hand, if few rows are
+    /// active (reading only theirs is cheaper), or if the dense screen cannot take this column.
+    fn tabulate_in_one_pass(&self, table: &LikeTable) -> Result<Option<BooleanArray>> {
+        if self.masks[table.column].is_some() {
+            return Ok(None);
+        }
+        let Some(strings) = self.array(table.column)?.as_string_view_opt() else {
+            return Ok(None);
+        };
+        let sparse = |active: &BooleanBuffer| active.count_set_bits() * DENSE_SHARE < active.len();
+        if self.active.as_ref().is_some_and(sparse) {
+            return Ok(None);
+        }
+        let nulls = strings.logical_nulls();
+        let rows = match (&nulls, &self.active) {
+            (Some(nulls), Some(active)) => Some(nulls.inner() & active),
+            (Some(nulls), None) => Some(nulls.inner().clone()),
+            (None, active) => active.clone(),
+        };
+        let patterns = &self.rule.columns[table.column].patterns;
+        Ok(patterns
+            .evaluate_views(strings, rows.as_ref(), |mask| table.value(mask))
+            .map(|values| BooleanArray::new(values, nulls)))
+    }
+
     /// Every LIKE pattern of `column`, answered in one pass over its strings: the active rows'
     /// strings, or, if masks worked out earlier cover every active row, none.
     fn masks(&mut self, column: usize) -> Result<&Masks> {
@@ -238,6 +267,10 @@ struct LikeTable {
     contiguous: bool,
     table: Vec<bool>,
 }
+
+/// The dense screen reads every row; below one active row in this many, reading only the active
+/// rows' strings is cheaper.
+const DENSE_SHARE: usize = 4;
 
 /// Tables up to 2^10 entries; larger predicates are evaluated clause by clause.
 const MAX_TABLE_BITS: usize = 10;

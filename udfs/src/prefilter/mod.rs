@@ -15,7 +15,7 @@
 // SSSE3 (a `#[target_feature]` function may only be called where the feature is known).
 #![allow(unsafe_code)]
 
-use arrow::array::StringViewArray;
+use arrow::array::{Array, StringViewArray};
 use arrow::buffer::BooleanBuffer;
 
 /// How many leading classes of each body the screen tests.
@@ -39,6 +39,9 @@ pub struct Prefilter {
     exact: bool,
     /// The processor has SSSE3.
     enabled: bool,
+    /// The screen is exact for at most seven bodies, leaving a bit of a byte free, and the
+    /// processor has AVX2: [`Self::screen_dense`] can answer a whole column.
+    dense: bool,
 }
 
 /// What the screen found in a text: bits `0..8` are body bits, [`NOT_ASCII`] says the text holds a
@@ -76,6 +79,7 @@ impl Prefilter {
             patterns: Box::new([0; 256]),
             exact: bodies.len() <= 8,
             enabled: ssse3(),
+            dense: false,
         };
         for (index, &(patterns, body)) in bodies.iter().enumerate() {
             let bit = 1u8 << (index % 8);
@@ -99,6 +103,7 @@ impl Prefilter {
                 screen.beyond[j] |= bit;
             }
         }
+        screen.dense = screen.exact && bodies.len() <= 7 && avx2();
         Some(screen)
     }
 
@@ -126,6 +131,33 @@ impl Prefilter {
         }
     }
 
+    /// `truth(patterns)` of each row's pattern bits, for every row of `rows` of a `Utf8View`
+    /// column (every row if `None`), as one bit per row in a word per 64 rows; other rows' bits
+    /// are unspecified. Also returns the rows the screen could not answer (text not ASCII), whose
+    /// bits the caller must set. `None` when the screen is not exact or the processor lacks AVX2.
+    pub fn screen_dense(
+        &self,
+        strings: &StringViewArray,
+        rows: Option<&BooleanBuffer>,
+        truth: impl Fn(u64) -> bool,
+    ) -> Option<(Vec<u64>, Vec<usize>)> {
+        if !self.dense {
+            return None;
+        }
+        // Bit `code >> 4` of `table[code & 15]`: the answer for a row whose body bits are `code`.
+        let mut table = [0u8; 16];
+        for code in 0..128u8 {
+            if truth(self.patterns_of(Found::from(code))) {
+                table[usize::from(code & 15)] |= 1 << (code >> 4);
+            }
+        }
+        let selected: Option<Vec<u64>> = rows.map(|rows| rows.bit_chunks().iter_padded().collect());
+        let mut answers = vec![0; strings.len().div_ceil(64)];
+        let unanswered =
+            simd_screen_dense(self, strings, selected.as_deref(), &table, &mut answers);
+        Some((answers, unanswered))
+    }
+
     /// The patterns of the body bits in `found`.
     #[inline(always)]
     fn patterns_of(&self, found: Found) -> u64 {
@@ -133,7 +165,8 @@ impl Prefilter {
     }
 }
 
-// The SIMD entry points below may only be called when `enabled` is true.
+// The SIMD entry points below may only be called when `enabled` (`dense` for the dense screen)
+// is true.
 
 #[cfg(target_arch = "x86_64")]
 fn ssse3() -> bool {
@@ -158,9 +191,42 @@ fn simd_screen_views(
     unsafe { ssse3::screen_views(screen, strings, rows, values, unscreened) }
 }
 
+#[cfg(target_arch = "x86_64")]
+fn avx2() -> bool {
+    std::arch::is_x86_feature_detected!("avx2")
+}
+
+#[cfg(target_arch = "x86_64")]
+fn simd_screen_dense(
+    screen: &Prefilter,
+    strings: &StringViewArray,
+    selected: Option<&[u64]>,
+    truth: &[u8; 16],
+    answers: &mut [u64],
+) -> Vec<usize> {
+    // SAFETY: called only when `screen.dense`, which is set only if the processor has AVX2.
+    unsafe { dense::screen_dense(screen, strings, selected, truth, answers) }
+}
+
 #[cfg(not(target_arch = "x86_64"))]
 fn ssse3() -> bool {
     false
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn avx2() -> bool {
+    false
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn simd_screen_dense(
+    _: &Prefilter,
+    _: &StringViewArray,
+    _: Option<&[u64]>,
+    _: &[u8; 16],
+    _: &mut [u64],
+) -> Vec<usize> {
+    Vec::new()
 }
 
 #[cfg(not(target_arch = "x86_64"))]
@@ -222,123 +288,9 @@ fn fold_chunks(text: &[u8], mut f: impl FnMut(u128) -> Found) -> Found {
 }
 
 #[cfg(target_arch = "x86_64")]
-mod ssse3 {
-    use std::arch::x86_64::{
-        __m128i, _mm_alignr_epi8, _mm_and_si128, _mm_cvtsi128_si32, _mm_loadu_si128,
-        _mm_movemask_epi8, _mm_or_si128, _mm_set_epi64x, _mm_set1_epi8, _mm_shuffle_epi8,
-        _mm_srli_epi16, _mm_srli_si128,
-    };
-
-    use arrow::array::StringViewArray;
-    use arrow::buffer::BooleanBuffer;
-
-    use super::{Found, NOT_ASCII, Prefilter, WINDOW, fold_chunks, inline_text};
-
-    #[target_feature(enable = "ssse3")]
-    pub(super) fn may_match(screen: &Prefilter, text: &[u8]) -> bool {
-        let tables = Tables::new(screen);
-        fold_chunks(text, |chunk| tables.screen(chunk)) != 0
-    }
-
-    /// Rows handed on per call of `unscreened`: few enough to stay in the first-level cache.
-    const BLOCK: usize = 512;
-
-    #[target_feature(enable = "ssse3")]
-    pub(super) fn screen_views(
-        screen: &Prefilter,
-        strings: &StringViewArray,
-        rows: Option<&BooleanBuffer>,
-        values: &mut [u64],
-        unscreened: &mut dyn FnMut(&[usize], &mut [u64]),
-    ) {
-        let tables = Tables::new(screen);
-        let views = strings.views();
-        // Found bits the automaton must check: all of them, unless the screen is exact.
-        let doubtful = if screen.exact { NOT_ASCII } else { Found::MAX };
-        let mut block = [0; BLOCK];
-        let mut count = 0;
-        let every_row;
-        let rows = match rows {
-            Some(rows) => rows,
-            None => {
-                every_row = BooleanBuffer::new_set(views.len());
-                &every_row
-            }
-        };
-        // One plain loop in this function, so that the work per row is compiled with SSSE3 and
-        // inlined, the tables staying in registers.
-        for row in rows.set_indices() {
-            let found = match views.get(row).and_then(|&view| inline_text(view)) {
-                Some(text) => tables.screen(text),
-                None => fold_chunks(strings.value(row).as_bytes(), |chunk| tables.screen(chunk)),
-            };
-            // Written always (a doubtful row's value is the automaton's to overwrite), and the
-            // row kept when doubtful: no branch on the data.
-            if let Some(value) = values.get_mut(row) {
-                *value = screen.patterns_of(found);
-            }
-            block[count] = row;
-            count += usize::from(found & doubtful != 0);
-            if count == BLOCK {
-                unscreened(&block, values);
-                count = 0;
-            }
-        }
-        unscreened(&block[..count], values);
-    }
-
-    /// The screen's tables loaded into registers once per call.
-    struct Tables {
-        low: [__m128i; WINDOW],
-        high: [__m128i; WINDOW],
-        beyond: [__m128i; WINDOW],
-    }
-
-    impl Tables {
-        #[target_feature(enable = "ssse3")]
-        fn new(screen: &Prefilter) -> Self {
-            let load = |table: &[u8; 16]| {
-                // SAFETY: `table` is 16 readable bytes; the load has no alignment requirement.
-                unsafe { _mm_loadu_si128(table.as_ptr().cast()) }
-            };
-            Self {
-                low: screen.low.each_ref().map(load),
-                high: screen.high.each_ref().map(load),
-                beyond: screen.beyond.map(|bits| _mm_set1_epi8(bits as i8)),
-            }
-        }
-
-        /// The body bits of the windows that pass in `chunk`, and [`NOT_ASCII`] if it holds a
-        /// byte outside ASCII.
-        #[inline]
-        #[target_feature(enable = "ssse3")]
-        fn screen(&self, chunk: u128) -> Found {
-            let bytes = _mm_set_epi64x((chunk >> 64) as i64, chunk as i64);
-            let nibble = _mm_set1_epi8(0x0f);
-            let low = _mm_and_si128(bytes, nibble);
-            let high = _mm_and_si128(_mm_srli_epi16::<4>(bytes), nibble);
-            let class = |j: usize| {
-                _mm_and_si128(
-                    _mm_shuffle_epi8(self.low[j], low),
-                    _mm_shuffle_epi8(self.high[j], high),
-                )
-            };
-            // Lane i of `open` holds the bits of bodies whose window's classes accept the bytes
-            // from i on: class j's lanes move down j places, with `beyond[j]` coming in at the top.
-            let mut open = class(0);
-            open = _mm_and_si128(open, _mm_alignr_epi8::<1>(self.beyond[1], class(1)));
-            open = _mm_and_si128(open, _mm_alignr_epi8::<2>(self.beyond[2], class(2)));
-            open = _mm_and_si128(open, _mm_alignr_epi8::<3>(self.beyond[3], class(3)));
-            let not_ascii = Found::from(_mm_movemask_epi8(bytes) != 0) << 8;
-            // OR the lanes together, whether or not any is set: cheaper than a guessed branch.
-            open = _mm_or_si128(open, _mm_srli_si128::<8>(open));
-            open = _mm_or_si128(open, _mm_srli_si128::<4>(open));
-            open = _mm_or_si128(open, _mm_srli_si128::<2>(open));
-            open = _mm_or_si128(open, _mm_srli_si128::<1>(open));
-            (_mm_cvtsi128_si32(open) & 0xff) as Found | not_ascii
-        }
-    }
-}
+mod dense;
+#[cfg(target_arch = "x86_64")]
+mod ssse3;
 
 #[cfg(test)]
 mod tests {
