@@ -13,7 +13,7 @@ use arrow::buffer::{BooleanBuffer, Buffer};
 
 use crate::pattern::{LikePattern, Shape};
 use crate::prefilter::Prefilter;
-use crate::strings::{StringMapper, in_pairs};
+use crate::strings::StringTest;
 
 /// The most patterns one set answers at once: one bit each in the result.
 pub const MAX_PATTERNS: usize = 63;
@@ -273,46 +273,20 @@ impl PatternSet {
     }
 }
 
-impl StringMapper<u64> for &PatternSet {
-    fn one(&mut self, text: &str) -> u64 {
-        self.matches(text)
-    }
-
-    fn two(&mut self, first: &str, second: &str) -> (u64, u64) {
-        self.matches_two(first, second)
-    }
-
-    fn map_views(
-        &mut self,
-        strings: &StringViewArray,
-        rows: Option<&BooleanBuffer>,
-        values: &mut [u64],
-    ) -> bool {
-        let set = *self;
-        set.screen.as_ref().is_some_and(|screen| {
-            screen.screen_views(strings, rows, values, &mut |unscreened, values| {
-                let text = |row| strings.value(row);
-                in_pairs(
-                    unscreened.iter().copied(),
-                    values,
-                    &mut Unscreened(set),
-                    text,
-                );
-            })
-        })
-    }
+/// `truth` of a set's match bits for each string, as a [`StringTest`].
+pub(crate) struct Tabulated<'a, F> {
+    pub(crate) set: &'a PatternSet,
+    pub(crate) truth: F,
 }
 
-/// The set's strings that passed the screen, given to the automaton without screening them again.
-struct Unscreened<'a>(&'a PatternSet);
-
-impl StringMapper<u64> for Unscreened<'_> {
-    fn one(&mut self, text: &str) -> u64 {
-        self.0.matches_unscreened(text)
+impl<F: Fn(u64) -> bool> StringTest for Tabulated<'_, F> {
+    fn one(&mut self, text: &str) -> bool {
+        (self.truth)(self.set.matches(text))
     }
 
-    fn two(&mut self, first: &str, second: &str) -> (u64, u64) {
-        self.0.matches_two_unscreened(first, second)
+    fn two(&mut self, first: &str, second: &str) -> (bool, bool) {
+        let (a, b) = self.set.matches_two(first, second);
+        ((self.truth)(a), (self.truth)(b))
     }
 }
 
@@ -412,9 +386,11 @@ mod tests {
 
 #[cfg(test)]
 mod properties {
+    use arrow::array::BooleanArray;
     use proptest::prelude::*;
 
     use super::*;
+    use crate::strings::test_strings;
 
     /// Pattern pieces that exercise every shape, classes, case and a multi-byte character.
     fn piece() -> impl Strategy<Value = &'static str> {
@@ -464,15 +440,18 @@ mod properties {
                 .collect();
             let set = PatternSet::new(patterns).unwrap_or_else(|| panic!("too many patterns"));
             let views = arrow::array::StringViewArray::from_iter_values(&texts);
-            let (found, _) = crate::strings::map_selected_strings(&views, None, &set)
-                .unwrap_or_else(|e| panic!("{e}"));
-            for (text, found) in texts.iter().zip(found) {
-                for (index, pattern) in set.patterns().iter().enumerate() {
-                    prop_assert_eq!(
-                        found >> index & 1 == 1,
-                        pattern.matches(text),
-                        "'{}' LIKE '{}'", text, pattern.source()
-                    );
+            for (index, pattern) in set.patterns().iter().enumerate() {
+                let bit = |mask: u64| mask >> index & 1 == 1;
+                let one_by_one = test_strings(&views, None, Tabulated { set: &set, truth: bit })
+                    .unwrap_or_else(|e| panic!("{e}"));
+                let dense = set.evaluate_views(&views, None, bit);
+                for (row, text) in texts.iter().enumerate() {
+                    let expected = pattern.matches(text);
+                    let source = pattern.source();
+                    prop_assert_eq!(one_by_one.value(row), expected, "'{}' LIKE '{}'", text, source);
+                    if let Some(dense) = &dense {
+                        prop_assert_eq!(dense.value(row), expected, "dense: '{}' LIKE '{}'", text, source);
+                    }
                 }
             }
         }
@@ -500,10 +479,14 @@ mod properties {
                 .map(|(row, text)| (row % 3 != 2).then_some(text.as_str()))
                 .collect();
             let views = arrow::array::StringViewArray::from(column.clone());
-            let (found, _) = crate::strings::map_selected_strings(&views, None, &set)
-                .unwrap_or_else(|e| panic!("{e}"));
-            let expected: Vec<u64> = column.iter().map(|t| t.map_or(0, |t| set.matches(t))).collect();
-            prop_assert_eq!(found, expected);
+            for index in 0..set.patterns().len() {
+                let bit = |mask: u64| mask >> index & 1 == 1;
+                let found = test_strings(&views, None, Tabulated { set: &set, truth: bit })
+                    .unwrap_or_else(|e| panic!("{e}"));
+                let expected: BooleanArray =
+                    column.iter().map(|t| t.map(|t| bit(set.matches(t)))).collect();
+                prop_assert_eq!(&found, &expected);
+            }
             for pair in texts.windows(2) {
                 prop_assert_eq!(
                     set.matches_two(&pair[0], &pair[1]),

@@ -1,7 +1,7 @@
 //! One code path for every string encoding a column can arrive in.
 
-use arrow::array::{Array, AsArray, StringViewArray};
-use arrow::buffer::{BooleanBuffer, NullBuffer};
+use arrow::array::{Array, AsArray, BooleanArray};
+use arrow::buffer::{BooleanBuffer, Buffer};
 use arrow::datatypes::DataType;
 use datafusion_common::{Result, exec_err};
 
@@ -14,133 +14,113 @@ pub fn is_string_type(data_type: &DataType) -> bool {
     }
 }
 
-/// Applies `f` to every non-NULL string of `array`, in place (no string is copied).
-///
-/// Returns one value per row (`T::default()` for NULL rows) and the rows' NULLs. A dictionary's
-/// distinct values are evaluated once each, then spread to the rows through the keys.
-pub fn map_strings<T, F>(array: &dyn Array, f: F) -> Result<(Vec<T>, Option<NullBuffer>)>
-where
-    T: Copy + Default,
-    F: FnMut(&str) -> T,
-{
-    map_selected_strings(array, None, f)
-}
-
-/// [`map_strings`] for only the rows `selected` marks (all rows if `None`); the other rows get
-/// `T::default()`. A caller that knows most rows cannot matter saves reading their strings.
-pub fn map_selected_strings<T, F>(
+/// Whether `test` holds for each row of `array` that `selected` marks (every row if `None`), as a
+/// boolean array with the column's NULLs; the other rows are FALSE. Strings are read in place
+/// (none is copied); a dictionary's distinct values are tested once each.
+pub fn test_strings(
     array: &dyn Array,
     selected: Option<&BooleanBuffer>,
-    mut f: F,
-) -> Result<(Vec<T>, Option<NullBuffer>)>
-where
-    T: Copy + Default,
-    F: StringMapper<T>,
-{
+    mut test: impl StringTest,
+) -> Result<BooleanArray> {
     if let Some(dictionary) = array.as_any_dictionary_opt() {
         if dictionary.values().is_empty() {
             // Every key is NULL; arrow cannot normalise keys into an empty dictionary.
-            return Ok((
-                vec![T::default(); array.len()],
-                Some(NullBuffer::new_null(array.len())),
-            ));
+            return Ok(BooleanArray::new_null(array.len()));
         }
-        let (distinct, _) = map_selected_strings(dictionary.values().as_ref(), None, f)?;
-        let values = dictionary
-            .normalized_keys()
-            .into_iter()
-            .map(|key| distinct.get(key).copied().unwrap_or_default())
-            .collect();
-        return Ok((values, dictionary.logical_nulls()));
+        let distinct = test_strings(dictionary.values().as_ref(), None, test)?;
+        let keys = dictionary.normalized_keys();
+        let values = BooleanBuffer::collect_bool(keys.len(), |row| {
+            keys.get(row)
+                .is_some_and(|&key| key < distinct.len() && distinct.value(key))
+        });
+        return Ok(BooleanArray::new(values, dictionary.logical_nulls()));
     }
     let nulls = array.logical_nulls();
-    let mut values = vec![T::default(); array.len()];
     let rows = match (&nulls, selected) {
         (Some(nulls), Some(selected)) => Some(nulls.inner() & selected),
         (Some(nulls), None) => Some(nulls.inner().clone()),
         (None, Some(selected)) => Some(selected.clone()),
         (None, None) => None,
     };
+    let mut words = vec![0u64; array.len().div_ceil(64)];
     match array.data_type() {
         DataType::Utf8 => {
             let strings = array.as_string::<i32>();
-            for_rows(rows.as_ref(), &mut values, &mut f, |row| strings.value(row));
+            for_rows(rows.as_ref(), array.len(), &mut words, &mut test, |row| {
+                strings.value(row)
+            });
         }
         DataType::LargeUtf8 => {
             let strings = array.as_string::<i64>();
-            for_rows(rows.as_ref(), &mut values, &mut f, |row| strings.value(row));
+            for_rows(rows.as_ref(), array.len(), &mut words, &mut test, |row| {
+                strings.value(row)
+            });
         }
         DataType::Utf8View => {
             let strings = array.as_string_view();
-            if !f.map_views(strings, rows.as_ref(), &mut values) {
-                for_rows(rows.as_ref(), &mut values, &mut f, |row| strings.value(row));
-            }
+            for_rows(rows.as_ref(), array.len(), &mut words, &mut test, |row| {
+                strings.value(row)
+            });
         }
-        DataType::Null => return Ok((values, Some(NullBuffer::new_null(array.len())))),
+        DataType::Null => return Ok(BooleanArray::new_null(array.len())),
         other => return exec_err!("expected a string column, got {other}"),
     }
-    Ok((values, nulls))
+    let values = BooleanBuffer::new(Buffer::from_vec(words), 0, array.len());
+    Ok(BooleanArray::new(values, nulls))
 }
 
-/// What [`map_selected_strings`] applies to each string. Any `FnMut(&str) -> T` is one; a mapper
-/// whose work per string is a chain of dependent steps can also take two strings at once, so that
-/// the processor runs the two chains side by side.
-pub trait StringMapper<T> {
-    fn one(&mut self, text: &str) -> T;
+/// What [`test_strings`] asks of each string. Any `FnMut(&str) -> bool` is one; a test whose work
+/// per string is a chain of dependent steps can also take two strings at once, so that the
+/// processor runs the two chains side by side.
+pub trait StringTest {
+    fn one(&mut self, text: &str) -> bool;
 
-    fn two(&mut self, first: &str, second: &str) -> (T, T) {
+    fn two(&mut self, first: &str, second: &str) -> (bool, bool) {
         (self.one(first), self.one(second))
     }
-
-    /// For a `Utf8View` column: sets `values[row]` for the rows of `rows` (every row if `None`;
-    /// never a NULL row) itself, reading views and strings as it likes, and returns true; or
-    /// returns false, having written nothing, to be given each string instead. Rows it leaves
-    /// unwritten keep `T::default()`.
-    fn map_views(
-        &mut self,
-        _strings: &StringViewArray,
-        _rows: Option<&BooleanBuffer>,
-        _values: &mut [T],
-    ) -> bool {
-        false
-    }
 }
 
-impl<T, F: FnMut(&str) -> T> StringMapper<T> for F {
-    fn one(&mut self, text: &str) -> T {
+impl<F: FnMut(&str) -> bool> StringTest for F {
+    fn one(&mut self, text: &str) -> bool {
         self(text)
     }
 }
 
-/// Sets `values[row]` to the mapped string of each row set in `rows` (all rows if `None`), two rows
-/// at a time. Walking the bitmap's set bits, rather than testing each row, keeps a column with
-/// scattered NULLs free of branch misses.
-fn for_rows<'a, T>(
+/// Sets the bit in `words` of each row set in `rows` (all `len` rows if `None`) whose string
+/// passes `test`, two rows at a time. Walking the bitmap's set bits, rather than testing each
+/// row, keeps a column with scattered NULLs free of branch misses.
+fn for_rows<'a>(
     rows: Option<&BooleanBuffer>,
-    values: &mut [T],
-    mapper: &mut impl StringMapper<T>,
+    len: usize,
+    words: &mut [u64],
+    test: &mut impl StringTest,
     text: impl Fn(usize) -> &'a str,
 ) {
     match rows {
-        Some(rows) => in_pairs(rows.set_indices(), values, mapper, text),
-        None => in_pairs(0..values.len(), values, mapper, text),
+        Some(rows) => in_pairs(rows.set_indices(), words, test, text),
+        None => in_pairs(0..len, words, test, text),
     }
 }
 
-pub(crate) fn in_pairs<'a, T>(
+fn in_pairs<'a>(
     mut rows: impl Iterator<Item = usize>,
-    values: &mut [T],
-    mapper: &mut impl StringMapper<T>,
+    words: &mut [u64],
+    test: &mut impl StringTest,
     text: impl Fn(usize) -> &'a str,
 ) {
+    let mut set = |row: usize, yes: bool| {
+        if let Some(word) = words.get_mut(row / 64) {
+            *word |= u64::from(yes) << (row % 64);
+        }
+    };
     while let Some(first) = rows.next() {
         match rows.next() {
             Some(second) => {
-                let (a, b) = mapper.two(text(first), text(second));
-                values[first] = a;
-                values[second] = b;
+                let (a, b) = test.two(text(first), text(second));
+                set(first, a);
+                set(second, b);
             }
-            None => values[first] = mapper.one(text(first)),
+            None => set(first, test.one(text(first))),
         }
     }
 }

@@ -14,7 +14,7 @@ use datafusion_expr::{
 };
 
 use crate::pattern::LikePattern;
-use crate::strings::{collect_strings, is_string_type, map_strings};
+use crate::strings::{collect_strings, is_string_type, test_strings};
 
 /// Compiled literal patterns kept at most; past this the cache starts again.
 const CACHED_PATTERNS: usize = 1024;
@@ -88,8 +88,9 @@ fn scalar_str(value: &ScalarValue) -> Result<Option<&str>> {
 }
 
 fn like_array(text: &dyn Array, pattern: &LikePattern) -> Result<ArrayRef> {
-    let (values, nulls) = map_strings(text, |s| pattern.matches(s))?;
-    Ok(Arc::new(BooleanArray::new(values.into(), nulls)))
+    Ok(Arc::new(test_strings(text, None, |s: &str| {
+        pattern.matches(s)
+    })?))
 }
 
 impl ScalarUDFImpl for TsqlLike {

@@ -9,12 +9,14 @@
 //! has a byte outside ASCII: the caller answers those rows itself.
 
 use std::arch::x86_64::{
-    __m256i, _mm_loadu_si128, _mm256_alignr_epi8, _mm256_and_si256, _mm256_broadcastsi128_si256,
-    _mm256_cmpeq_epi8, _mm256_cmpgt_epi8, _mm256_cmpgt_epi32, _mm256_extract_epi8,
-    _mm256_loadu_si256, _mm256_movemask_epi8, _mm256_or_si256, _mm256_set_epi64x, _mm256_set1_epi8,
-    _mm256_set1_epi32, _mm256_setr_epi8, _mm256_setzero_si256, _mm256_shuffle_epi8,
-    _mm256_srli_epi16, _mm256_srli_si256,
+    __m256i, _mm_loadu_si128, _mm256_alignr_epi8, _mm256_and_si256, _mm256_blend_epi32,
+    _mm256_broadcastsi128_si256, _mm256_cmpeq_epi8, _mm256_cmpgt_epi8, _mm256_cmpgt_epi32,
+    _mm256_extract_epi32, _mm256_loadu_si256, _mm256_loadu2_m128i, _mm256_movemask_epi8,
+    _mm256_or_si256, _mm256_set_epi64x, _mm256_set1_epi8, _mm256_set1_epi32, _mm256_setr_epi8,
+    _mm256_setzero_si256, _mm256_shuffle_epi8, _mm256_slli_epi64, _mm256_srli_epi16,
+    _mm256_srli_epi32, _mm256_srli_epi64, _mm256_unpackhi_epi64, _mm256_unpacklo_epi64,
 };
+use std::ptr;
 
 use arrow::array::StringViewArray;
 
@@ -22,6 +24,9 @@ use super::{NOT_ASCII, Prefilter, WINDOW, fold_chunks, inline_text, ssse3};
 
 /// Rows per word of answer bits.
 const WORD: usize = 64;
+
+/// Rows screened together: four registers of two views, whose codes are gathered at once.
+const GROUP: usize = 8;
 
 /// The code bit of a row the screen cannot answer.
 const DOUBT: i8 = i8::MIN;
@@ -32,7 +37,8 @@ const BLOCK: usize = 8 * WORD;
 
 /// Sets the answer bit of each selected row (`selected` has a bit per row, every row if `None`)
 /// to `truth`'s bit for the row's code (bit `code >> 4` of `truth[code & 15]`); returns the
-/// selected rows whose text is not ASCII, which neither screen answers.
+/// selected rows the screen cannot answer, their bits clear: text not ASCII, and, when the screen
+/// is not exact, text in which it finds a body.
 #[target_feature(enable = "avx2")]
 pub(super) fn screen_dense(
     screen: &Prefilter,
@@ -58,17 +64,21 @@ pub(super) fn screen_dense(
             .zip(&mut doubtful)
         {
             let mut codes = [0u8; WORD];
-            let mut pairs = chunk.chunks_exact(2);
-            for (slot, pair) in codes.chunks_exact_mut(2).zip(&mut pairs) {
-                // SAFETY: `pair` is two views, 32 readable bytes; the load needs no alignment.
-                let views = unsafe { _mm256_loadu_si256(pair.as_ptr().cast()) };
-                slot.copy_from_slice(&tables.codes(views));
+            let mut groups = chunk.chunks_exact(GROUP);
+            for (slot, group) in codes.chunks_exact_mut(GROUP).zip(&mut groups) {
+                slot.copy_from_slice(&tables.codes(group).to_le_bytes());
             }
-            if let [last] = pairs.remainder() {
-                let view = _mm256_set_epi64x(0, 0, (last >> 64) as i64, *last as i64);
-                codes[chunk.len() - 1] = tables.codes(view)[0];
+            let rest = groups.remainder();
+            if !rest.is_empty() {
+                // Empty views after the last row: length 0, code 0, and masked off below.
+                let mut padded = [0u128; GROUP];
+                padded[..rest.len()].copy_from_slice(rest);
+                let at = chunk.len() - rest.len();
+                codes[at..at + GROUP].copy_from_slice(&tables.codes(&padded).to_le_bytes());
             }
-            (*answer, *doubt) = lookup(&codes, truth_register);
+            let (yes, unsure) = lookup(&codes, truth_register, screen.exact);
+            let rows = u64::MAX >> (WORD - chunk.len());
+            (*answer, *doubt) = (yes & rows, unsure & rows);
         }
         let first_word = block * (BLOCK / WORD);
         for (index, (answer, doubt)) in answers.iter_mut().zip(doubtful).enumerate() {
@@ -85,7 +95,7 @@ pub(super) fn screen_dense(
                         one_by_one.screen(chunk)
                     }),
                 };
-                if found & NOT_ASCII != 0 {
+                if found & NOT_ASCII != 0 || !screen.exact && found != 0 {
                     unanswered.push(row);
                 } else {
                     let code = found as u8;
@@ -100,9 +110,10 @@ pub(super) fn screen_dense(
 }
 
 /// The answer and doubt bits of 64 codes: `truth` looked up by each code's low nibble gives a
-/// byte whose bit `code >> 4` is the answer.
+/// byte whose bit `code >> 4` is the answer. A doubtful row's answer is 0; where the screen is not
+/// `exact`, a code with any body bit is doubtful.
 #[target_feature(enable = "avx2")]
-fn lookup(codes: &[u8; WORD], truth: __m256i) -> (u64, u64) {
+fn lookup(codes: &[u8; WORD], truth: __m256i, exact: bool) -> (u64, u64) {
     let nibble = _mm256_set1_epi8(0x0f);
     let powers = _mm256_setr_epi8(
         1, 2, 4, 8, 16, 32, 64, -128, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 4, 8, 16, 32, 64, -128, 0, 0,
@@ -111,16 +122,15 @@ fn lookup(codes: &[u8; WORD], truth: __m256i) -> (u64, u64) {
     let half = |at: usize| {
         // SAFETY: `at` is 0 or 32, so `codes[at..at + 32]` is 32 readable bytes.
         let codes = unsafe { _mm256_loadu_si256(codes.as_ptr().add(at).cast()) };
-        let unsure = _mm256_movemask_epi8(codes) as u32;
+        let zero = _mm256_movemask_epi8(_mm256_cmpeq_epi8(codes, _mm256_setzero_si256())) as u32;
+        let unsure = _mm256_movemask_epi8(codes) as u32 | if exact { 0 } else { !zero };
         let candidates = _mm256_shuffle_epi8(truth, _mm256_and_si256(codes, nibble));
-        // `srli` by four leaves bit 7's doubt in bit 3, which picks no power: a doubtful row's
-        // answer is 0.
         let which = _mm256_shuffle_epi8(
             powers,
             _mm256_and_si256(_mm256_srli_epi16::<4>(codes), nibble),
         );
         let miss = _mm256_cmpeq_epi8(_mm256_and_si256(candidates, which), _mm256_setzero_si256());
-        (!(_mm256_movemask_epi8(miss) as u32), unsure)
+        (!(_mm256_movemask_epi8(miss) as u32) & !unsure, unsure)
     };
     let (low_yes, low_unsure) = half(0);
     let (high_yes, high_unsure) = half(32);
@@ -154,10 +164,48 @@ impl Tables {
         }
     }
 
-    /// The codes of the two views in `views`, one per lane.
+    /// The codes of the eight rows of `views`, as the bytes of a word in row order.
     #[inline]
     #[target_feature(enable = "avx2")]
-    fn codes(&self, views: __m256i) -> [u8; 2] {
+    fn codes(&self, views: &[u128]) -> u64 {
+        let Some(views) = views.get(..GROUP) else {
+            return 0;
+        };
+        // Register `k` holds row `k` in its low lane and row `k + 4` in its high lane, so that
+        // the reduction below leaves the rows in order.
+        let open = |k: usize| {
+            let (low, high) = (&views[k], &views[k + 4]);
+            // SAFETY: `low` and `high` are 16 readable bytes each; the loads need no alignment.
+            self.open(unsafe {
+                _mm256_loadu2_m128i(ptr::from_ref(high).cast(), ptr::from_ref(low).cast())
+            })
+        };
+        let (r0, r1, r2, r3) = (open(0), open(1), open(2), open(3));
+        // OR each lane's sixteen bytes down to one: sixteen to eight, pairing rows 0 and 2 (1 and
+        // 3) in one register's quadwords; eight to four, into the dwords of one register in row
+        // order; four to one, byte 0 of each dword.
+        let r02 = _mm256_or_si256(_mm256_unpacklo_epi64(r0, r2), _mm256_unpackhi_epi64(r0, r2));
+        let r13 = _mm256_or_si256(_mm256_unpacklo_epi64(r1, r3), _mm256_unpackhi_epi64(r1, r3));
+        let r02 = _mm256_or_si256(r02, _mm256_srli_epi64::<32>(r02));
+        let r13 = _mm256_or_si256(r13, _mm256_slli_epi64::<32>(r13));
+        let rows = _mm256_blend_epi32::<0b1010_1010>(r02, r13);
+        let rows = _mm256_or_si256(rows, _mm256_srli_epi32::<16>(rows));
+        let rows = _mm256_or_si256(rows, _mm256_srli_epi32::<8>(rows));
+        let gather = _mm256_setr_epi8(
+            0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 4, 8, 12, -1, -1, -1,
+            -1, -1, -1, -1, -1, -1, -1, -1, -1,
+        );
+        let codes = _mm256_shuffle_epi8(rows, gather);
+        let low = _mm256_extract_epi32::<0>(codes) as u32;
+        let high = _mm256_extract_epi32::<4>(codes) as u32;
+        u64::from(low) | u64::from(high) << 32
+    }
+
+    /// For each byte of each lane's view, the bodies whose window starts there, with [`DOUBT`]
+    /// where the view holds no string or a byte is outside ASCII.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn open(&self, views: __m256i) -> __m256i {
         // Byte `i` of a lane is text when `i - 4` is below the length; the length bytes never
         // are (127 exceeds any inline length), nor is any byte of a longer string's view.
         let positions = _mm256_setr_epi8(
@@ -187,14 +235,6 @@ impl Tables {
         open = _mm256_and_si256(open, _mm256_alignr_epi8::<2>(self.beyond[2], class(2)));
         open = _mm256_and_si256(open, _mm256_alignr_epi8::<3>(self.beyond[3], class(3)));
         let unsure = _mm256_and_si256(_mm256_or_si256(text, long), _mm256_set1_epi8(DOUBT));
-        open = _mm256_or_si256(open, unsure);
-        open = _mm256_or_si256(open, _mm256_srli_si256::<8>(open));
-        open = _mm256_or_si256(open, _mm256_srli_si256::<4>(open));
-        open = _mm256_or_si256(open, _mm256_srli_si256::<2>(open));
-        open = _mm256_or_si256(open, _mm256_srli_si256::<1>(open));
-        [
-            _mm256_extract_epi8::<0>(open) as u8,
-            _mm256_extract_epi8::<16>(open) as u8,
-        ]
+        _mm256_or_si256(open, unsure)
     }
 }

@@ -21,6 +21,10 @@ use arrow::buffer::BooleanBuffer;
 /// How many leading classes of each body the screen tests.
 pub const WINDOW: usize = 4;
 
+/// The bits bodies are screened on (body `i` on bit `i % BITS`), leaving the top bit of a byte to
+/// the dense screen's doubt.
+const BITS: usize = 7;
+
 /// The screen for one set of bodies.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Prefilter {
@@ -33,14 +37,13 @@ pub struct Prefilter {
     beyond: [u8; WINDOW],
     /// For each combination of bits, the patterns whose bodies they stand for.
     patterns: Box<[u64; 256]>,
-    /// The screen's bits are the bodies' matches, not just a hint, for ASCII text: at most eight
+    /// The screen's bits are the bodies' matches, not just a hint, for ASCII text: at most [`BITS`]
     /// bodies of at most [`WINDOW`] classes, each class the product of its nibbles and none
     /// accepting the zero bytes that pad a chunk.
     exact: bool,
     /// The processor has SSSE3.
     enabled: bool,
-    /// The screen is exact for at most seven bodies, leaving a bit of a byte free, and the
-    /// processor has AVX2: [`Self::screen_dense`] can answer a whole column.
+    /// The processor has AVX2: [`Self::screen_dense`] can answer a whole column.
     dense: bool,
 }
 
@@ -77,12 +80,12 @@ impl Prefilter {
             high: [[0; 16]; WINDOW],
             beyond: [0; WINDOW],
             patterns: Box::new([0; 256]),
-            exact: bodies.len() <= 8,
+            exact: bodies.len() <= BITS,
             enabled: ssse3(),
             dense: false,
         };
         for (index, &(patterns, body)) in bodies.iter().enumerate() {
-            let bit = 1u8 << (index % 8);
+            let bit = 1u8 << (index % BITS);
             for (bits, entry) in screen.patterns.iter_mut().enumerate() {
                 if bits & usize::from(bit) != 0 {
                     *entry |= patterns;
@@ -103,7 +106,7 @@ impl Prefilter {
                 screen.beyond[j] |= bit;
             }
         }
-        screen.dense = screen.exact && bodies.len() <= 7 && avx2();
+        screen.dense = screen.enabled && avx2();
         Some(screen)
     }
 
@@ -113,28 +116,11 @@ impl Prefilter {
         !self.enabled || simd_may_match(self, text)
     }
 
-    /// Screens the rows of `rows` (every row if `None`; NULL rows must not be among them) of a
-    /// `Utf8View` column. Where the screen is exact, it sets `values[row]` to the row's pattern
-    /// bits itself; the rows it cannot answer (any, when it is not exact), it hands a block at a
-    /// time to `unscreened`, leaving the others' values as they were. Returns false, having done
-    /// nothing, when the screen is not available.
-    pub fn screen_views(
-        &self,
-        strings: &StringViewArray,
-        rows: Option<&BooleanBuffer>,
-        values: &mut [u64],
-        unscreened: &mut dyn FnMut(&[usize], &mut [u64]),
-    ) -> bool {
-        self.enabled && {
-            simd_screen_views(self, strings, rows, values, unscreened);
-            true
-        }
-    }
-
     /// `truth(patterns)` of each row's pattern bits, for every row of `rows` of a `Utf8View`
     /// column (every row if `None`), as one bit per row in a word per 64 rows; other rows' bits
-    /// are unspecified. Also returns the rows the screen could not answer (text not ASCII), whose
-    /// bits the caller must set. `None` when the screen is not exact or the processor lacks AVX2.
+    /// are unspecified. Also returns the rows whose answer the screen leaves to the automaton
+    /// (text not ASCII, or, when the screen is not exact, text it passes); their bits are clear
+    /// for the caller to set. `None` when the processor lacks AVX2.
     pub fn screen_dense(
         &self,
         strings: &StringViewArray,
@@ -180,18 +166,6 @@ fn simd_may_match(screen: &Prefilter, text: &[u8]) -> bool {
 }
 
 #[cfg(target_arch = "x86_64")]
-fn simd_screen_views(
-    screen: &Prefilter,
-    strings: &StringViewArray,
-    rows: Option<&BooleanBuffer>,
-    values: &mut [u64],
-    unscreened: &mut dyn FnMut(&[usize], &mut [u64]),
-) {
-    // SAFETY: called only when `screen.enabled`, which is set only if the processor has SSSE3.
-    unsafe { ssse3::screen_views(screen, strings, rows, values, unscreened) }
-}
-
-#[cfg(target_arch = "x86_64")]
 fn avx2() -> bool {
     std::arch::is_x86_feature_detected!("avx2")
 }
@@ -232,16 +206,6 @@ fn simd_screen_dense(
 #[cfg(not(target_arch = "x86_64"))]
 fn simd_may_match(_: &Prefilter, _: &[u8]) -> bool {
     true
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn simd_screen_views(
-    _: &Prefilter,
-    _: &StringViewArray,
-    _: Option<&BooleanBuffer>,
-    _: &mut [u64],
-    _: &mut dyn FnMut(&[usize], &mut [u64]),
-) {
 }
 
 /// The text of a view that holds its string inline (12 bytes or fewer), as the low bytes of a

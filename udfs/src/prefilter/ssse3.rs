@@ -5,62 +5,12 @@ use std::arch::x86_64::{
     _mm_or_si128, _mm_set_epi64x, _mm_set1_epi8, _mm_shuffle_epi8, _mm_srli_epi16, _mm_srli_si128,
 };
 
-use arrow::array::StringViewArray;
-use arrow::buffer::BooleanBuffer;
-
-use super::{Found, NOT_ASCII, Prefilter, WINDOW, fold_chunks, inline_text};
+use super::{Found, Prefilter, WINDOW, fold_chunks};
 
 #[target_feature(enable = "ssse3")]
 pub(super) fn may_match(screen: &Prefilter, text: &[u8]) -> bool {
     let tables = Tables::new(screen);
     fold_chunks(text, |chunk| tables.screen(chunk)) != 0
-}
-
-/// Rows handed on per call of `unscreened`: few enough to stay in the first-level cache.
-const BLOCK: usize = 512;
-
-#[target_feature(enable = "ssse3")]
-pub(super) fn screen_views(
-    screen: &Prefilter,
-    strings: &StringViewArray,
-    rows: Option<&BooleanBuffer>,
-    values: &mut [u64],
-    unscreened: &mut dyn FnMut(&[usize], &mut [u64]),
-) {
-    let tables = Tables::new(screen);
-    let views = strings.views();
-    // Found bits the automaton must check: all of them, unless the screen is exact.
-    let doubtful = if screen.exact { NOT_ASCII } else { Found::MAX };
-    let mut block = [0; BLOCK];
-    let mut count = 0;
-    let every_row;
-    let rows = match rows {
-        Some(rows) => rows,
-        None => {
-            every_row = BooleanBuffer::new_set(views.len());
-            &every_row
-        }
-    };
-    // One plain loop in this function, so that the work per row is compiled with SSSE3 and
-    // inlined, the tables staying in registers.
-    for row in rows.set_indices() {
-        let found = match views.get(row).and_then(|&view| inline_text(view)) {
-            Some(text) => tables.screen(text),
-            None => fold_chunks(strings.value(row).as_bytes(), |chunk| tables.screen(chunk)),
-        };
-        // Written always (a doubtful row's value is the automaton's to overwrite), and the
-        // row kept when doubtful: no branch on the data.
-        if let Some(value) = values.get_mut(row) {
-            *value = screen.patterns_of(found);
-        }
-        block[count] = row;
-        count += usize::from(found & doubtful != 0);
-        if count == BLOCK {
-            unscreened(&block, values);
-            count = 0;
-        }
-    }
-    unscreened(&block[..count], values);
 }
 
 /// The screen's tables loaded into registers once per call.
@@ -84,7 +34,7 @@ impl Tables {
         }
     }
 
-    /// The body bits of the windows that pass in `chunk`, and [`NOT_ASCII`] if it holds a
+    /// The body bits of the windows that pass in `chunk`, and [`super::NOT_ASCII`] if it holds a
     /// byte outside ASCII.
     #[inline]
     #[target_feature(enable = "ssse3")]

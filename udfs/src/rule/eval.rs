@@ -1,30 +1,21 @@
 //! Evaluating a rule's predicates over one batch of Arrow arrays, with SQL three-valued logic.
 //!
-//! Each column's LIKE patterns are answered together, once per batch, as a bit mask per row; each
-//! predicate then becomes a [`BooleanArray`] (NULL where SQL says unknown), and AND / OR / NOT use
-//! Arrow's Kleene kernels, which are SQL's truth tables.
-
-use std::sync::Arc;
+//! A predicate made only of LIKEs on one column is tabulated: its value for every combination of
+//! its patterns' matches, which the column's [`PatternSet`](crate::multi::PatternSet) works out in
+//! one pass per string. Each predicate becomes a [`BooleanArray`] (NULL where SQL says unknown),
+//! and AND / OR / NOT use Arrow's Kleene kernels, which are SQL's truth tables.
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
-use arrow::buffer::{BooleanBuffer, NullBuffer};
+use arrow::buffer::BooleanBuffer;
 use arrow::compute::kernels::boolean::{and_kleene, not, or_kleene};
-use arrow::compute::kernels::zip::zip;
-use arrow::compute::{cast, is_not_null, is_null};
-use arrow::datatypes::{DataType, Float64Type};
-use datafusion_common::{Result, exec_err, internal_datafusion_err};
+use arrow::compute::{is_not_null, is_null};
+use datafusion_common::{Result, exec_err, internal_datafusion_err, internal_err};
 
-use super::{Number, Predicate, Rule};
+use super::between::between;
+use super::{Predicate, Rule};
+use crate::multi::Tabulated;
 use crate::pattern::fold;
-use crate::strings::map_selected_strings;
-
-type Masks = (Vec<u64>, Option<NullBuffer>);
-
-/// A column's match masks, and the rows they were worked out for (`None`: every row).
-struct CachedMasks {
-    masks: Masks,
-    rows: Option<BooleanBuffer>,
-}
+use crate::strings::test_strings;
 
 /// The arrays of one batch, by rule column, and what has been worked out from them so far.
 ///
@@ -35,7 +26,6 @@ pub(crate) struct BatchColumns<'a> {
     rule: &'a Rule,
     rows: usize,
     arrays: Vec<Option<ArrayRef>>,
-    masks: Vec<Option<CachedMasks>>,
     active: Option<BooleanBuffer>,
 }
 
@@ -45,7 +35,6 @@ impl<'a> BatchColumns<'a> {
             rule,
             rows,
             arrays: vec![None; rule.columns.len()],
-            masks: (0..rule.columns.len()).map(|_| None).collect(),
             active: None,
         }
     }
@@ -80,43 +69,19 @@ impl<'a> BatchColumns<'a> {
 
     pub fn evaluate(&mut self, predicate: &Predicate) -> Result<BooleanArray> {
         if let Some(table) = LikeTable::of(predicate) {
-            if let Some(answers) = self.tabulate_in_one_pass(&table)? {
-                return Ok(answers);
-            }
-            let (masks, nulls) = self.masks(table.column)?;
-            let values = match table.as_word() {
-                // The common case, a table of at most 64 entries indexed by the mask's low bits,
-                // is one shift of a word per row rather than a lookup.
-                Some((index_bits, truth)) => BooleanBuffer::collect_bool(masks.len(), |row| {
-                    truth >> (masks[row] & index_bits) & 1 == 1
-                }),
-                None => BooleanBuffer::collect_bool(masks.len(), |row| table.value(masks[row])),
-            };
-            return Ok(BooleanArray::new(values, nulls.clone()));
+            return self.tabulate(&table);
         }
         match predicate {
-            Predicate::Like {
-                column,
-                pattern,
-                negated,
-            } => {
-                let (masks, nulls) = self.masks(*column)?;
-                let values = BooleanBuffer::collect_bool(masks.len(), |row| {
-                    (masks[row] >> pattern & 1 == 1) != *negated
-                });
-                Ok(BooleanArray::new(values, nulls.clone()))
+            Predicate::Like { .. } => {
+                internal_err!("a LIKE is always tabulated, in rule {}", self.rule.name)
             }
             Predicate::TextEquals {
                 column,
                 value,
                 negated,
             } => {
-                let (values, nulls) = map_selected_strings(
-                    self.array(*column)?.as_ref(),
-                    self.active.as_ref(),
-                    |text: &str| equals_ci(text, value) != *negated,
-                )?;
-                Ok(BooleanArray::new(values.into(), nulls))
+                let equals = |text: &str| equals_ci(text, value) != *negated;
+                test_strings(self.array(*column)?.as_ref(), self.active.as_ref(), equals)
             }
             Predicate::Between {
                 value,
@@ -124,13 +89,9 @@ impl<'a> BatchColumns<'a> {
                 high,
                 negated,
             } => {
-                let numbers = self.number(value)?;
-                let numbers = numbers.as_primitive::<Float64Type>();
-                let values = BooleanBuffer::collect_bool(numbers.len(), |row| {
-                    let v = numbers.value(row);
-                    (*low <= v && v <= *high) != *negated
-                });
-                Ok(BooleanArray::new(values, numbers.logical_nulls()))
+                let column = |index| self.array(index);
+                let within = between(value, &column, *low, *high)?;
+                Ok(if *negated { not(&within)? } else { within })
             }
             Predicate::IsNull { column, negated } => {
                 let array = self.array(*column)?;
@@ -166,75 +127,31 @@ impl<'a> BatchColumns<'a> {
         Ok(result)
     }
 
-    /// `table` of a `Utf8View` column evaluated straight from its strings by the dense screen,
-    /// without working out match masks: `None` if the masks are already at hand, if few rows are
-    /// active (reading only theirs is cheaper), or if the dense screen cannot take this column.
-    fn tabulate_in_one_pass(&self, table: &LikeTable) -> Result<Option<BooleanArray>> {
-        if self.masks[table.column].is_some() {
-            return Ok(None);
-        }
-        let Some(strings) = self.array(table.column)?.as_string_view_opt() else {
-            return Ok(None);
-        };
-        let sparse = |active: &BooleanBuffer| active.count_set_bits() * DENSE_SHARE < active.len();
-        if self.active.as_ref().is_some_and(sparse) {
-            return Ok(None);
-        }
-        let nulls = strings.logical_nulls();
-        let rows = match (&nulls, &self.active) {
-            (Some(nulls), Some(active)) => Some(nulls.inner() & active),
-            (Some(nulls), None) => Some(nulls.inner().clone()),
-            (None, active) => active.clone(),
-        };
+    /// `table`'s value for each active row, from its column's strings: by the dense screen for a
+    /// `Utf8View` column when enough rows are active, else string by string for the active rows.
+    fn tabulate(&self, table: &LikeTable) -> Result<BooleanArray> {
+        let array = self.array(table.column)?;
         let patterns = &self.rule.columns[table.column].patterns;
-        Ok(patterns
-            .evaluate_views(strings, rows.as_ref(), |mask| table.value(mask))
-            .map(|values| BooleanArray::new(values, nulls)))
-    }
-
-    /// Every LIKE pattern of `column`, answered in one pass over its strings: the active rows'
-    /// strings, or, if masks worked out earlier cover every active row, none.
-    fn masks(&mut self, column: usize) -> Result<&Masks> {
-        let covered = match (&self.masks[column], &self.active) {
-            (None, _) => false,
-            (Some(cached), _) if cached.rows.is_none() => true,
-            (Some(_), None) => false,
-            (Some(cached), Some(active)) => cached
-                .rows
-                .as_ref()
-                .is_some_and(|rows| (active & &!rows).count_set_bits() == 0),
+        let truth = |mask: u64| table.value(mask);
+        let dense = |active: &BooleanBuffer| active.count_set_bits() * DENSE_SHARE >= active.len();
+        if let Some(strings) = array.as_string_view_opt()
+            && self.active.as_ref().is_none_or(dense)
+        {
+            let nulls = strings.logical_nulls();
+            let rows = match (&nulls, &self.active) {
+                (Some(nulls), Some(active)) => Some(nulls.inner() & active),
+                (Some(nulls), None) => Some(nulls.inner().clone()),
+                (None, active) => active.clone(),
+            };
+            if let Some(values) = patterns.evaluate_views(strings, rows.as_ref(), truth) {
+                return Ok(BooleanArray::new(values, nulls));
+            }
+        }
+        let set = Tabulated {
+            set: patterns,
+            truth,
         };
-        if !covered {
-            let patterns = &self.rule.columns[column].patterns;
-            let masks =
-                map_selected_strings(self.array(column)?.as_ref(), self.active.as_ref(), patterns)?;
-            self.masks[column] = Some(CachedMasks {
-                masks,
-                rows: self.active.clone(),
-            });
-        }
-        self.masks[column]
-            .as_ref()
-            .map(|cached| &cached.masks)
-            .ok_or_else(|| internal_datafusion_err!("masks of column {column} missing"))
-    }
-
-    fn number(&self, number: &Number) -> Result<ArrayRef> {
-        match number {
-            Number::Column(column) => {
-                let array = self.array(*column)?;
-                if array.data_type() == &DataType::Float64 {
-                    Ok(Arc::clone(array))
-                } else {
-                    Ok(cast(array, &DataType::Float64)?)
-                }
-            }
-            Number::IsNull(first, second) => {
-                let first = self.number(first)?;
-                let second = self.number(second)?;
-                Ok(zip(&is_not_null(&first)?, &first, &second)?)
-            }
-        }
+        test_strings(array.as_ref(), self.active.as_ref(), set)
     }
 
     pub fn rows(&self) -> usize {
@@ -268,8 +185,8 @@ struct LikeTable {
     table: Vec<bool>,
 }
 
-/// The dense screen reads every row; below one active row in this many, reading only the active
-/// rows' strings is cheaper.
+/// The dense screen reads every row; with fewer than one active row in this many, reading only
+/// the active rows' strings is cheaper.
 const DENSE_SHARE: usize = 4;
 
 /// Tables up to 2^10 entries; larger predicates are evaluated clause by clause.
@@ -300,17 +217,6 @@ impl LikeTable {
             patterns,
             contiguous,
             table,
-        })
-    }
-
-    /// For a contiguous table of at most 64 entries: the mask bits that index it, and the table
-    /// as the bits of a word.
-    fn as_word(&self) -> Option<(u64, u64)> {
-        (self.contiguous && self.table.len() <= 64).then(|| {
-            let truth = (0..).zip(&self.table).fold(0u64, |word, (index, &value)| {
-                word | u64::from(value) << index
-            });
-            (self.table.len() as u64 - 1, truth)
         })
     }
 

@@ -8,7 +8,7 @@ use arrow::array::{Array, BooleanArray, StringArray};
 use arrow::buffer::{Buffer, NullBuffer, OffsetBuffer};
 use arrow::compute::kernels::boolean::{and_kleene, not};
 use arrow::datatypes::DataType;
-use datafusion_common::{Result, exec_err, plan_err};
+use datafusion_common::{Result, exec_datafusion_err, exec_err, plan_err};
 use datafusion_expr::{
     ColumnarValue, DocSection, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature,
     Volatility,
@@ -217,7 +217,7 @@ impl RuleFunction {
                     Some(exclusion) => and_kleene(&included, &passes(&exclusion, mode))?,
                     None => included,
                 };
-                Ok(Arc::new(flag_strings(&flagged, &self.rule.flag)))
+                Ok(Arc::new(flag_strings(&flagged, &self.rule.flag)?))
             }
             (RuleOutput::Included, Some(included), None) => Ok(Arc::new(included)),
             (RuleOutput::Excluded, None, Some(exclusion)) => Ok(Arc::new(match mode {
@@ -234,16 +234,36 @@ impl RuleFunction {
 }
 
 /// The flag where `flagged` is TRUE, NULL elsewhere, built from the bitmap in bulk.
-fn flag_strings(flagged: &BooleanArray, flag: &str) -> StringArray {
+fn flag_strings(flagged: &BooleanArray, flag: &str) -> Result<StringArray> {
     let set = match flagged.nulls() {
         Some(nulls) => flagged.values() & nulls.inner(),
         None => flagged.values().clone(),
     };
     let count = set.count_set_bits();
-    let offsets =
-        OffsetBuffer::<i32>::from_lengths(set.iter().map(|on| if on { flag.len() } else { 0 }));
+    let too_long = || {
+        exec_datafusion_err!(
+            "{count} flags of {} bytes exceed a string array",
+            flag.len()
+        )
+    };
+    let length = i32::try_from(flag.len()).map_err(|_| too_long())?;
+    i32::try_from(count * flag.len()).map_err(|_| too_long())?;
+    let mut offsets = Vec::with_capacity(set.len() + 1);
+    offsets.push(0);
+    let mut end = 0;
+    for (index, word) in set.bit_chunks().iter_padded().enumerate() {
+        let rows = (set.len() - index * 64).min(64);
+        offsets.extend((0..rows).map(|bit| {
+            end += length * (word >> bit & 1) as i32;
+            end
+        }));
+    }
     let values = Buffer::from(flag.repeat(count).into_bytes());
-    StringArray::new(offsets, values, Some(NullBuffer::new(set)))
+    Ok(StringArray::try_new(
+        OffsetBuffer::new(offsets.into()),
+        values,
+        Some(NullBuffer::new(set)),
+    )?)
 }
 
 /// Whether each record passes the exclusions: strictly when they are TRUE, or, in the intended

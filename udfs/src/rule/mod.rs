@@ -1,6 +1,7 @@
 //! EBI rules as data: a rule file holds a published code script, pasted as published; it is parsed
 //! into a [`Rule`], whose predicates the rule functions evaluate over Arrow arrays.
 
+mod between;
 mod convert;
 mod eval;
 mod file;
