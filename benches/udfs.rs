@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::hint::black_box;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, Int32Array, StringViewArray};
@@ -22,6 +22,16 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 const ROWS: usize = 1_000_000;
+
+/// One session's options, shared by every call as DataFusion shares them.
+static CONFIG: LazyLock<Arc<ConfigOptions>> = LazyLock::new(|| {
+    let mut config = ConfigOptions::new();
+    config.extensions.insert(EbiqOptions::default());
+    Arc::new(config)
+});
+
+/// DataFusion's default batch size.
+const BATCH: usize = 8192;
 
 struct Columns {
     procedures: ArrayRef,
@@ -58,24 +68,29 @@ fn columns() -> Columns {
 }
 
 fn invoke(function: &dyn ScalarUDFImpl, args: &[ColumnarValue]) -> ArrayRef {
+    let rows = args
+        .iter()
+        .find_map(|arg| match arg {
+            ColumnarValue::Array(array) => Some(array.len()),
+            ColumnarValue::Scalar(_) => None,
+        })
+        .unwrap_or(ROWS);
     let types: Vec<_> = args.iter().map(ColumnarValue::data_type).collect();
     let return_type = function.return_type(&types).unwrap();
     let arg_fields = types
         .iter()
         .map(|t| Arc::new(Field::new("a", t.clone(), true)))
         .collect();
-    let mut config = ConfigOptions::new();
-    config.extensions.insert(EbiqOptions::default());
     function
         .invoke_with_args(ScalarFunctionArgs {
             args: args.to_vec(),
             arg_fields,
-            number_rows: ROWS,
+            number_rows: rows,
             return_field: Arc::new(Field::new("out", return_type, true)),
-            config_options: Arc::new(config),
+            config_options: Arc::clone(&CONFIG),
         })
         .unwrap()
-        .into_array(ROWS)
+        .into_array(rows)
         .unwrap()
 }
 
@@ -142,6 +157,41 @@ fn benches(c: &mut Criterion) {
     group.bench_function("ebi_lower_back_imaging (whole rule)", |b| {
         b.iter(|| black_box(invoke(&rule, &all)))
     });
+
+    // As DataFusion calls a function: once per batch of `BATCH` rows, each batch's arrays a few
+    // hundred kilobytes, where a 1M-row array's views alone are 16 MB.
+    let batches: Vec<Vec<ColumnarValue>> = (0..ROWS)
+        .step_by(BATCH)
+        .map(|start| {
+            let rows = BATCH.min(ROWS - start);
+            all.iter()
+                .map(|column| match column {
+                    ColumnarValue::Array(array) => ColumnarValue::Array(array.slice(start, rows)),
+                    scalar => scalar.clone(),
+                })
+                .collect()
+        })
+        .collect();
+    group.bench_function(
+        "fused procedure clause (5 patterns), 8192-row batches",
+        |b| {
+            b.iter(|| {
+                for batch in &batches {
+                    black_box(invoke(&fused, &batch[..1]));
+                }
+            })
+        },
+    );
+    group.bench_function(
+        "ebi_lower_back_imaging (whole rule), 8192-row batches",
+        |b| {
+            b.iter(|| {
+                for batch in &batches {
+                    black_box(invoke(&rule, batch));
+                }
+            })
+        },
+    );
     group.finish();
 }
 

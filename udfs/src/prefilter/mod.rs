@@ -5,14 +5,17 @@
 //! tables (one indexed by a byte's low nibble, one by its high nibble) give, per bit, whether some
 //! byte with that nibble is in the class of the bodies on that bit; `pshufb` looks all sixteen bytes
 //! up at once. A class is thus widened to the product of its nibbles, and bodies share bits when
-//! there are more than eight, so the screen may pass a string no pattern matches (the automaton
+//! there are more than [`BITS`], so the screen may pass a string no pattern matches (the automaton
 //! then says so) but never rejects one a pattern matches. Text with a byte outside ASCII always
 //! passes, since `_` or a negated class may match a multi-byte character the tables do not describe.
 //!
-//! The screen needs SSSE3 (every x86-64 processor since 2006 has it), checked once at run time;
-//! elsewhere it passes everything and the automaton alone answers, exactly as before.
-// The only `unsafe` in the crate: calling the SSSE3 functions once the processor is known to have
-// SSSE3 (a `#[target_feature]` function may only be called where the feature is known).
+//! Two forms: one string at a time with SSSE3 ([`Prefilter::may_match`], `ssse3.rs`), and a whole
+//! `Utf8View` column at once with AVX2 ([`Prefilter::screen_dense`], `dense.rs`). The features are
+//! checked once at run time; without SSSE3 the screen passes everything and the automaton alone
+//! answers, and without AVX2 the dense form is not offered.
+// The only `unsafe` in the crate: calling the SIMD functions once the processor is known to have
+// the feature (a `#[target_feature]` function may only be called where the feature is known), and
+// the unaligned loads they make from slices of known length.
 #![allow(unsafe_code)]
 
 use arrow::array::{Array, StringViewArray};

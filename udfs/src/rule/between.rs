@@ -3,7 +3,7 @@
 //! NULL and `b BETWEEN low AND high` elsewhere, so no coalesced column is built.
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
-use arrow::buffer::{BooleanBuffer, NullBuffer};
+use arrow::buffer::{BooleanBuffer, Buffer, NullBuffer};
 use arrow::compute::cast;
 use arrow::datatypes::{
     DataType, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type,
@@ -58,11 +58,18 @@ fn in_range(array: &ArrayRef, low: f64, high: f64) -> Result<BooleanArray> {
 }
 
 fn within<T: AsF64>(values: &[T], low: f64, high: f64) -> BooleanBuffer {
-    BooleanBuffer::collect_bool(values.len(), |row| {
-        let value = values[row].as_f64();
-        // `&`, not `&&`: both compares every row, with no branch to mispredict.
-        (low <= value) & (value <= high)
-    })
+    // A word per 64 values, built by iterating each chunk (no index to bounds-check) and with `&`,
+    // not `&&` (no branch to mispredict), so that the compiler vectorises the loop.
+    let words: Vec<u64> = values
+        .chunks(64)
+        .map(|chunk| {
+            chunk.iter().enumerate().fold(0u64, |word, (bit, value)| {
+                let value = value.as_f64();
+                word | u64::from((low <= value) & (value <= high)) << bit
+            })
+        })
+        .collect();
+    BooleanBuffer::new(Buffer::from_vec(words), 0, values.len())
 }
 
 /// A native numeric value as an `f64`, as Arrow's cast to `Float64` gives it.
