@@ -248,13 +248,10 @@ impl PatternSet {
         let screen = self.screen.as_ref()?;
         let (mut answers, unanswered) = screen.screen_dense(strings, rows, &truth)?;
         for row in unanswered {
-            let bit = 1u64 << (row % 64);
+            // The screen left these rows' bits clear.
             if let Some(word) = answers.get_mut(row / 64) {
-                *word = if truth(self.matches_unscreened(strings.value(row))) {
-                    *word | bit
-                } else {
-                    *word & !bit
-                };
+                *word |=
+                    u64::from(truth(self.matches_unscreened(strings.value(row)))) << (row % 64);
             }
         }
         Some(BooleanBuffer::new(

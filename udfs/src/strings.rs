@@ -1,7 +1,7 @@
 //! One code path for every string encoding a column can arrive in.
 
 use arrow::array::{Array, AsArray, BooleanArray};
-use arrow::buffer::{BooleanBuffer, Buffer};
+use arrow::buffer::{BooleanBuffer, Buffer, NullBuffer};
 use arrow::datatypes::DataType;
 use datafusion_common::{Result, exec_err};
 
@@ -36,12 +36,7 @@ pub fn test_strings(
         return Ok(BooleanArray::new(values, dictionary.logical_nulls()));
     }
     let nulls = array.logical_nulls();
-    let rows = match (&nulls, selected) {
-        (Some(nulls), Some(selected)) => Some(nulls.inner() & selected),
-        (Some(nulls), None) => Some(nulls.inner().clone()),
-        (None, Some(selected)) => Some(selected.clone()),
-        (None, None) => None,
-    };
+    let rows = rows_to_read(nulls.as_ref(), selected);
     let mut words = vec![0u64; array.len().div_ceil(64)];
     match array.data_type() {
         DataType::Utf8 => {
@@ -67,6 +62,19 @@ pub fn test_strings(
     }
     let values = BooleanBuffer::new(Buffer::from_vec(words), 0, array.len());
     Ok(BooleanArray::new(values, nulls))
+}
+
+/// The rows whose strings a test reads: those not NULL in `nulls` and marked in `selected`
+/// (`None` on either side: every row); `None` when that is every row.
+pub(crate) fn rows_to_read(
+    nulls: Option<&NullBuffer>,
+    selected: Option<&BooleanBuffer>,
+) -> Option<BooleanBuffer> {
+    match (nulls, selected) {
+        (Some(nulls), Some(selected)) => Some(nulls.inner() & selected),
+        (Some(nulls), None) => Some(nulls.inner().clone()),
+        (None, selected) => selected.cloned(),
+    }
 }
 
 /// What [`test_strings`] asks of each string. Any `FnMut(&str) -> bool` is one; a test whose work

@@ -15,7 +15,7 @@ use super::between::between;
 use super::{Predicate, Rule};
 use crate::multi::Tabulated;
 use crate::pattern::fold;
-use crate::strings::test_strings;
+use crate::strings::{rows_to_read, test_strings};
 
 /// The arrays of one batch, by rule column, and what has been worked out from them so far.
 ///
@@ -138,11 +138,7 @@ impl<'a> BatchColumns<'a> {
             && self.active.as_ref().is_none_or(dense)
         {
             let nulls = strings.logical_nulls();
-            let rows = match (&nulls, &self.active) {
-                (Some(nulls), Some(active)) => Some(nulls.inner() & active),
-                (Some(nulls), None) => Some(nulls.inner().clone()),
-                (None, active) => active.clone(),
-            };
+            let rows = rows_to_read(nulls.as_ref(), self.active.as_ref());
             if let Some(values) = patterns.evaluate_views(strings, rows.as_ref(), truth) {
                 return Ok(BooleanArray::new(values, nulls));
             }
