@@ -5,25 +5,24 @@
 //! `cargo bench --bench report`
 
 #![allow(clippy::unwrap_used)]
+// criterion_group! defines an undocumented public function.
+#![allow(missing_docs)]
 
 use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ebiq::report::{Parameters, load_queries, run_query};
-use ebiq::session::{Dataset, SessionSettings, new_session, register_dataset};
+use ebiq::session::{SessionSettings, open};
 
 const SAMPLE_ROWS: u64 = 60_000;
 
 fn benches(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let project = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let ctx = new_session(&SessionSettings::default()).unwrap();
-    runtime.block_on(async {
-        let data = project.join("data-samples");
-        let dataset = Dataset::locate(&ctx, data.to_str().unwrap()).await.unwrap();
-        register_dataset(&ctx, &dataset).await.unwrap();
-    });
+    let data = project.join("data-samples");
+    let settings = SessionSettings::over(data.to_str().unwrap());
+    let ctx = runtime.block_on(open(&settings)).unwrap().ctx;
     let queries = load_queries(&project.join("queries")).unwrap();
     let main = queries
         .iter()

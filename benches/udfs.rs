@@ -5,6 +5,8 @@
 //! `cargo bench --bench udfs`
 
 #![allow(clippy::unwrap_used)]
+// criterion_group! defines an undocumented public function.
+#![allow(missing_docs)]
 
 use std::hint::black_box;
 use std::sync::{Arc, LazyLock};

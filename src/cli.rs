@@ -10,10 +10,11 @@ use ebiq::generate::GenerateSettings;
 use ebiq::months::{Month, MonthRange};
 use ebiq::output::OutputFormat;
 use ebiq::report::ReportSettings;
-use ebiq::session::{RuleSource, SessionSettings};
+use ebiq::rules::RuleSource;
+use ebiq::session::SessionSettings;
 use ebiq::shell::ShellSettings;
 use ebiq::sql::{SqlSettings, SqlSource};
-use ebiq_udfs::NullMode;
+use ebiq_udfs::{NULL_MODE_HELP, NullMode};
 
 /// EBI rules over SUS activity in Parquet.
 ///
@@ -139,8 +140,7 @@ struct SessionArgs {
     #[arg(long, value_name = "DIR")]
     rules: Option<PathBuf>,
 
-    /// How NULLs in exclusion columns count: intended or strict_tsql
-    #[arg(long, value_name = "MODE", default_value = "intended")]
+    #[arg(long, value_name = "MODE", default_value = "intended", help = NULL_MODE_HELP)]
     null_mode: NullMode,
 
     /// Partitions per query (default: one per core)
@@ -257,10 +257,6 @@ fn project_path(name: &str) -> PathBuf {
     }
 }
 
-fn data_path(data: Option<String>) -> String {
-    data.unwrap_or_else(|| project_path("data-samples").display().to_string())
-}
-
 fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
 }
@@ -284,8 +280,7 @@ impl Cli {
                     return Err("--format parquet needs --out DIR".into());
                 }
                 Ok(Command::Report {
-                    session: session_settings(&args.session),
-                    data: data_path(args.session.data),
+                    session: session_settings(args.session),
                     report: ReportSettings {
                         queries: args.queries.unwrap_or_else(|| project_path("queries")),
                         out: args.out,
@@ -320,8 +315,7 @@ impl Cli {
                     (None, None) => return Err("give the SQL to run, or -f FILE".into()),
                 };
                 Ok(Command::Sql {
-                    session: session_settings(&args.session),
-                    data: data_path(args.session.data),
+                    session: session_settings(args.session),
                     sql: SqlSettings {
                         source,
                         format,
@@ -338,14 +332,13 @@ impl Cli {
                     shell.history = None;
                 }
                 Ok(Command::Shell {
-                    session: session_settings(&args.session),
-                    data: data_path(args.session.data),
+                    session: session_settings(args.session),
                     shell,
                 })
             }
             Commands::Scheduler(args) => Ok(Command::Scheduler(SchedulerSettings {
                 bind: args.bind,
-                rules: args.rules.map_or(RuleSource::BuiltIn, RuleSource::Folder),
+                rules: RuleSource::from_folder(args.rules),
             })),
             Commands::Executor(args) => {
                 let (host, port) = args
@@ -361,7 +354,7 @@ impl Cli {
                     grpc_port: args.grpc_port,
                     cores: args.cores,
                     work_dir: args.work_dir,
-                    rules: args.rules.map_or(RuleSource::BuiltIn, RuleSource::Folder),
+                    rules: RuleSource::from_folder(args.rules),
                 }))
             }
             Commands::Generate(args) => {
@@ -386,16 +379,16 @@ impl Cli {
     }
 }
 
-fn session_settings(args: &SessionArgs) -> SessionSettings {
+fn session_settings(args: SessionArgs) -> SessionSettings {
     SessionSettings {
-        rules: args
-            .rules
-            .clone()
-            .map_or(RuleSource::BuiltIn, RuleSource::Folder),
+        data: args
+            .data
+            .unwrap_or_else(|| project_path("data-samples").display().to_string()),
+        rules: RuleSource::from_folder(args.rules),
         null_mode: args.null_mode,
         target_partitions: args.partitions,
         memory_limit: args.memory_limit,
-        cluster: args.cluster.clone(),
+        cluster: args.cluster,
     }
 }
 

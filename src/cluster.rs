@@ -21,20 +21,25 @@ use ballista_scheduler::scheduler_process::start_server;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use ebiq_udfs::{EbiqOptions, functions, register_rules};
 
-use crate::session::{RuleSource, rules};
+use crate::rules::{RuleSource, Rules};
 
 /// How to start a scheduler, already validated.
 #[derive(Debug, Clone)]
 pub struct SchedulerSettings {
+    /// Address to listen on.
     pub bind: SocketAddr,
+    /// Where the rule files come from (the same on every process).
     pub rules: RuleSource,
 }
 
 /// How to start an executor, already validated.
 #[derive(Debug, Clone)]
 pub struct ExecutorSettings {
+    /// The scheduler to register with.
     pub scheduler_host: String,
+    /// The scheduler's port.
     pub scheduler_port: u16,
+    /// Host to listen on.
     pub bind_host: String,
     /// Arrow Flight port, for shuffle data.
     pub port: u16,
@@ -44,6 +49,7 @@ pub struct ExecutorSettings {
     pub cores: usize,
     /// Where shuffle files go; `None`: a temporary folder.
     pub work_dir: Option<PathBuf>,
+    /// Where the rule files come from (the same on every process).
     pub rules: RuleSource,
 }
 
@@ -54,14 +60,14 @@ fn cluster_config() -> SessionConfig {
 
 /// Runs a Ballista scheduler until the process is stopped.
 pub async fn run_scheduler(settings: &SchedulerSettings) -> Result<()> {
-    let rules = rules(&settings.rules)?;
+    let rules = settings.rules.load()?;
     let config = SchedulerConfig {
         bind_host: settings.bind.ip().to_string(),
         bind_port: settings.bind.port(),
         override_config_producer: Some(Arc::new(cluster_config)),
         override_session_builder: Some(Arc::new(move |config| {
             let mut state = default_session_builder(config)?;
-            register_rules(&mut state, &rules)?;
+            register_rules(&mut state, rules.as_slice())?;
             Ok(state)
         })),
         ..SchedulerConfig::default()
@@ -78,7 +84,8 @@ pub async fn run_scheduler(settings: &SchedulerSettings) -> Result<()> {
 /// Runs a Ballista executor, registered with its scheduler, until the process is stopped.
 pub async fn run_executor(settings: &ExecutorSettings) -> Result<()> {
     let mut registry = BallistaFunctionRegistry::default();
-    for function in functions(&rules(&settings.rules)?) {
+    for function in functions(settings.rules.load()?.as_slice())? {
+        // `functions` has refused duplicate names, so nothing here replaces anything.
         registry
             .scalar_functions
             .insert(function.name().to_owned(), function);
@@ -107,9 +114,13 @@ pub async fn run_executor(settings: &ExecutorSettings) -> Result<()> {
         .map_err(|e| anyhow!("the executor stopped: {e}"))
 }
 
-/// `ctx`, with its settings, functions and tables, turned into a client of the cluster at `url`.
-pub async fn connect(ctx: SessionContext, url: &str) -> Result<SessionContext> {
-    SessionContext::remote_with_state(url, ctx.state())
+/// `ctx`, with its settings, turned into a client of the cluster at `url` that has the functions
+/// of `rules`.
+pub async fn connect(ctx: SessionContext, url: &str, rules: &Rules) -> Result<SessionContext> {
+    let mut ctx = SessionContext::remote_with_state(url, ctx.state())
         .await
-        .with_context(|| format!("cannot connect to the Ballista scheduler at {url}"))
+        .with_context(|| format!("cannot connect to the Ballista scheduler at {url}"))?;
+    // Ballista's client state starts again from its own function list: register ours on it.
+    register_rules(&mut ctx, rules.as_slice()).context("cannot register the rule functions")?;
+    Ok(ctx)
 }

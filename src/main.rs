@@ -1,10 +1,14 @@
 //! The `ebiq` command: arguments in, one command run, results on stdout, errors on stderr.
+//!
+//! Exit codes: 0 success (also when the reader of stdout closes it early); 1 a query, data or I/O
+//! error; 2 a usage error.
 
 mod cli;
 
 use std::process::ExitCode;
 
 use clap::Parser;
+use ebiq::output::stdout_closed;
 use ebiq::progress::Progress;
 
 /// A query, data or I/O error.
@@ -34,6 +38,9 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(ebiq::run(command, progress)) {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of our results has gone (`ebiq report | head`): a normal end, as for any
+        // command-line tool in a pipe.
+        Err(_) if stdout_closed() => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("ebiq: error: {}", describe(&error));
             ExitCode::from(EXIT_FAILURE)

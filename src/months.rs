@@ -11,6 +11,7 @@ pub struct Month {
 }
 
 impl Month {
+    /// The month `month` (1-12) of `year`; `None` for a month outside 1-12.
     pub fn new(year: i32, month: u32) -> Option<Self> {
         ((1..=12).contains(&month) && (1900..=9999).contains(&year)).then_some(Self { year, month })
     }
@@ -20,6 +21,7 @@ impl Month {
         format!("{:04}{:02}", self.year, self.month)
     }
 
+    /// The month after this one.
     pub fn next(&self) -> Self {
         match self.month {
             12 => Self {
@@ -38,6 +40,7 @@ impl Month {
         days_from_civil(self.year, self.month, 1)
     }
 
+    /// Days in the month.
     pub fn days(&self) -> i32 {
         self.next().first_day_since_epoch() - self.first_day_since_epoch()
     }
@@ -79,11 +82,14 @@ impl FromStr for Month {
 /// An inclusive range of months, written `2023-04..2025-03`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MonthRange {
+    /// The first month.
     pub from: Month,
+    /// The last month, included.
     pub to: Month,
 }
 
 impl MonthRange {
+    /// Every month of the range, in order.
     pub fn months(&self) -> Vec<Month> {
         let mut months = vec![self.from];
         while let Some(last) = months.last().copied().filter(|m| *m < self.to) {

@@ -3,9 +3,10 @@
 //! so a failed or killed run never leaves a half-written file.
 
 use std::fmt;
-use std::io::Write;
+use std::io::{self, BufWriter, Stdout, Write};
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result};
 use datafusion::arrow::array::RecordBatch;
@@ -15,17 +16,24 @@ use datafusion::arrow::json::LineDelimitedWriter;
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use datafusion::parquet::arrow::ArrowWriter;
 
+/// How results are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputFormat {
+    /// A table for a person at a terminal.
     Table,
+    /// CSV with a header, for spreadsheets.
     Csv,
+    /// One JSON object per line, for pipes.
     Json,
+    /// Parquet, for BI tools (to a file only).
     Parquet,
 }
 
 impl OutputFormat {
+    /// The formats' names, as `--format` takes them.
     pub const NAMES: [&'static str; 4] = ["table", "csv", "json", "parquet"];
 
+    /// The file name extension of an output in this format.
     pub fn extension(self) -> &'static str {
         match self {
             Self::Table => "txt",
@@ -57,6 +65,45 @@ impl fmt::Display for OutputFormat {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(Self::NAMES[*self as usize])
     }
+}
+
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// Standard output for results, buffered. It notes when the reader has gone (`ebiq report | head`)
+/// so that `main` can end quietly with success, as command-line tools do, whichever layer the
+/// broken pipe error surfaced through.
+#[derive(Debug)]
+pub struct ResultsOut(BufWriter<Stdout>);
+
+impl ResultsOut {
+    /// Buffered standard output.
+    pub fn stdout() -> Self {
+        Self(BufWriter::new(io::stdout()))
+    }
+}
+
+fn note_closed<T>(result: io::Result<T>) -> io::Result<T> {
+    if let Err(error) = &result
+        && error.kind() == io::ErrorKind::BrokenPipe
+    {
+        STDOUT_CLOSED.store(true, Ordering::Relaxed);
+    }
+    result
+}
+
+impl Write for ResultsOut {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        note_closed(self.0.write(buf))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        note_closed(self.0.flush())
+    }
+}
+
+/// Whether a write to standard output found the reader gone.
+pub fn stdout_closed() -> bool {
+    STDOUT_CLOSED.load(Ordering::Relaxed)
 }
 
 /// Writes `batches` to `out` in `format`.

@@ -1,7 +1,6 @@
 //! Progress on stderr for long work, shown only to a person at a terminal.
 
 use std::io::IsTerminal;
-use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -12,14 +11,11 @@ pub struct Progress {
 }
 
 impl Progress {
+    /// Visible when stderr is a terminal and not `quiet`.
     pub fn new(quiet: bool) -> Self {
         Self {
             visible: !quiet && std::io::stderr().is_terminal(),
         }
-    }
-
-    pub fn hidden() -> Self {
-        Self { visible: false }
     }
 
     fn target(&self) -> ProgressDrawTarget {
@@ -40,16 +36,5 @@ impl Progress {
             bar.set_style(style.progress_chars("=> "));
         }
         bar
-    }
-
-    /// A spinner with a message, for work of unknown length.
-    pub fn spinner(&self, message: String) -> ProgressBar {
-        let spinner = ProgressBar::with_draw_target(None, self.target());
-        if let Ok(style) = ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}") {
-            spinner.set_style(style);
-        }
-        spinner.set_message(message);
-        spinner.enable_steady_tick(Duration::from_millis(120));
-        spinner
     }
 }

@@ -11,8 +11,11 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 /// One column of a SUS table.
 #[derive(Debug, Clone)]
 pub struct SusColumn {
+    /// The SUS name, as SUS spells it.
     pub name: &'static str,
+    /// The type `generate` writes (files from elsewhere may differ in width, not in [`Kind`]).
     pub data_type: DataType,
+    /// What it holds.
     pub meaning: &'static str,
 }
 
@@ -136,6 +139,7 @@ pub const APCS: &[SusColumn] = &[
     ),
 ];
 
+/// The Arrow schema of a table of `columns`; only the `*_Ident` keys are not nullable.
 pub fn arrow_schema(columns: &[SusColumn]) -> SchemaRef {
     Arc::new(Schema::new(
         columns
@@ -162,12 +166,16 @@ pub const OPA_REQUIRED: &[&str] = &[
 /// and encoding (Int32 or Int64, Utf8 or Utf8View or dictionary), never in kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    /// Any integer width.
     Integer,
+    /// Any string encoding, dictionary included.
     Text,
+    /// A date or timestamp.
     Date,
 }
 
 impl Kind {
+    /// The kind of `data_type`; `None` for one no SUS column can be.
     pub fn of(data_type: &DataType) -> Option<Self> {
         match data_type {
             t if t.is_integer() => Some(Self::Integer),
@@ -178,6 +186,7 @@ impl Kind {
         }
     }
 
+    /// The kind in words, for error messages: "an integer", "text", "a date".
     pub fn describe(self) -> &'static str {
         match self {
             Self::Integer => "an integer",

@@ -1,33 +1,28 @@
-//! Building the DataFusion session every command shares: configuration, the rule functions, and the
-//! SUS tables over a dataset.
+//! The session every querying command shares, opened in one step over a dataset: configuration,
+//! the rule functions (loaded once), the Ballista connection when there is one, and the SUS tables.
 
-use std::path::{Path, PathBuf};
+use std::fmt;
 use std::sync::Arc;
 
-use anyhow::{Context, Result, bail};
-use datafusion::common::Column;
+use anyhow::{Context, Result};
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::prelude::{Expr, ParquetReadOptions, SessionConfig, SessionContext};
-use ebiq_udfs::{EbiqOptions, NullMode, Rule, builtin_rules, load_rules, register_rules};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use ebiq_udfs::{EbiqOptions, NullMode, register_rules};
 
-use crate::schema;
-use crate::storage::{Location, register_store, subfolders};
-use crate::validate::{InputFile, check_table};
+use crate::cluster;
+use crate::dataset::Dataset;
+use crate::rules::{RuleSource, Rules};
+use crate::validate::InputFile;
 
-/// Where the rules come from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RuleSource {
-    /// The rule files built into the binary (`udfs/rules/`).
-    BuiltIn,
-    /// Every `*.sql` rule file in a folder.
-    Folder(PathBuf),
-}
-
-/// How to set a session up, already validated.
+/// How to open a session, already validated.
 #[derive(Debug, Clone)]
 pub struct SessionSettings {
+    /// The dataset: a folder holding `opa/` (and `apcs/`), or a path, glob or URL for `opa`.
+    pub data: String,
+    /// Where the rule files come from.
     pub rules: RuleSource,
+    /// How NULLs in exclusion columns count (`ebiq.null_mode`).
     pub null_mode: NullMode,
     /// Partitions a query is split into; 0 means one per core.
     pub target_partitions: usize,
@@ -38,9 +33,12 @@ pub struct SessionSettings {
     pub cluster: Option<String>,
 }
 
-impl Default for SessionSettings {
-    fn default() -> Self {
+impl SessionSettings {
+    /// The settings for `data` with everything else at its default: built-in rules, the intended
+    /// null mode, a partition per core, no memory limit, this process.
+    pub fn over(data: impl Into<String>) -> Self {
         Self {
+            data: data.into(),
             rules: RuleSource::BuiltIn,
             null_mode: NullMode::default(),
             target_partitions: 0,
@@ -50,21 +48,42 @@ impl Default for SessionSettings {
     }
 }
 
-/// [`new_session`], made a client of the Ballista cluster when `settings.cluster` names one.
-pub async fn connect_session(settings: &SessionSettings) -> Result<SessionContext> {
-    let ctx = new_session(settings)?;
-    let Some(url) = &settings.cluster else {
-        return Ok(ctx);
-    };
-    // Ballista's client state starts again from its own function list: register ours on it.
-    let mut ctx = crate::cluster::connect(ctx, url).await?;
-    register_rules(&mut ctx, &rules(&settings.rules)?)
-        .context("cannot register the rule functions")?;
-    Ok(ctx)
+/// An open session over a dataset, with what it was opened from.
+pub struct Session {
+    /// Where queries run: this process, or a client of the cluster.
+    pub ctx: SessionContext,
+    /// The rules whose functions the session has.
+    pub rules: Rules,
+    /// The Parquet files the tables read.
+    pub inputs: Vec<InputFile>,
 }
 
-/// A session with the rule functions registered and `ebiq.*` settings available, but no tables.
-pub fn new_session(settings: &SessionSettings) -> Result<SessionContext> {
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("ctx", &self.ctx.session_id())
+            .field("rules", &self.rules)
+            .field("inputs", &self.inputs)
+            .finish()
+    }
+}
+
+/// Loads the rules, builds the session (a cluster client if `settings.cluster` names one), then
+/// locates, checks and registers the dataset's tables.
+pub async fn open(settings: &SessionSettings) -> Result<Session> {
+    let rules = settings.rules.load()?;
+    let mut ctx = new_session(settings, &rules)?;
+    if let Some(url) = &settings.cluster {
+        ctx = cluster::connect(ctx, url, &rules).await?;
+    }
+    let dataset = Dataset::locate(&ctx, &settings.data).await?;
+    let inputs = dataset.register(&ctx).await?;
+    Ok(Session { ctx, rules, inputs })
+}
+
+/// A local session with the functions of `rules` registered and `ebiq.*` settings available, but
+/// no tables.
+pub fn new_session(settings: &SessionSettings, rules: &Rules) -> Result<SessionContext> {
     let options = EbiqOptions {
         null_mode: settings.null_mode,
     };
@@ -91,119 +110,6 @@ pub fn new_session(settings: &SessionSettings) -> Result<SessionContext> {
         .build_arc()
         .context("cannot set up the query runtime")?;
     let mut ctx = SessionContext::new_with_config_rt(config, runtime);
-    register_rules(&mut ctx, &rules(&settings.rules)?)
-        .context("cannot register the rule functions")?;
+    register_rules(&mut ctx, rules.as_slice()).context("cannot register the rule functions")?;
     Ok(ctx)
-}
-
-/// The rules `source` names.
-pub fn rules(source: &RuleSource) -> Result<Vec<Arc<Rule>>> {
-    match source {
-        RuleSource::BuiltIn => builtin_rules(),
-        RuleSource::Folder(dir) => load_rules(dir),
-    }
-    .context("cannot load the EBI rules")
-}
-
-/// Where a dataset's tables are.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Dataset {
-    /// A Parquet file, a folder of them, or a glob, for the `opa` table.
-    pub opa: String,
-    /// The same for `apcs`, when the dataset has one.
-    pub apcs: Option<String>,
-}
-
-impl Dataset {
-    /// A dataset folder holding `opa/` (and perhaps `apcs/`), or else one path, glob or URL that is
-    /// the `opa` table. A URL's object store is registered with `ctx` on the way.
-    pub async fn locate(ctx: &SessionContext, location: &str) -> Result<Self> {
-        match Location::parse(location)? {
-            Location::Local(path) => Self::locate_local(&path),
-            Location::Remote(url) => {
-                let store = register_store(ctx, &url)?;
-                let folders = subfolders(store.as_ref(), &url).await?;
-                let base = location.trim_end_matches('/');
-                if folders.iter().any(|f| f == "opa") {
-                    let has_apcs = folders.iter().any(|f| f == "apcs");
-                    return Ok(Self {
-                        opa: format!("{base}/opa/"),
-                        apcs: has_apcs.then(|| format!("{base}/apcs/")),
-                    });
-                }
-                Ok(Self {
-                    opa: location.to_owned(),
-                    apcs: None,
-                })
-            }
-        }
-    }
-
-    fn locate_local(path: &str) -> Result<Self> {
-        let is_glob = path.contains(['*', '?', '[']);
-        let local = Path::new(path);
-        if !is_glob && !local.exists() {
-            bail!("the dataset {path} does not exist");
-        }
-        // Absolute, so that a cluster's executors (started elsewhere) read the same files.
-        let absolute = if is_glob {
-            None
-        } else {
-            std::fs::canonicalize(local).ok()
-        };
-        let local = absolute.as_deref().unwrap_or(local);
-        let path = &local.display().to_string();
-        let opa_dir = local.join("opa");
-        if opa_dir.is_dir() {
-            let apcs_dir = local.join("apcs");
-            return Ok(Self {
-                opa: opa_dir.display().to_string(),
-                apcs: apcs_dir.is_dir().then(|| apcs_dir.display().to_string()),
-            });
-        }
-        Ok(Self {
-            opa: path.to_owned(),
-            apcs: None,
-        })
-    }
-}
-
-/// Registers `opa` (and `apcs`) over `dataset`, with every column name in lower case so that SQL
-/// naming a column in any case resolves.
-///
-/// Each table's files are checked first ([`check_table`]); warnings go to stderr. Returns the
-/// files the tables read.
-pub async fn register_dataset(ctx: &SessionContext, dataset: &Dataset) -> Result<Vec<InputFile>> {
-    let opa = check_table(ctx, "opa", &dataset.opa, schema::OPA, schema::OPA_REQUIRED).await?;
-    let (mut files, mut warnings) = (opa.files, opa.warnings);
-    register_table(ctx, "opa", &dataset.opa).await?;
-    if let Some(apcs) = &dataset.apcs {
-        let check = check_table(ctx, "apcs", apcs, schema::APCS, &[]).await?;
-        files.extend(check.files);
-        warnings.extend(check.warnings);
-        register_table(ctx, "apcs", apcs).await?;
-    }
-    for warning in warnings {
-        eprintln!("ebiq: warning: {warning}");
-    }
-    Ok(files)
-}
-
-async fn register_table(ctx: &SessionContext, name: &str, path: &str) -> Result<()> {
-    let frame = ctx
-        .read_parquet(path, ParquetReadOptions::default())
-        .await
-        .with_context(|| format!("cannot read the {name} table from {path}"))?;
-    let lower_case: Vec<Expr> = frame
-        .schema()
-        .fields()
-        .iter()
-        .map(|field| {
-            Expr::Column(Column::new_unqualified(field.name())).alias(field.name().to_lowercase())
-        })
-        .collect();
-    let view = frame.select(lower_case)?.into_view();
-    ctx.register_table(name, view)
-        .with_context(|| format!("cannot register table {name}"))?;
-    Ok(())
 }

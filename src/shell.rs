@@ -23,6 +23,8 @@ use rustyline::error::ReadlineError;
 use rustyline::history::DefaultHistory;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
+use crate::session::{self, SessionSettings};
+
 const HELP: &str = "\
 ebiq shell: SQL over the SUS tables (opa, apcs) with every EBI rule function.
   \\rules            list the EBI rule functions, tsql_like and sus_month
@@ -36,6 +38,7 @@ SET ebiq.null_mode = 'strict_tsql' (or 'intended') switches how NULL exclusion f
 /// How the shell starts, already validated.
 #[derive(Debug, Clone)]
 pub struct ShellSettings {
+    /// How results are printed (`\pset format` changes it).
     pub format: PrintFormat,
     /// Where history is kept; `None` keeps none.
     pub history: Option<PathBuf>,
@@ -56,6 +59,13 @@ enum Next {
     Quit,
 }
 
+/// The whole command: opens the session over the dataset and runs the shell on it.
+pub async fn run(session_settings: &SessionSettings, settings: &ShellSettings) -> Result<()> {
+    let session = session::open(session_settings).await?;
+    run_shell(&session.ctx, settings).await
+}
+
+/// Reads and runs statements until `\q` or the end of input.
 pub async fn run_shell(ctx: &SessionContext, settings: &ShellSettings) -> Result<()> {
     // Installed before anything runs, so Ctrl-C never ends the shell, only a statement.
     let mut interrupts = signal(SignalKind::interrupt()).context("cannot watch for Ctrl-C")?;

@@ -9,22 +9,36 @@ use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::{DFParser, Statement};
 use datafusion::sql::sqlparser::ast::Spanned;
 
-use crate::output::{OutputFormat, write_batches, write_file};
+use crate::output::{OutputFormat, ResultsOut, write_batches, write_file};
+use crate::session::{self, SessionSettings};
 
 /// Where the SQL comes from.
 #[derive(Debug, Clone)]
 pub enum SqlSource {
+    /// SQL given on the command line.
     Text(String),
+    /// A file of statements separated by `;`.
     File(PathBuf),
 }
 
 /// What to run and where its results go, already validated.
 #[derive(Debug, Clone)]
 pub struct SqlSettings {
+    /// The statements.
     pub source: SqlSource,
+    /// How results are written.
     pub format: OutputFormat,
     /// Write the last result here (atomically) instead of printing every result.
     pub out: Option<PathBuf>,
+}
+
+/// The whole command: opens the session over the dataset and runs the statements.
+pub async fn run(session_settings: &SessionSettings, settings: &SqlSettings) -> Result<()> {
+    let session = session::open(session_settings).await?;
+    let mut stdout = ResultsOut::stdout();
+    run_sql(&session.ctx, settings, &mut stdout).await?;
+    stdout.flush()?;
+    Ok(())
 }
 
 /// Runs every statement in order; stops at the first error.

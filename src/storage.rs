@@ -17,11 +17,14 @@ const AZURE_SCHEMES: [&str; 5] = ["az", "azure", "abfs", "abfss", "adl"];
 /// A dataset location: a local path (or `file://` URL), or a URL on an object store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
+    /// A path on this machine (a `file://` URL made a path).
     Local(String),
+    /// A URL on an object store (`s3://`, `az://`, ...).
     Remote(Url),
 }
 
 impl Location {
+    /// Tells a local path from a store URL; a malformed URL is an error naming it.
     pub fn parse(location: &str) -> Result<Self> {
         if !location.contains("://") {
             return Ok(Self::Local(location.to_owned()));

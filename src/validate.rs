@@ -24,19 +24,28 @@ const CONCURRENT_FOOTERS: usize = 16;
 /// One table's files as checked, and the warnings to show.
 #[derive(Debug, Clone, Default)]
 pub struct TableCheck {
+    /// The table's files.
     pub files: Vec<InputFile>,
+    /// What is odd but readable (a column missing from some files), for stderr.
     pub warnings: Vec<String>,
 }
 
 /// A file a table reads, as a run manifest records it.
 #[derive(Debug, Clone)]
 pub struct InputFile {
+    /// The table it belongs to (`opa`, `apcs`).
     pub table: String,
+    /// Its path or URL.
     pub path: String,
+    /// Its size.
     pub bytes: u64,
+    /// When it was last modified.
     pub modified: chrono::DateTime<chrono::Utc>,
 }
 
+/// Reads the footer of every file of `table` at `location` and refuses, naming file and column,
+/// what no query could read: no files, a file that is not Parquet, a `required` column missing
+/// everywhere, a column of the wrong kind, or a column whose type differs between files.
 pub async fn check_table(
     ctx: &SessionContext,
     table: &str,

@@ -3,21 +3,16 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+
+use common::ebiq;
 
 const ALL_BUT_AGE: &str = "opa_ident, der_provider_code, der_provider_site_code, \
     der_commissioner_code, appointment_date, der_activity_month, der_age_at_cds_activity_date, \
     der_procedure_all, der_diagnosis_all, administrative_category, treatment_function_code, \
     attendance_status";
-
-fn ebiq(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ebiq"))
-        .args(args)
-        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
-        .output()
-        .unwrap()
-}
 
 /// An empty dataset folder with an `opa/` table folder, unique to the test.
 fn dataset(name: &str) -> PathBuf {

@@ -2,30 +2,11 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn project() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+use std::process::Command;
 
-fn ebiq(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ebiq"))
-        .args(args)
-        .current_dir(project())
-        .output()
-        .unwrap()
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ebiq-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
+use common::{ebiq, project, scratch, stderr};
 
 #[test]
 fn report_with_no_arguments_prints_every_table_for_the_sample() {
@@ -389,4 +370,47 @@ fn suppressed_reports_publish_no_small_number_and_no_lone_star() {
             .all(|line| !line.contains('*') || line.matches('*').count() >= 2),
         "a suppressed count's rate is suppressed with it: {share}"
     );
+}
+
+#[test]
+fn a_reader_that_stops_early_is_a_normal_end() {
+    // The read end is closed before ebiq writes, so its first write of results finds the pipe
+    // broken, whatever the size of the output.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ebiq"))
+        .args(["report", "--format", "csv", "--quiet"])
+        .current_dir(project())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = stderr(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("Broken pipe"), "{stderr}");
+    assert!(!stderr.contains("error"), "{stderr}");
+}
+
+#[test]
+fn rule_files_whose_functions_share_a_name_are_refused_naming_both() {
+    let rules = scratch("clashing-rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    let rule = |flag: &str| {
+        format!("-- @section code_script\nWHEN opa.Der_Procedure_All LIKE '%W82%' THEN '{flag}'\n")
+    };
+    // `knee.sql` defines ebi_knee_included; so does `knee_included.sql` (its flag function).
+    std::fs::write(rules.join("knee.sql"), rule("knee")).unwrap();
+    std::fs::write(rules.join("knee_included.sql"), rule("knee_included")).unwrap();
+    let output = ebiq(&[
+        "sql",
+        "--rules",
+        rules.to_str().unwrap(),
+        "SELECT count(*) FROM opa",
+    ]);
+    let stderr = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("knee.sql"), "{stderr}");
+    assert!(stderr.contains("knee_included.sql"), "{stderr}");
+    assert!(stderr.contains("ebi_knee_included"), "{stderr}");
+    assert!(output.stdout.is_empty());
 }

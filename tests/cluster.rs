@@ -4,10 +4,13 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::net::{TcpListener, TcpStream};
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use common::{ebiq_ok as ebiq, project};
 
 /// Child processes killed when the test ends, passed or failed.
 struct Cluster(Vec<Child>);
@@ -32,25 +35,11 @@ fn free_port() -> u16 {
 fn start(args: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_ebiq"))
         .args(args)
-        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
+        .current_dir(project())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap()
-}
-
-fn ebiq(args: &[&str]) -> Output {
-    let output = Command::new(env!("CARGO_BIN_EXE_ebiq"))
-        .args(args)
-        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "ebiq {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
 }
 
 fn wait_for_port(port: u16, cluster: &mut Cluster) {

@@ -3,31 +3,12 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+
+use common::{ebiq_ok as ebiq, scratch};
 
 const SORT: &str = "SELECT opa_ident, der_provider_code, der_procedure_all FROM opa \
                     ORDER BY der_procedure_all, der_diagnosis_all, opa_ident";
-
-fn ebiq(args: &[&str]) -> Output {
-    let output = Command::new(env!("CARGO_BIN_EXE_ebiq"))
-        .args(args)
-        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "ebiq {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
-}
-
-fn scratch() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ebiq-memory-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
 
 /// The sum of every `spill_count=N` in an EXPLAIN ANALYZE.
 fn spills(explain: &str) -> u64 {
@@ -43,7 +24,7 @@ fn spills(explain: &str) -> u64 {
 
 #[test]
 fn a_limited_run_spills_and_answers_as_an_unlimited_one() {
-    let dir = scratch();
+    let dir = scratch("memory");
     let data = dir.join("data");
     let data = data.to_str().unwrap();
     // 300,000 outpatient rows: the sort below holds about 50 MB, against a 32 MB limit.

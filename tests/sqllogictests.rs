@@ -10,7 +10,7 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::util::display::array_value_to_string;
 use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionContext;
-use ebiq::session::{Dataset, SessionSettings, new_session, register_dataset};
+use ebiq::session::{SessionSettings, open};
 use sqllogictest::{AsyncDB, DBOutput, DefaultColumnType, Runner};
 
 struct Ebiq {
@@ -76,16 +76,11 @@ impl AsyncDB for Ebiq {
 }
 
 async fn connect() -> Result<Ebiq, DataFusionError> {
-    let ctx = new_session(&SessionSettings::default())
-        .map_err(|e| DataFusionError::External(e.into()))?;
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("data-samples");
-    let dataset = Dataset::locate(&ctx, data.to_str().unwrap())
+    let session = open(&SessionSettings::over(data.to_str().unwrap()))
         .await
         .map_err(|e| DataFusionError::External(e.into()))?;
-    register_dataset(&ctx, &dataset)
-        .await
-        .map_err(|e| DataFusionError::External(e.into()))?;
-    Ok(Ebiq { ctx })
+    Ok(Ebiq { ctx: session.ctx })
 }
 
 #[tokio::test(flavor = "multi_thread")]

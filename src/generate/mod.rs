@@ -1,15 +1,17 @@
 //! `ebiq generate`: synthetic SUS Parquet, one file per table and month, deterministic for a seed.
 //!
 //! Months are written in parallel, one file each, in bounded memory (a batch and a row group per
-//! worker). Every file is written under a temporary name and renamed when complete.
+//! worker). Every file is written under a temporary name and renamed when complete
+//! ([`write_atomically`]).
 
 mod codes;
 mod records;
 
-use std::fs::{self, File};
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use datafusion::arrow::array::{
@@ -24,6 +26,7 @@ use rand_chacha::ChaCha8Rng;
 pub use records::{ListStyle, Population, Record};
 
 use crate::months::{Month, MonthRange};
+use crate::output::write_atomically;
 use crate::progress::Progress;
 use crate::schema::{APCS, OPA, arrow_schema};
 
@@ -33,13 +36,19 @@ const ROW_GROUP_ROWS: usize = 512 * 1024;
 /// What to generate, already validated.
 #[derive(Debug, Clone)]
 pub struct GenerateSettings {
+    /// Outpatient appointments to write.
     pub opa_rows: u64,
+    /// Admitted spells to write.
     pub apcs_rows: u64,
+    /// The dataset folder to write `opa/` and `apcs/` into.
     pub out: PathBuf,
+    /// The same seed gives the same data.
     pub seed: u64,
+    /// Activity months, one file per table and month.
     pub months: MonthRange,
     /// Replace `opa/` and `apcs/` if they already exist under `out`.
     pub force: bool,
+    /// Writer threads.
     pub threads: usize,
 }
 
@@ -71,11 +80,31 @@ struct Job {
 /// What was written.
 #[derive(Debug)]
 pub struct GenerateSummary {
+    /// Rows in all tables.
     pub rows: u64,
+    /// Files written.
     pub files: usize,
+    /// Their total size.
     pub bytes: u64,
 }
 
+/// The whole command: generates the dataset and says on stderr what was written, and how fast.
+pub fn run(settings: &GenerateSettings, progress: &Progress) -> Result<()> {
+    let started = Instant::now();
+    let summary = generate(settings, progress)?;
+    let seconds = started.elapsed().as_secs_f64();
+    eprintln!(
+        "wrote {} rows in {} files ({:.1} MB) to {} in {seconds:.1}s ({:.0} rows/s)",
+        summary.rows,
+        summary.files,
+        summary.bytes as f64 / 1e6,
+        settings.out.display(),
+        summary.rows as f64 / seconds.max(1e-9)
+    );
+    Ok(())
+}
+
+/// Writes the dataset `settings` describe.
 pub fn generate(settings: &GenerateSettings, progress: &Progress) -> Result<GenerateSummary> {
     let months = settings.months.months();
     let mut jobs = Vec::new();
@@ -176,27 +205,26 @@ fn write_month(
         job.table.name(),
         job.month.yyyymm()
     ));
-    let partial = path.with_extension("parquet.partial");
-    let file =
-        File::create(&partial).with_context(|| format!("cannot create {}", partial.display()))?;
     let properties = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .build();
-    let mut writer = ArrowWriter::try_new(file, Arc::clone(&schema), Some(properties))?;
-    let mut rng = ChaCha8Rng::seed_from_u64(job.seed);
-    let mut record = Record::default();
-    let mut written = 0u64;
-    while written < job.rows {
-        let rows = usize::try_from((job.rows - written).min(BATCH_ROWS as u64))?;
-        let ident = job.first_ident + i64::try_from(written)?;
-        let batch = build_batch(job, population, &mut rng, &mut record, ident, rows)?;
-        writer.write(&RecordBatch::try_new(Arc::clone(&schema), batch)?)?;
-        written += rows as u64;
-        advance(rows as u64);
-    }
-    writer.close()?;
-    fs::rename(&partial, &path).with_context(|| format!("cannot rename to {}", path.display()))?;
+    write_atomically(&path, |file| {
+        let mut writer = ArrowWriter::try_new(file, Arc::clone(&schema), Some(properties))?;
+        let mut rng = ChaCha8Rng::seed_from_u64(job.seed);
+        let mut record = Record::default();
+        let mut written = 0u64;
+        while written < job.rows {
+            let rows = usize::try_from((job.rows - written).min(BATCH_ROWS as u64))?;
+            let ident = job.first_ident + i64::try_from(written)?;
+            let batch = build_batch(job, population, &mut rng, &mut record, ident, rows)?;
+            writer.write(&RecordBatch::try_new(Arc::clone(&schema), batch)?)?;
+            written += rows as u64;
+            advance(rows as u64);
+        }
+        writer.close()?;
+        Ok(())
+    })?;
     Ok(fs::metadata(&path)?.len())
 }
 

@@ -102,16 +102,27 @@ impl Default for Population {
 /// The fields of one record; strings are written into reused buffers.
 #[derive(Debug, Default)]
 pub struct Record {
+    /// `Der_Provider_Code`.
     pub provider: String,
+    /// `Der_Provider_Site_Code`.
     pub site: String,
+    /// `Der_Commissioner_Code`.
     pub commissioner: String,
+    /// `Age_at_Start_of_Episode_SUS`.
     pub age_at_start: Option<i32>,
+    /// `Der_Age_at_CDS_Activity_Date`.
     pub age_at_activity: Option<i32>,
+    /// `Der_Procedure_All`, in the table's list style.
     pub procedures: Option<String>,
+    /// `Der_Diagnosis_All`, in the table's list style.
     pub diagnoses: Option<String>,
+    /// `Administrative_Category`.
     pub admin_category: Option<&'static str>,
+    /// `Treatment_Function_Code` (outpatients).
     pub treatment_function: &'static str,
+    /// `Attendance_Status` (outpatients).
     pub attendance: &'static str,
+    /// `Admission_Method` (admitted spells).
     pub admission_method: &'static str,
     codes: Vec<Code>,
 }

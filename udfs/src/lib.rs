@@ -3,8 +3,8 @@
 //!
 //! # Functions
 //!
-//! - `tsql_like(text, pattern)`: SQL Server `LIKE` ([`pattern`] documents the grammar).
-//! - For each rule file `rules/<name>.sql` (see [`rule`] for the format):
+//! - `tsql_like(text, pattern)`: SQL Server `LIKE` ([`LikePattern`] documents the grammar).
+//! - For each rule file `rules/<name>.sql` (see [`parse_rule_file`] for the format):
 //!   - `ebi_<name>(columns...)`: the rule's flag (`'2S_lower_back_imaging'`) or NULL;
 //!   - `ebi_<name>_included(...)`: the code script's WHEN condition;
 //!   - `ebi_<name>_excluded(...)`: whether the exclusions exclude the record;
@@ -29,7 +29,7 @@
 //!   exclusions are read as tests of the same activity record's own `Der_Diagnosis_All` and
 //!   `Administrative_Category`: columns are matched by name, case-insensitively, whatever the table
 //!   qualifier, and all exclusions are joined by AND as published.
-//! - NULLs in exclusion columns follow the session setting `ebiq.null_mode` ([`options::NullMode`]):
+//! - NULLs in exclusion columns follow the session setting `ebiq.null_mode` ([`NullMode`]):
 //!   `intended` (default) excludes a record only when a field positively meets an exclusion; a NULL
 //!   field excludes nothing. `strict_tsql` is SQL Server's three-valued logic: `NULL NOT LIKE ...`
 //!   and `NULL <> '02'` are unknown, and the record is not flagged.
@@ -39,7 +39,7 @@
 //! # Speed
 //!
 //! Every LIKE pattern a rule applies to one column is answered in one pass over each string
-//! ([`multi::PatternSet`]: one branch-free shift-and automaton over all `%body%` patterns), and a
+//! ([`PatternSet`]: one branch-free shift-and automaton over all `%body%` patterns), and a
 //! predicate made only of those LIKEs is a table over their matches. On a `Utf8View` column, with
 //! AVX2, a dense screen reads every row in order straight from the views, two per instruction and
 //! with no branch per row, looking each body's first classes up in nibble tables (`pshufb`). For
@@ -52,25 +52,30 @@
 //! so the exclusion columns are read only for records the inclusion accepts. Literal `tsql_like`
 //! patterns are compiled once and cached.
 
-pub mod multi;
-pub mod options;
-pub mod pattern;
+mod multi;
+mod options;
+mod pattern;
 mod prefilter;
-pub mod rule;
-pub mod strings;
-pub mod sus_month;
-pub mod tsql_like;
+mod rule;
+mod strings;
+mod sus_month;
+mod tsql_like;
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use datafusion_common::{DataFusionError, Result};
+use datafusion_common::{DataFusionError, Result, plan_err};
 use datafusion_expr::ScalarUDF;
 use datafusion_expr::registry::FunctionRegistry;
 
-pub use options::{EbiqOptions, NullMode};
+pub use multi::{MAX_PATTERNS, PatternSet};
+pub use options::{EbiqOptions, NULL_MODE_HELP, NullMode, UnknownNullMode};
 pub use pattern::{LikePattern, PatternError};
-pub use rule::{Rule, RuleFunction, RuleOutput, parse_rule_file, rule_functions};
+pub use rule::{
+    ColumnKind, Number, Predicate, Rule, RuleColumn, RuleFileError, RuleFunction, RuleOutput,
+    parse_rule_file, rule_functions, split_location,
+};
 pub use sus_month::SusMonth;
 pub use tsql_like::TsqlLike;
 
@@ -114,32 +119,52 @@ pub fn load_rules(dir: &Path) -> Result<Vec<Arc<Rule>>> {
 }
 
 /// `tsql_like`, `sus_month` and every function of `rules`.
-pub fn functions(rules: &[Arc<Rule>]) -> Vec<Arc<ScalarUDF>> {
+///
+/// Two rules whose functions would share a name are refused, naming both rule files: one would
+/// otherwise silently replace the other.
+pub fn functions(rules: &[Arc<Rule>]) -> Result<Vec<Arc<ScalarUDF>>> {
     let mut functions = vec![
         Arc::new(ScalarUDF::new_from_impl(TsqlLike::new())),
         Arc::new(ScalarUDF::new_from_impl(SusMonth::new())),
     ];
+    let mut defined_by: HashMap<String, &str> = functions
+        .iter()
+        .map(|f| (f.name().to_owned(), "ebiq itself"))
+        .collect();
     for rule in rules {
-        functions.extend(
-            rule_functions(Arc::clone(rule))
-                .into_iter()
-                .map(|f| Arc::new(ScalarUDF::new_from_impl(f))),
-        );
+        for function in rule_functions(Arc::clone(rule)) {
+            let function = Arc::new(ScalarUDF::new_from_impl(function));
+            if let Some(earlier) = defined_by.insert(function.name().to_owned(), &rule.file) {
+                return plan_err!(
+                    "the rule files {earlier} and {} both define the function {}: rename one",
+                    rule.file,
+                    function.name()
+                );
+            }
+            functions.push(function);
+        }
     }
-    functions
+    Ok(functions)
 }
 
-/// Registers `tsql_like`, `sus_month` and the functions of `rules`. Also add [`EbiqOptions`] to the session's
-/// config (`SessionConfig::with_option_extension`) so that `SET ebiq.null_mode` is accepted; without
-/// it the functions use the default mode.
+/// Registers `tsql_like`, `sus_month` and the functions of `rules`. Also add [`EbiqOptions`] to the
+/// session's config (`SessionConfig::with_option_extension`) so that `SET ebiq.null_mode` is
+/// accepted; without it the functions use the default mode.
+///
+/// A function whose name the registry already holds is an error, not a silent replacement.
 pub fn register_rules(registry: &mut dyn FunctionRegistry, rules: &[Arc<Rule>]) -> Result<()> {
-    for function in functions(rules) {
-        registry.register_udf(function)?;
+    for function in functions(rules)? {
+        let name = function.name().to_owned();
+        if registry.register_udf(function)?.is_some() {
+            return plan_err!(
+                "cannot register {name}: the session already has a function of that name"
+            );
+        }
     }
     Ok(())
 }
 
-/// Registers `tsql_like` and the functions of every built-in rule.
+/// Registers `tsql_like`, `sus_month` and the functions of every built-in rule.
 pub fn register_all(registry: &mut dyn FunctionRegistry) -> Result<()> {
     register_rules(registry, &builtin_rules()?)
 }

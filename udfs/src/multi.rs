@@ -180,6 +180,7 @@ impl PatternSet {
         })
     }
 
+    /// The patterns, in the order their bits are numbered.
     pub fn patterns(&self) -> &[LikePattern] {
         &self.patterns
     }

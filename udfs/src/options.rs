@@ -21,10 +21,18 @@ pub enum NullMode {
 }
 
 impl NullMode {
+    /// The modes' names, as `SET ebiq.null_mode` and `--null-mode` take them.
     pub const NAMES: [&'static str; 2] = ["intended", "strict_tsql"];
 }
 
-/// A `null_mode` value that is not one of [`NullMode::NAMES`].
+/// What the null modes mean, in one sentence: the one text the setting's description, the rule
+/// functions' documentation and the command line's help all show.
+pub const NULL_MODE_HELP: &str = "How NULLs in exclusion columns count: 'intended' (the default; a \
+                                  NULL field excludes nothing) or 'strict_tsql' (SQL Server's \
+                                  three-valued logic; the exclusion is unknown and the record is \
+                                  not flagged)";
+
+/// A `null_mode` value that is not one of [`NullMode::NAMES`]; holds the value given.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnknownNullMode(pub String);
 
@@ -65,14 +73,9 @@ impl fmt::Display for NullMode {
 /// Settings of the EBI rule functions, under the `ebiq.` prefix.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EbiqOptions {
-    /// How NULLs in exclusion columns are read: 'intended' (a NULL excludes nothing) or
-    /// 'strict_tsql' (SQL Server three-valued logic: the record is dropped)
+    /// `ebiq.null_mode` ([`NULL_MODE_HELP`]).
     pub null_mode: NullMode,
 }
-
-const NULL_MODE_DOC: &str = "How NULLs in exclusion columns are read: 'intended' (a NULL excludes \
-                             nothing) or 'strict_tsql' (SQL Server three-valued logic: the record \
-                             is dropped)";
 
 impl ConfigExtension for EbiqOptions {
     const PREFIX: &'static str = "ebiq";
@@ -110,7 +113,7 @@ impl ExtensionOptions for EbiqOptions {
         vec![ConfigEntry {
             key: format!("{}.null_mode", Self::PREFIX),
             value: Some(self.null_mode.to_string()),
-            description: NULL_MODE_DOC,
+            description: NULL_MODE_HELP,
         }]
     }
 }

@@ -1,20 +1,13 @@
-//! SQL Server `LIKE` patterns: parsing and case-insensitive matching.
-//!
-//! The grammar is SQL Server's: `%` matches any run of characters (including none), `_` exactly one
-//! character, `[abc]` one character from a set, `[a-f]` a range, `[^...]` one character outside the set.
-//! Inside brackets every other character is literal, so `[[]`, `[%]` and `[_]` match `[`, `%` and `_`.
-//! A `]` straight after `[` or `[^` is a member of the set, and a `-` first or last in a set is literal.
-//!
-//! Matching follows the default collation `SQL_Latin1_General_CP1_CI_AS` on `varchar` data:
-//! letters compare case-insensitively (ranges compare case-folded characters), and trailing blanks
-//! in the matched text are not significant (`'abc  ' LIKE 'abc'` is true) while those in the pattern are.
+//! SQL Server `LIKE` patterns: parsing and case-insensitive matching (grammar: [`LikePattern`]).
 
 use std::fmt;
 
 /// A pattern that cannot be compiled, such as one with a `[` that is never closed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PatternError {
+    /// The pattern as given.
     pub pattern: String,
+    /// What is wrong with it.
     pub message: String,
 }
 
@@ -99,6 +92,15 @@ pub(crate) enum Shape {
 }
 
 /// A compiled SQL Server `LIKE` pattern.
+///
+/// The grammar is SQL Server's: `%` matches any run of characters (including none), `_` exactly one
+/// character, `[abc]` one character from a set, `[a-f]` a range, `[^...]` one character outside the set.
+/// Inside brackets every other character is literal, so `[[]`, `[%]` and `[_]` match `[`, `%` and `_`.
+/// A `]` straight after `[` or `[^` is a member of the set, and a `-` first or last in a set is literal.
+///
+/// Matching follows the default collation `SQL_Latin1_General_CP1_CI_AS` on `varchar` data:
+/// letters compare case-insensitively (ranges compare case-folded characters), and trailing blanks
+/// in the matched text are not significant (`'abc  ' LIKE 'abc'` is true) while those in the pattern are.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct LikePattern {
     source: String,
@@ -111,6 +113,7 @@ pub struct LikePattern {
 }
 
 impl LikePattern {
+    /// Compiles `pattern`; a malformed one is an error saying why.
     pub fn compile(pattern: &str) -> Result<Self, PatternError> {
         let tokens = parse(pattern)?;
         let ascii_tokens: Vec<Option<u128>> = tokens

@@ -3,7 +3,7 @@
 use arrow::array::{Array, AsArray, BooleanArray};
 use arrow::buffer::{BooleanBuffer, Buffer, NullBuffer};
 use arrow::datatypes::DataType;
-use datafusion_common::{Result, exec_err};
+use datafusion_common::{Result, ScalarValue, exec_err};
 
 /// Is `data_type` a string type these functions accept (plain, large, view or dictionary-encoded)?
 pub fn is_string_type(data_type: &DataType) -> bool {
@@ -130,6 +130,18 @@ fn in_pairs<'a>(
             }
             None => set(first, test.one(text(first))),
         }
+    }
+}
+
+/// A scalar string argument's text (`None` for NULL), whatever its encoding, dictionary included.
+pub(crate) fn scalar_str(value: &ScalarValue) -> Result<Option<&str>> {
+    match value {
+        ScalarValue::Utf8(s) | ScalarValue::LargeUtf8(s) | ScalarValue::Utf8View(s) => {
+            Ok(s.as_deref())
+        }
+        ScalarValue::Dictionary(_, inner) => scalar_str(inner),
+        ScalarValue::Null => Ok(None),
+        other => exec_err!("expected a string, got {}", other.data_type()),
     }
 }
 

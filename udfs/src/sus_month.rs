@@ -5,13 +5,13 @@ use std::sync::Arc;
 
 use arrow::array::StringArray;
 use arrow::datatypes::DataType;
-use datafusion_common::{Result, ScalarValue, exec_err, plan_err};
+use datafusion_common::{Result, ScalarValue, exec_datafusion_err, exec_err, plan_err};
 use datafusion_expr::scalar_doc_sections::DOC_SECTION_STRING;
 use datafusion_expr::{
     ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
 };
 
-use crate::strings::{collect_strings, is_string_type};
+use crate::strings::{collect_strings, is_string_type, scalar_str};
 
 /// Is `text` six digits, the last two a month from 01 to 12?
 pub fn is_sus_month(text: &str) -> bool {
@@ -24,6 +24,7 @@ pub fn is_sus_month(text: &str) -> bool {
         )
 }
 
+/// `sus_month(month)`: a valid SUS activity month (yyyymm) as it is, anything else NULL.
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct SusMonth {
     signature: Signature,
@@ -38,6 +39,7 @@ impl Default for SusMonth {
 }
 
 impl SusMonth {
+    /// The function.
     pub fn new() -> Self {
         Self::default()
     }
@@ -78,15 +80,10 @@ impl ScalarUDFImpl for SusMonth {
                 Ok(ColumnarValue::Array(Arc::new(valid)))
             }
             ColumnarValue::Scalar(scalar) => {
-                let text = match scalar {
-                    ScalarValue::Utf8(m) | ScalarValue::LargeUtf8(m) | ScalarValue::Utf8View(m) => {
-                        m.clone()
-                    }
-                    ScalarValue::Null => None,
-                    other => return exec_err!("sus_month: expected text, got {other}"),
-                };
+                let month = scalar_str(scalar)
+                    .map_err(|e| exec_datafusion_err!("sus_month: {}", e.strip_backtrace()))?;
                 Ok(ColumnarValue::Scalar(ScalarValue::Utf8(
-                    text.filter(|m| is_sus_month(m)),
+                    month.filter(|m| is_sus_month(m)).map(str::to_owned),
                 )))
             }
         }
@@ -112,7 +109,7 @@ impl ScalarUDFImpl for SusMonth {
 
 #[cfg(test)]
 mod tests {
-    use super::is_sus_month;
+    use super::*;
 
     #[test]
     fn only_six_digits_with_a_real_month() {
@@ -131,5 +128,43 @@ mod tests {
         ] {
             assert!(!is_sus_month(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_scalar_month_is_read_in_every_encoding() -> Result<()> {
+        use arrow::datatypes::Field;
+        use datafusion_common::config::ConfigOptions;
+        use datafusion_expr::{ColumnarValue, ScalarFunctionArgs};
+
+        let text = |s: &str| Some(s.to_owned());
+        let months = [
+            (ScalarValue::Utf8(text("202404")), Some("202404")),
+            (ScalarValue::LargeUtf8(text("202413")), None),
+            (ScalarValue::Utf8View(text("202412")), Some("202412")),
+            (
+                ScalarValue::Dictionary(
+                    Box::new(DataType::Int32),
+                    Box::new(ScalarValue::Utf8(text("202401"))),
+                ),
+                Some("202401"),
+            ),
+            (ScalarValue::Null, None),
+        ];
+        for (month, expected) in months {
+            let args = ScalarFunctionArgs {
+                arg_fields: vec![Arc::new(Field::new("m", month.data_type(), true))],
+                args: vec![ColumnarValue::Scalar(month.clone())],
+                number_rows: 1,
+                return_field: Arc::new(Field::new("out", DataType::Utf8, true)),
+                config_options: Arc::new(ConfigOptions::new()),
+            };
+            let ColumnarValue::Scalar(ScalarValue::Utf8(got)) =
+                SusMonth::new().invoke_with_args(args)?
+            else {
+                return exec_err!("sus_month gave no Utf8 scalar for {month:?}");
+            };
+            assert_eq!(got.as_deref(), expected, "{month:?}");
+        }
+        Ok(())
     }
 }

@@ -14,7 +14,7 @@ use datafusion_expr::{
 };
 
 use crate::pattern::LikePattern;
-use crate::strings::{collect_strings, is_string_type, test_strings};
+use crate::strings::{collect_strings, is_string_type, scalar_str, test_strings};
 
 /// Compiled literal patterns kept at most; past this the cache starts again.
 const CACHED_PATTERNS: usize = 1024;
@@ -37,6 +37,7 @@ impl Default for TsqlLike {
 }
 
 impl TsqlLike {
+    /// The function, with an empty pattern cache.
     pub fn new() -> Self {
         Self::default()
     }
@@ -73,17 +74,6 @@ impl Eq for TsqlLike {}
 impl Hash for TsqlLike {
     fn hash<H: Hasher>(&self, state: &mut H) {
         "tsql_like".hash(state);
-    }
-}
-
-fn scalar_str(value: &ScalarValue) -> Result<Option<&str>> {
-    match value {
-        ScalarValue::Utf8(s) | ScalarValue::LargeUtf8(s) | ScalarValue::Utf8View(s) => {
-            Ok(s.as_deref())
-        }
-        ScalarValue::Dictionary(_, inner) => scalar_str(inner),
-        ScalarValue::Null => Ok(None),
-        other => exec_err!("tsql_like: expected a string, got {}", other.data_type()),
     }
 }
 

@@ -10,8 +10,7 @@ use arrow::array::AsArray;
 use common::{STRING_TYPES, invoke, invoke_values, strings};
 use datafusion_common::ScalarValue;
 use datafusion_expr::ColumnarValue;
-use ebiq_udfs::multi::PatternSet;
-use ebiq_udfs::{LikePattern, NullMode, TsqlLike};
+use ebiq_udfs::{LikePattern, NullMode, PatternSet, TsqlLike};
 use proptest::prelude::*;
 use regex::Regex;
 

@@ -118,3 +118,11 @@ fn every_function_is_documented() {
         );
     }
 }
+
+#[test]
+fn registering_never_silently_replaces_a_function() {
+    let mut ctx = session();
+    let error = register_all(&mut ctx).unwrap_err().to_string();
+    assert!(error.contains("already has a function"), "{error}");
+    assert!(error.contains("tsql_like"), "{error}");
+}

@@ -5,7 +5,7 @@ use sqlparser::ast::{
     Value,
 };
 
-use super::file::{RuleFileError, string_literal};
+use super::error::RuleFileError;
 use super::{ColumnKind, Number, Predicate};
 use crate::pattern::LikePattern;
 
@@ -253,5 +253,17 @@ impl<'a> Converter<'a> {
             column.qualifiers.push(qualifier);
         }
         Ok(index)
+    }
+}
+
+/// The literal text of a string literal expression.
+fn string_literal(expr: &Expr) -> Option<&str> {
+    match expr {
+        Expr::Value(value) => match &value.value {
+            Value::SingleQuotedString(s) | Value::NationalStringLiteral(s) => Some(s),
+            _ => None,
+        },
+        Expr::Nested(inner) => string_literal(inner),
+        _ => None,
     }
 }

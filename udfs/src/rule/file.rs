@@ -1,55 +1,16 @@
-//! Reading a rule file.
-//!
-//! A rule file is T-SQL pasted from a published guidance page, under two markers:
-//!
-//! ```text
-//! -- @title Low back pain imaging
-//! -- @section code_script
-//! WHEN (opa.Der_Procedure_All like '%U05[45]%' ...) THEN '2S_lower_back_imaging'
-//! -- @section exclusions
-//! apcs.der_diagnosis_all not like '%C[0-9][0-9]%' and ...
-//! ```
-//!
-//! The published pages set some quotes as typographic quotes (`’02’`) and a `--` comment as an em
-//! dash (`— Private Appointment Exclusion`); both are read as the SQL they stand for, so the text can
-//! be pasted unchanged. Errors name the file, line and column and say what was expected.
+//! Reading a rule file (the format: [`parse_rule_file`]).
 
-use std::fmt;
 use std::path::Path;
 
-use sqlparser::ast::{Expr, Value};
 use sqlparser::dialect::MsSqlDialect;
 use sqlparser::keywords::Keyword;
 use sqlparser::parser::{Parser, ParserError};
 use sqlparser::tokenizer::{Location, Token};
 
 use super::convert::Converter;
+use super::error::{RuleFileError, split_location};
 use super::{ColumnKind, Rule, RuleColumn};
 use crate::multi::PatternSet;
-
-/// A rule file that cannot be read as a rule, with where and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RuleFileError {
-    pub file: String,
-    pub line: usize,
-    pub column: Option<usize>,
-    pub message: String,
-}
-
-impl fmt::Display for RuleFileError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.column {
-            Some(column) => write!(
-                f,
-                "{}:{}:{}: {}",
-                self.file, self.line, column, self.message
-            ),
-            None => write!(f, "{}:{}: {}", self.file, self.line, self.message),
-        }
-    }
-}
-
-impl std::error::Error for RuleFileError {}
 
 const CODE_SCRIPT: &str = "code_script";
 const EXCLUSIONS: &str = "exclusions";
@@ -63,6 +24,20 @@ struct Section {
 }
 
 /// Parses the rule file `file` (its name gives the rule's name) whose text is `text`.
+///
+/// A rule file is T-SQL pasted from a published guidance page, under two markers:
+///
+/// ```text
+/// -- @title Low back pain imaging
+/// -- @section code_script
+/// WHEN (opa.Der_Procedure_All like '%U05[45]%' ...) THEN '2S_lower_back_imaging'
+/// -- @section exclusions
+/// apcs.der_diagnosis_all not like '%C[0-9][0-9]%' and ...
+/// ```
+///
+/// The published pages set some quotes as typographic quotes (`’02’`) and a `--` comment as an em
+/// dash (`— Private Appointment Exclusion`); both are read as the SQL they stand for, so the text can
+/// be pasted unchanged. Errors name the file, line and column and say what was expected.
 pub fn parse_rule_file(file: &str, text: &str) -> Result<Rule, RuleFileError> {
     let error = |line: usize, message: String| RuleFileError {
         file: file.to_owned(),
@@ -271,35 +246,12 @@ fn parse_section<T>(
         Err(error) => {
             let text = error.to_string();
             let text = text.strip_prefix("sql parser error: ").unwrap_or(&text);
-            match parse_location(text) {
+            match split_location(text) {
                 Some((message, line, column)) => Err(located(message.to_owned(), line, column)),
                 // Only an error at the end of the input comes without a position.
                 None => Err(located(text.to_owned(), usize::MAX, 1)),
             }
         }
-    }
-}
-
-/// Splits sqlparser's "message at Line: L, Column: C".
-fn parse_location(text: &str) -> Option<(&str, usize, usize)> {
-    let (message, place) = text.rsplit_once(" at Line: ")?;
-    let (line, column) = place.split_once(", Column: ")?;
-    Some((
-        message,
-        line.trim().parse().ok()?,
-        column.trim().parse().ok()?,
-    ))
-}
-
-/// The literal text of a string literal expression.
-pub(super) fn string_literal(expr: &Expr) -> Option<&str> {
-    match expr {
-        Expr::Value(value) => match &value.value {
-            Value::SingleQuotedString(s) | Value::NationalStringLiteral(s) => Some(s),
-            _ => None,
-        },
-        Expr::Nested(inner) => string_literal(inner),
-        _ => None,
     }
 }
 
@@ -330,14 +282,5 @@ mod tests {
         assert_eq!(rule_name("rules/lower-back.sql"), None);
         assert_eq!(rule_name("rules/1back.sql"), None);
         assert_eq!(rule_name("rules/back.txt"), None);
-    }
-
-    #[test]
-    fn parser_locations_are_split_off() {
-        assert_eq!(
-            parse_location("Expected: THEN, found: END at Line: 7, Column: 1"),
-            Some(("Expected: THEN, found: END", 7, 1))
-        );
-        assert_eq!(parse_location("no place"), None);
     }
 }

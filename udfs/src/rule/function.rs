@@ -16,7 +16,7 @@ use datafusion_expr::{
 
 use super::eval::BatchColumns;
 use super::{ColumnKind, Predicate, Rule};
-use crate::options::{EbiqOptions, NullMode};
+use crate::options::{EbiqOptions, NULL_MODE_HELP, NullMode};
 use crate::strings::is_string_type;
 
 /// What a rule function returns.
@@ -177,10 +177,12 @@ impl RuleFunction {
         }
     }
 
+    /// The rule it evaluates.
     pub fn rule(&self) -> &Rule {
         &self.rule
     }
 
+    /// What it answers.
     pub fn output(&self) -> RuleOutput {
         self.output
     }
@@ -367,9 +369,8 @@ fn document(name: &str, rule: &Rule, output: RuleOutput, arguments: &[usize]) ->
     let description = match output {
         RuleOutput::Flag => format!(
             "EBI rule '{title}' (rule file {}): returns '{}' when the record meets the code script's \
-             WHEN condition and passes its exclusions, else NULL. With ebiq.null_mode = 'intended' \
-             (the default) a NULL in an exclusion column excludes nothing; with 'strict_tsql' it \
-             drops the record, as SQL Server's three-valued logic does.",
+             WHEN condition and passes its exclusions, else NULL. ebiq.null_mode: \
+             {NULL_MODE_HELP}.",
             rule.file, rule.flag
         ),
         RuleOutput::Included => format!(
@@ -377,9 +378,9 @@ fn document(name: &str, rule: &Rule, output: RuleOutput, arguments: &[usize]) ->
              condition (NULL where SQL Server would find it unknown)."
         ),
         RuleOutput::Excluded => format!(
-            "EBI rule '{title}': whether this part of the rule's exclusions excludes the record. With \
-             ebiq.null_mode = 'intended' a NULL field excludes nothing (false); with 'strict_tsql' the \
-             answer is NULL where SQL Server would find it unknown."
+            "EBI rule '{title}': whether this part of the rule's exclusions excludes the record \
+             (under 'intended', false for a NULL field; under 'strict_tsql', NULL where SQL Server \
+             would find it unknown). ebiq.null_mode: {NULL_MODE_HELP}."
         ),
     };
     let columns: Vec<&str> = arguments

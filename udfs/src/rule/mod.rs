@@ -3,12 +3,14 @@
 
 mod between;
 mod convert;
+mod error;
 mod eval;
 mod file;
 mod function;
 
 use std::fmt;
 
+pub use error::{RuleFileError, split_location};
 pub use file::parse_rule_file;
 pub use function::{RuleFunction, RuleOutput, rule_functions};
 
@@ -17,7 +19,9 @@ use crate::multi::PatternSet;
 /// What a rule needs of a column: text (LIKE, `=`/`<>` against strings) or a number (BETWEEN).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ColumnKind {
+    /// Compared as `varchar`: LIKE, `=`, `<>`.
     Text,
+    /// Compared as a number: BETWEEN.
     Number,
 }
 
@@ -37,6 +41,7 @@ pub struct RuleColumn {
     pub name: String,
     /// The table qualifiers the rule wrote before it (`opa`, `apcs`), for documentation.
     pub qualifiers: Vec<String>,
+    /// What the rule does with it.
     pub kind: ColumnKind,
     /// Every LIKE pattern the rule applies to this column, answered together in one pass.
     pub patterns: PatternSet,
@@ -47,37 +52,53 @@ pub struct RuleColumn {
 pub enum Predicate {
     /// `column [NOT] LIKE pattern`, with `pattern` an index into the column's [`PatternSet`].
     Like {
+        /// The column tested.
         column: usize,
+        /// Its pattern's index in the column's [`PatternSet`].
         pattern: usize,
+        /// `NOT LIKE`.
         negated: bool,
     },
     /// `column = 'value'` or `column <> 'value'`, compared as SQL Server compares `varchar`:
     /// case-insensitively, trailing blanks not significant.
     TextEquals {
+        /// The column compared.
         column: usize,
+        /// The string literal it is compared with.
         value: String,
+        /// `<>` rather than `=`.
         negated: bool,
     },
     /// `value [NOT] BETWEEN low AND high`, both ends inclusive.
     Between {
+        /// The value tested.
         value: Number,
+        /// The low end, included.
         low: f64,
+        /// The high end, included.
         high: f64,
+        /// `NOT BETWEEN`.
         negated: bool,
     },
     /// `column IS [NOT] NULL`
     IsNull {
+        /// The column tested.
         column: usize,
+        /// `IS NOT NULL`.
         negated: bool,
     },
+    /// `NOT p`, in SQL's three-valued logic.
     Not(Box<Predicate>),
+    /// All of the parts (three-valued AND).
     And(Vec<Predicate>),
+    /// Any of the parts (three-valued OR).
     Or(Vec<Predicate>),
 }
 
 /// A numeric expression of a rule.
 #[derive(Debug, Clone)]
 pub enum Number {
+    /// A column's value (an index into [`Rule::columns`]).
     Column(usize),
     /// `ISNULL(a, b)`: `a` unless it is NULL, else `b`.
     IsNull(Box<Number>, Box<Number>),
@@ -147,6 +168,7 @@ pub struct Rule {
     pub source: String,
     /// The value of the code script's `THEN`: `2S_lower_back_imaging`.
     pub flag: String,
+    /// The columns the rule names, in the order it first names them.
     pub columns: Vec<RuleColumn>,
     /// The code script's `WHEN` condition.
     pub inclusion: Predicate,

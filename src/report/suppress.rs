@@ -19,7 +19,7 @@ use datafusion::arrow::compute::{cast, concat_batches};
 use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, SchemaRef};
 use datafusion::arrow::util::display::array_value_to_string;
 
-/// The largest count suppressed outright.
+/// The smallest count published (rounded); counts from 1 up to it are suppressed outright.
 pub const SMALLEST_PUBLISHED: i64 = 8;
 /// Published counts are rounded to a multiple of this.
 pub const ROUNDING: i64 = 5;

@@ -10,9 +10,10 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use super::{ReportSettings, ReportSummary};
 use crate::output::write_atomically;
-use crate::report::{ReportSettings, ReportSummary};
-use crate::session::{RuleSource, SessionSettings};
+use crate::rules::Rules;
+use crate::session::SessionSettings;
 use crate::validate::InputFile;
 
 /// The manifest's file name inside `--out`.
@@ -20,11 +21,12 @@ pub const MANIFEST: &str = "manifest.json";
 
 /// Everything a report run is recorded by.
 #[derive(Debug)]
-pub struct RunRecord<'a> {
+pub(super) struct RunRecord<'a> {
     pub started: DateTime<Utc>,
-    pub data: &'a str,
     pub session: &'a SessionSettings,
     pub report: &'a ReportSettings,
+    /// The rules as loaded for the run (not read again: the folder may have changed since).
+    pub rules: &'a Rules,
     pub inputs: &'a [InputFile],
     pub summary: &'a ReportSummary,
 }
@@ -41,12 +43,7 @@ fn timestamp(time: DateTime<Utc>) -> String {
 }
 
 /// The manifest as JSON.
-pub fn manifest(run: &RunRecord<'_>) -> Result<Value> {
-    let rules = match &run.session.rules {
-        RuleSource::BuiltIn => ebiq_udfs::builtin_rules(),
-        RuleSource::Folder(dir) => ebiq_udfs::load_rules(dir),
-    }
-    .context("cannot read the rules again for the manifest")?;
+fn manifest(run: &RunRecord<'_>) -> Result<Value> {
     let mut queries = Vec::new();
     for ran in &run.summary.ran {
         let text = std::fs::read(&ran.query.path)
@@ -69,7 +66,7 @@ pub fn manifest(run: &RunRecord<'_>) -> Result<Value> {
         "started": timestamp(run.started),
         "elapsed_seconds": run.summary.elapsed.as_secs_f64(),
         "parameters": {
-            "data": run.data,
+            "data": run.session.data,
             "queries": run.report.queries.display().to_string(),
             "from_month": run.report.from.map(|m| m.to_string()),
             "to_month": run.report.to.map(|m| m.to_string()),
@@ -85,7 +82,7 @@ pub fn manifest(run: &RunRecord<'_>) -> Result<Value> {
             "bytes": file.bytes,
             "modified": timestamp(file.modified),
         })).collect::<Vec<_>>(),
-        "rules": rules.iter().map(|rule| json!({
+        "rules": run.rules.as_slice().iter().map(|rule| json!({
             "name": rule.name,
             "title": rule.title,
             "file": rule.file,
@@ -103,7 +100,7 @@ pub fn manifest(run: &RunRecord<'_>) -> Result<Value> {
 }
 
 /// Writes the manifest into `out`, atomically; returns its path.
-pub fn write_manifest(out: &Path, run: &RunRecord<'_>) -> Result<PathBuf> {
+pub(super) fn write_manifest(out: &Path, run: &RunRecord<'_>) -> Result<PathBuf> {
     let path = out.join(MANIFEST);
     let value = manifest(run)?;
     write_atomically(&path, |file| {

@@ -1,0 +1,150 @@
+//! `ebiq report`: every query in the queries folder over a dataset, one output each, written all
+//! or nothing, with a run summary on stderr and (with `--out`) a manifest.
+
+mod manifest;
+mod query;
+mod summary;
+pub mod suppress;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::prelude::SessionContext;
+
+pub use manifest::MANIFEST;
+pub use query::{Parameters, QueryFile, load_queries, run_query};
+pub use summary::{DataQuality, QueryRun, ReportSummary};
+
+use crate::months::Month;
+use crate::output::{OutputFormat, ResultsOut, write_batches, write_file};
+use crate::progress::Progress;
+use crate::session::{self, SessionSettings};
+use manifest::{RunRecord, write_manifest};
+use summary::{count_opa_rows, data_quality, sum_column};
+use suppress::suppress;
+
+/// What to run and where to put it, already validated.
+#[derive(Debug, Clone)]
+pub struct ReportSettings {
+    /// The folder of `*.sql` report queries.
+    pub queries: PathBuf,
+    /// A folder for one file per query; `None` prints to stdout.
+    pub out: Option<PathBuf>,
+    /// How results are written.
+    pub format: OutputFormat,
+    /// First activity month (`$from_month`); `None`: from the first.
+    pub from: Option<Month>,
+    /// Last activity month (`$to_month`); `None`: to the last.
+    pub to: Option<Month>,
+    /// Apply small-number suppression to every count ([`suppress`](mod@suppress)).
+    pub suppress: bool,
+}
+
+/// The whole command: opens the session over the dataset, runs the queries, writes their outputs
+/// and the manifest, and prints the summary to stderr.
+pub async fn run(
+    session_settings: &SessionSettings,
+    settings: &ReportSettings,
+    progress: &Progress,
+) -> Result<()> {
+    let started = chrono::Utc::now();
+    let session = session::open(session_settings).await?;
+    if let Some(out) = &settings.out {
+        // A manifest says its outputs are complete; an earlier run's must not vouch for this
+        // one's if this one fails.
+        let stale = out.join(MANIFEST);
+        if stale.exists() {
+            std::fs::remove_file(&stale)
+                .with_context(|| format!("cannot remove {}", stale.display()))?;
+        }
+    }
+    let mut stdout = ResultsOut::stdout();
+    let summary = run_report(&session.ctx, settings, progress, &mut stdout).await?;
+    stdout.flush()?;
+    for path in &summary.outputs {
+        eprintln!("wrote {}", path.display());
+    }
+    if let Some(out) = &settings.out {
+        let record = RunRecord {
+            started,
+            session: session_settings,
+            report: settings,
+            rules: &session.rules,
+            inputs: &session.inputs,
+            summary: &summary,
+        };
+        let path = write_manifest(out, &record)?;
+        eprintln!("wrote {}", path.display());
+    }
+    summary.print();
+    Ok(())
+}
+
+/// Runs every query of `settings.queries` over `ctx` and writes one output per query.
+pub async fn run_report(
+    ctx: &SessionContext,
+    settings: &ReportSettings,
+    progress: &Progress,
+    stdout: &mut (impl Write + Send),
+) -> Result<ReportSummary> {
+    let started = Instant::now();
+    let queries = load_queries(&settings.queries)?;
+    let parameters = Parameters::new(settings.from, settings.to);
+    if let Some(out) = &settings.out {
+        std::fs::create_dir_all(out)
+            .with_context(|| format!("cannot create the output folder {}", out.display()))?;
+    }
+    let mut summary = ReportSummary {
+        queries: queries.len(),
+        ..ReportSummary::default()
+    };
+    let bar = progress.bar(queries.len() as u64, "queries");
+    // Every query runs before anything is written, so a failing query leaves no new outputs.
+    let mut results = Vec::with_capacity(queries.len());
+    for query in &queries {
+        bar.set_message(query.name.clone());
+        let (schema, batches) = run_query(ctx, query, &parameters).await?;
+        if summary.rows_flagged.is_none() {
+            summary.rows_flagged = sum_column(&batches, "flagged");
+        }
+        if settings.suppress {
+            let (schema, batch) = suppress(&schema, &batches)
+                .with_context(|| format!("cannot suppress {}", query.path.display()))?;
+            results.push((query, schema, vec![batch]));
+        } else {
+            results.push((query, schema, batches));
+        }
+        bar.inc(1);
+    }
+    for (query, schema, batches) in results {
+        let rows = batches.iter().map(RecordBatch::num_rows).sum();
+        let output = match &settings.out {
+            Some(out) => {
+                let path = out.join(format!("{}.{}", query.name, settings.format.extension()));
+                write_file(&path, settings.format, &schema, &batches)?;
+                summary.outputs.push(path.clone());
+                Some(path)
+            }
+            None => {
+                if settings.format == OutputFormat::Table {
+                    writeln!(stdout, "{}: {}", query.name, query.title)?;
+                }
+                write_batches(settings.format, &schema, &batches, stdout)?;
+                None
+            }
+        };
+        summary.ran.push(QueryRun {
+            query: query.clone(),
+            output,
+            rows,
+        });
+    }
+    bar.finish_and_clear();
+    summary.rows_scanned = count_opa_rows(ctx, &parameters).await?;
+    summary.quality = data_quality(ctx, &parameters).await?;
+    summary.elapsed = started.elapsed();
+    Ok(summary)
+}

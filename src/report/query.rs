@@ -1,0 +1,153 @@
+//! Report queries: reading the queries folder, binding parameters, planning and running one query.
+//!
+//! Queries take parameters as named placeholders (`$from_month`, `$to_month`), bound as values by
+//! DataFusion, never pasted into the SQL text.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::metadata::ScalarAndMetadata;
+use datafusion::common::{DataFusionError, ParamValues};
+use datafusion::prelude::SessionContext;
+use datafusion::scalar::ScalarValue;
+use datafusion::sql::sqlparser::parser::ParserError;
+use ebiq_udfs::split_location;
+
+use crate::months::Month;
+
+/// One report query: a `.sql` file whose leading comment says what it answers.
+#[derive(Debug, Clone)]
+pub struct QueryFile {
+    /// The file name without `.sql`: names the output.
+    pub name: String,
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// The leading comment's first line.
+    pub title: String,
+    /// The file's text.
+    pub sql: String,
+}
+
+/// Reads every `*.sql` file in `dir`, in name order.
+pub fn load_queries(dir: &Path) -> Result<Vec<QueryFile>> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read the queries folder {}", dir.display()))?
+        .map(|entry| entry.map(|e| e.path()))
+        .collect::<std::io::Result<_>>()?;
+    paths.retain(|p| p.extension().is_some_and(|e| e == "sql"));
+    paths.sort();
+    if paths.is_empty() {
+        bail!("the queries folder {} has no .sql files", dir.display());
+    }
+    paths
+        .into_iter()
+        .map(|path| {
+            let sql = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let name = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("query")
+                .to_owned();
+            let title = sql
+                .lines()
+                .map(str::trim)
+                .find_map(|line| line.strip_prefix("--"))
+                .map(|t| t.trim().to_owned())
+                .unwrap_or_else(|| name.clone());
+            Ok(QueryFile {
+                name,
+                path,
+                title,
+                sql,
+            })
+        })
+        .collect()
+}
+
+/// The values of the placeholders a report may use.
+#[derive(Debug, Clone)]
+pub struct Parameters(HashMap<&'static str, ScalarValue>);
+
+impl Parameters {
+    /// `$from_month` and `$to_month` as yyyymm text; an open end takes in every month.
+    pub fn new(from: Option<Month>, to: Option<Month>) -> Self {
+        let month = |m: Option<Month>, default: &str| {
+            ScalarValue::Utf8(Some(m.map_or_else(|| default.to_owned(), |m| m.yyyymm())))
+        };
+        Self(HashMap::from([
+            ("from_month", month(from, "000000")),
+            ("to_month", month(to, "999999")),
+        ]))
+    }
+}
+
+/// A query's planning error; a syntax error as `file:line:column: message`, as compilers write it.
+fn located(path: &Path, error: DataFusionError) -> anyhow::Error {
+    if let DataFusionError::SQL(parser_error, _) = error.find_root() {
+        let text = match parser_error.as_ref() {
+            ParserError::ParserError(text) | ParserError::TokenizerError(text) => text.as_str(),
+            ParserError::RecursionLimitExceeded => "statement nested too deeply",
+        };
+        if let Some((message, line, column)) = split_location(text) {
+            return anyhow::anyhow!("{}:{line}:{column}: {message}", path.display());
+        }
+    }
+    anyhow::Error::new(error).context(format!("query {}", path.display()))
+}
+
+/// Plans and runs one query with its parameters bound.
+pub async fn run_query(
+    ctx: &SessionContext,
+    query: &QueryFile,
+    parameters: &Parameters,
+) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    let at = || format!("query {}", query.path.display());
+    let frame = match ctx.sql(&query.sql).await {
+        Ok(frame) => frame,
+        Err(error) => return Err(located(&query.path, error)),
+    };
+    let used = frame
+        .logical_plan()
+        .get_parameter_types()
+        .with_context(at)?;
+    let mut values = HashMap::new();
+    for name in used.keys() {
+        let Some(value) = parameters.0.get(name.trim_start_matches('$')) else {
+            let mut known: Vec<_> = parameters.0.keys().map(|k| format!("${k}")).collect();
+            known.sort();
+            bail!(
+                "{} uses the parameter {name}, which ebiq does not provide (it provides {})",
+                at(),
+                known.join(", ")
+            );
+        };
+        values.insert(
+            name.trim_start_matches('$').to_owned(),
+            ScalarAndMetadata::from(value.clone()),
+        );
+    }
+    let frame = if values.is_empty() {
+        frame
+    } else {
+        frame
+            .with_param_values(ParamValues::Map(values))
+            .with_context(at)?
+    };
+    let schema = frame.schema().inner().clone();
+    let batches = frame.collect().await.with_context(at)?;
+    Ok((schema, batches))
+}
+
+/// A query ebiq runs for itself (counts for the run summary), named like a file in errors.
+pub(crate) fn internal_query(name: &str, sql: &str) -> QueryFile {
+    QueryFile {
+        name: name.into(),
+        path: PathBuf::from(format!("(ebiq's {name} count)")),
+        title: String::new(),
+        sql: sql.into(),
+    }
+}

@@ -1,0 +1,125 @@
+//! The run summary: outpatient rows in the month range, rows flagged, and the records no report
+//! can count, printed to stderr (and recorded in the manifest).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Result;
+use datafusion::arrow::array::{AsArray, RecordBatch};
+use datafusion::arrow::datatypes::Int64Type;
+use datafusion::prelude::SessionContext;
+
+use super::query::{Parameters, QueryFile, internal_query, run_query};
+
+/// What a report run did.
+#[derive(Debug, Default)]
+pub struct ReportSummary {
+    /// Queries run.
+    pub queries: usize,
+    /// `opa` rows in the month range.
+    pub rows_scanned: u64,
+    /// The sum of the `flagged` column of the first query that has one.
+    pub rows_flagged: Option<u64>,
+    /// Files written, in the order written.
+    pub outputs: Vec<PathBuf>,
+    /// Each query, in the order run, with its output.
+    pub ran: Vec<QueryRun>,
+    /// Records with values out of range, over the whole dataset.
+    pub quality: DataQuality,
+    /// Wall time of the queries and their outputs.
+    pub elapsed: Duration,
+}
+
+/// One query as run: where its result went and how many rows it had.
+#[derive(Debug, Clone)]
+pub struct QueryRun {
+    /// The query file.
+    pub query: QueryFile,
+    /// The file its result went to; `None` for stdout.
+    pub output: Option<PathBuf>,
+    /// Rows in its result.
+    pub rows: usize,
+}
+
+/// Outpatient records no report can count, whatever the month range.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DataQuality {
+    /// `Der_Activity_Month` NULL or not a valid yyyymm (202413).
+    pub invalid_month: u64,
+    /// Age 999 (unknown) in the age the rule reads.
+    pub unknown_age: u64,
+    /// An age that is neither 0-130, 999, nor 7001-7007 (infants).
+    pub impossible_age: u64,
+}
+
+impl ReportSummary {
+    /// The summary lines for stderr: rows and time, then the data-quality counts if any.
+    pub fn print(&self) {
+        let flagged = self
+            .rows_flagged
+            .map_or_else(|| "unknown".to_owned(), |n| n.to_string());
+        eprintln!(
+            "{} queries over {} outpatient rows, {flagged} flagged, in {:.2}s",
+            self.queries,
+            self.rows_scanned,
+            self.elapsed.as_secs_f64()
+        );
+        let quality = self.quality;
+        if quality != DataQuality::default() {
+            eprintln!(
+                "data: {} outpatient records with an invalid activity month (never counted), \
+                 {} with age unknown (999) and {} with an impossible age (never flagged)",
+                quality.invalid_month, quality.unknown_age, quality.impossible_age
+            );
+        }
+    }
+}
+
+/// `opa` rows in the month range.
+pub(super) async fn count_opa_rows(ctx: &SessionContext, parameters: &Parameters) -> Result<u64> {
+    let (_, batches) = run_query(
+        ctx,
+        &internal_query(
+            "rows_scanned",
+            "SELECT count(*) AS n FROM opa \
+             WHERE sus_month(der_activity_month) BETWEEN $from_month AND $to_month",
+        ),
+        parameters,
+    )
+    .await?;
+    Ok(sum_column(&batches, "n").unwrap_or(0))
+}
+
+/// The [`DataQuality`] counts over the whole `opa` table.
+pub(super) async fn data_quality(
+    ctx: &SessionContext,
+    parameters: &Parameters,
+) -> Result<DataQuality> {
+    let age = "coalesce(age_at_start_of_episode_sus, der_age_at_cds_activity_date)";
+    let sql = format!(
+        "SELECT \
+           count(*) FILTER (WHERE sus_month(der_activity_month) IS NULL) AS invalid_month, \
+           count(*) FILTER (WHERE {age} = 999) AS unknown_age, \
+           count(*) FILTER (WHERE {age} NOT BETWEEN 0 AND 130 AND {age} <> 999 \
+                              AND {age} NOT BETWEEN 7001 AND 7007) AS impossible_age \
+         FROM opa"
+    );
+    let (_, batches) = run_query(ctx, &internal_query("data_quality", &sql), parameters).await?;
+    Ok(DataQuality {
+        invalid_month: sum_column(&batches, "invalid_month").unwrap_or(0),
+        unknown_age: sum_column(&batches, "unknown_age").unwrap_or(0),
+        impossible_age: sum_column(&batches, "impossible_age").unwrap_or(0),
+    })
+}
+
+/// The sum of an Int64 column over `batches`; `None` if they have no such column.
+pub(super) fn sum_column(batches: &[RecordBatch], name: &str) -> Option<u64> {
+    let mut total = 0u64;
+    for batch in batches {
+        let values = batch
+            .column_by_name(name)?
+            .as_primitive_opt::<Int64Type>()?;
+        total += values.iter().flatten().map(i64::unsigned_abs).sum::<u64>();
+    }
+    Some(total)
+}

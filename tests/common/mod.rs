@@ -1,0 +1,43 @@
+//! What the binary's tests share: running `ebiq` from the project folder, and scratch folders.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The checked-out project.
+pub fn project() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs `ebiq args` in the project folder, whatever its exit code.
+pub fn ebiq(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ebiq"))
+        .args(args)
+        .current_dir(project())
+        .output()
+        .unwrap()
+}
+
+/// Runs `ebiq args` and fails the test, with ebiq's stderr, unless it succeeds.
+pub fn ebiq_ok(args: &[&str]) -> Output {
+    let output = ebiq(args);
+    assert!(
+        output.status.success(),
+        "ebiq {args:?}: {}",
+        stderr(&output)
+    );
+    output
+}
+
+/// What `ebiq` said on stderr.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A folder that does not exist yet, unique to the test `name` and this test process.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ebiq-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
