@@ -84,10 +84,21 @@ pub async fn run_scheduler(settings: &SchedulerSettings) -> Result<()> {
 /// Runs a Ballista executor, registered with its scheduler, until the process is stopped.
 pub async fn run_executor(settings: &ExecutorSettings) -> Result<()> {
     let mut registry = BallistaFunctionRegistry::default();
-    for function in functions(settings.rules.load()?.as_slice())? {
-        // `functions` has refused duplicate names, so nothing here replaces anything.
+    // `functions` has refused duplicate names, so nothing here replaces anything of ours.
+    let functions = functions(settings.rules.load()?.as_slice())?;
+    for function in functions.scalar {
         registry
             .scalar_functions
+            .insert(function.name().to_owned(), function);
+    }
+    for function in functions.aggregate {
+        registry
+            .aggregate_functions
+            .insert(function.name().to_owned(), function);
+    }
+    for function in functions.window {
+        registry
+            .window_functions
             .insert(function.name().to_owned(), function);
     }
     let config = ExecutorProcessConfig {

@@ -4,6 +4,13 @@
 //! # Functions
 //!
 //! - `tsql_like(text, pattern)`: SQL Server `LIKE` ([`LikePattern`] documents the grammar).
+//! - `sus_month(month)`: a valid yyyymm activity month, else NULL.
+//! - The statistics EBI analysts publish, as the PHE/OHID indicator methods and NHS Making Data
+//!   Count compute them: `wilson(x, n, confidence)`, `byar(o, confidence)`,
+//!   `funnel_proportion(baseline, n, confidence)`, the aggregate
+//!   `dsr(count, population, standard_population, confidence, multiplier)`, the window function
+//!   `xmr(value, improvement) OVER (ORDER BY ...)`, and `esp_age_band(age)` with the 2013 European
+//!   Standard Population as a table ([`esp2013`]).
 //! - For each rule file `rules/<name>.sql` (see [`parse_rule_file`] for the format):
 //!   - `ebi_<name>(columns...)`: the rule's flag (`'2S_lower_back_imaging'`) or NULL;
 //!   - `ebi_<name>_included(...)`: the code script's WHEN condition;
@@ -57,6 +64,7 @@ mod options;
 mod pattern;
 mod prefilter;
 mod rule;
+mod stats;
 mod strings;
 mod sus_month;
 mod tsql_like;
@@ -66,8 +74,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use datafusion_common::{DataFusionError, Result, plan_err};
-use datafusion_expr::ScalarUDF;
 use datafusion_expr::registry::FunctionRegistry;
+use datafusion_expr::{AggregateUDF, ScalarUDF, WindowUDF};
 
 pub use multi::{MAX_PATTERNS, PatternSet};
 pub use options::{EbiqOptions, NULL_MODE_HELP, NullMode, UnknownNullMode};
@@ -75,6 +83,10 @@ pub use pattern::{LikePattern, PatternError};
 pub use rule::{
     ColumnKind, Number, Predicate, Rule, RuleColumn, RuleFileError, RuleFunction, RuleOutput,
     parse_rule_file, rule_functions, split_location,
+};
+pub use stats::{
+    Byar, Dsr, DsrSums, ESP2013, EspAgeBand, FunnelProportion, SpecialCause, Wilson, Xmr, XmrPoint,
+    byar_interval, esp_age_band, esp2013, funnel_limits, wilson_interval, xmr_chart, z_score,
 };
 pub use sus_month::SusMonth;
 pub use tsql_like::TsqlLike;
@@ -118,18 +130,39 @@ pub fn load_rules(dir: &Path) -> Result<Vec<Arc<Rule>>> {
         .collect()
 }
 
-/// `tsql_like`, `sus_month` and every function of `rules`.
+/// Every function this crate provides: `tsql_like`, `sus_month`, the statistics functions, and
+/// the functions of each rule.
+#[derive(Debug, Clone)]
+pub struct Functions {
+    /// Scalar functions.
+    pub scalar: Vec<Arc<ScalarUDF>>,
+    /// Aggregate functions (`dsr`).
+    pub aggregate: Vec<Arc<AggregateUDF>>,
+    /// Window functions (`xmr`).
+    pub window: Vec<Arc<WindowUDF>>,
+}
+
+/// The functions for `rules`, with this crate's own.
 ///
 /// Two rules whose functions would share a name are refused, naming both rule files: one would
 /// otherwise silently replace the other.
-pub fn functions(rules: &[Arc<Rule>]) -> Result<Vec<Arc<ScalarUDF>>> {
-    let mut functions = vec![
+pub fn functions(rules: &[Arc<Rule>]) -> Result<Functions> {
+    let mut scalar = vec![
         Arc::new(ScalarUDF::new_from_impl(TsqlLike::new())),
         Arc::new(ScalarUDF::new_from_impl(SusMonth::new())),
+        Arc::new(ScalarUDF::new_from_impl(Wilson::new())),
+        Arc::new(ScalarUDF::new_from_impl(Byar::new())),
+        Arc::new(ScalarUDF::new_from_impl(FunnelProportion::new())),
+        Arc::new(ScalarUDF::new_from_impl(EspAgeBand::new())),
     ];
-    let mut defined_by: HashMap<String, &str> = functions
+    let aggregate = vec![Arc::new(AggregateUDF::new_from_impl(Dsr::new()))];
+    let window = vec![Arc::new(WindowUDF::new_from_impl(Xmr::new()))];
+    let mut defined_by: HashMap<String, &str> = scalar
         .iter()
-        .map(|f| (f.name().to_owned(), "ebiq itself"))
+        .map(|f| f.name().to_owned())
+        .chain(aggregate.iter().map(|f| f.name().to_owned()))
+        .chain(window.iter().map(|f| f.name().to_owned()))
+        .map(|name| (name, "ebiq itself"))
         .collect();
     for rule in rules {
         for function in rule_functions(Arc::clone(rule)) {
@@ -141,24 +174,42 @@ pub fn functions(rules: &[Arc<Rule>]) -> Result<Vec<Arc<ScalarUDF>>> {
                     function.name()
                 );
             }
-            functions.push(function);
+            scalar.push(function);
         }
     }
-    Ok(functions)
+    Ok(Functions {
+        scalar,
+        aggregate,
+        window,
+    })
 }
 
-/// Registers `tsql_like`, `sus_month` and the functions of `rules`. Also add [`EbiqOptions`] to the
-/// session's config (`SessionConfig::with_option_extension`) so that `SET ebiq.null_mode` is
-/// accepted; without it the functions use the default mode.
+/// Registers every function of [`functions`]. Also add [`EbiqOptions`] to the session's config
+/// (`SessionConfig::with_option_extension`) so that `SET ebiq.null_mode` is accepted; without it
+/// the functions use the default mode.
 ///
 /// A function whose name the registry already holds is an error, not a silent replacement.
 pub fn register_rules(registry: &mut dyn FunctionRegistry, rules: &[Arc<Rule>]) -> Result<()> {
-    for function in functions(rules)? {
+    let functions = functions(rules)?;
+    let refuse = |name: &str| {
+        plan_err!("cannot register {name}: the session already has a function of that name")
+    };
+    for function in functions.scalar {
         let name = function.name().to_owned();
         if registry.register_udf(function)?.is_some() {
-            return plan_err!(
-                "cannot register {name}: the session already has a function of that name"
-            );
+            return refuse(&name);
+        }
+    }
+    for function in functions.aggregate {
+        let name = function.name().to_owned();
+        if registry.register_udaf(function)?.is_some() {
+            return refuse(&name);
+        }
+    }
+    for function in functions.window {
+        let name = function.name().to_owned();
+        if registry.register_udwf(function)?.is_some() {
+            return refuse(&name);
         }
     }
     Ok(())

@@ -1,0 +1,165 @@
+//! The statistics EBI analysts publish, as the PHE/OHID indicator methods and NHS "Making Data
+//! Count" compute them: Wilson and Byar intervals, directly standardised rates (Dobson), funnel
+//! plot limits, XmR charts, and the 2013 European Standard Population.
+//!
+//! Every numeric argument takes any integer, float or decimal type (DataFusion casts it to
+//! Float64); `confidence` is a level such as `0.95` or `0.998`, or `95` and `99.8`, as the PHE
+//! functions accept.
+
+mod byar;
+mod dsr;
+mod esp;
+mod funnel;
+mod wilson;
+mod xmr;
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, Float64Array, StructArray};
+use arrow::datatypes::{DataType, Field, Fields, Float64Type};
+use datafusion_common::{Result, exec_err, plan_err};
+use datafusion_expr::{ColumnarValue, ScalarFunctionArgs};
+use statrs::distribution::{ContinuousCDF, Normal};
+
+pub use byar::{Byar, byar_interval};
+pub use dsr::{Dsr, DsrSums};
+pub use esp::{ESP2013, EspAgeBand, esp_age_band, esp2013};
+pub use funnel::{FunnelProportion, funnel_limits};
+pub use wilson::{Wilson, wilson_interval};
+pub use xmr::{SpecialCause, Xmr, XmrPoint, xmr_chart};
+
+/// The documentation section the statistics functions are listed under.
+pub(crate) const DOC_SECTION_STATS: datafusion_expr::DocSection = datafusion_expr::DocSection {
+    include: true,
+    label: "EBI statistics",
+    description: Some(
+        "Intervals, standardised rates, funnel limits and SPC charts, as PHE/OHID and NHS \
+         Making Data Count compute them",
+    ),
+};
+
+/// The two-sided normal quantile for a confidence level: `qnorm(c + (1 - c) / 2)`. Levels are
+/// given as 0.9-1 or 90-100, as PHE's functions take them; anything else is an error naming it.
+pub fn z_score(confidence: f64) -> Result<f64> {
+    let level = if (90.0..=100.0).contains(&confidence) {
+        confidence / 100.0
+    } else {
+        confidence
+    };
+    if !(0.9..1.0).contains(&level) {
+        return exec_err!(
+            "confidence {confidence} is not a level between 0.9 and 1 (or 90 and 100), such as 0.95 or 0.998"
+        );
+    }
+    let p = level + (1.0 - level) / 2.0;
+    // `Normal::standard` cannot fail; its inverse CDF is statrs's (Boost's erfc inverse).
+    Ok(Normal::standard().inverse_cdf(p))
+}
+
+/// Float64 struct fields, all nullable, with these names.
+pub(crate) fn float_fields(names: &[&str]) -> Fields {
+    names
+        .iter()
+        .map(|name| Field::new(*name, DataType::Float64, true))
+        .collect()
+}
+
+/// Every argument is a number: any numeric type (or NULL) is cast to Float64.
+pub(crate) fn coerce_numbers(
+    name: &str,
+    roles: &[&str],
+    arg_types: &[DataType],
+) -> Result<Vec<DataType>> {
+    if arg_types.len() != roles.len() {
+        return plan_err!(
+            "{name} takes {} arguments ({}), got {}",
+            roles.len(),
+            roles.join(", "),
+            arg_types.len()
+        );
+    }
+    arg_types
+        .iter()
+        .zip(roles)
+        .map(|(data_type, role)| {
+            if data_type.is_numeric() || data_type.is_null() {
+                Ok(DataType::Float64)
+            } else {
+                plan_err!("{name}: the {role} must be a number, got {data_type}")
+            }
+        })
+        .collect()
+}
+
+/// The arguments of a call as Float64 arrays of the batch's length.
+pub(crate) fn float_columns(args: &ScalarFunctionArgs) -> Result<Vec<ArrayRef>> {
+    ColumnarValue::values_to_arrays(&args.args)
+}
+
+/// A Float64 column's values, `None` for NULL.
+pub(crate) fn floats(array: &ArrayRef) -> Result<&Float64Array> {
+    match array.as_primitive_opt::<Float64Type>() {
+        Some(values) => Ok(values),
+        None => exec_err!("expected Float64, got {}", array.data_type()),
+    }
+}
+
+/// The confidence level of a call, which must be one value for every row.
+pub(crate) fn one_confidence(name: &str, column: &Float64Array) -> Result<Option<f64>> {
+    let mut levels = column.iter().flatten();
+    let Some(first) = levels.next() else {
+        return Ok(None);
+    };
+    if levels.any(|level| level != first) {
+        return exec_err!("{name}: the confidence must be one value for the whole call");
+    }
+    Ok(Some(first))
+}
+
+/// A struct column of Float64 `fields` from per-row results (`None`: a NULL row).
+pub(crate) fn struct_of_floats(
+    fields: &Fields,
+    rows: Vec<Option<Vec<f64>>>,
+) -> Result<ColumnarValue> {
+    let width = fields.len();
+    let mut columns: Vec<Vec<Option<f64>>> = vec![Vec::with_capacity(rows.len()); width];
+    let mut valid = Vec::with_capacity(rows.len());
+    for row in &rows {
+        valid.push(row.is_some());
+        for (index, column) in columns.iter_mut().enumerate() {
+            column.push(
+                row.as_ref()
+                    .and_then(|values| values.get(index).copied())
+                    .filter(|v| v.is_finite()),
+            );
+        }
+    }
+    let arrays: Vec<ArrayRef> = columns
+        .into_iter()
+        .map(|values| Arc::new(Float64Array::from(values)) as ArrayRef)
+        .collect();
+    let nulls = valid.iter().any(|v| !v).then(|| valid.into());
+    Ok(ColumnarValue::Array(Arc::new(StructArray::try_new(
+        fields.clone(),
+        arrays,
+        nulls,
+    )?)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn z_scores_are_the_two_sided_normal_quantiles() -> Result<()> {
+        // qnorm(0.975) and qnorm(0.999), to R's printed precision.
+        assert!((z_score(0.95)? - 1.959_963_984_540_054).abs() < 1e-12);
+        assert!((z_score(95.0)? - 1.959_963_984_540_054).abs() < 1e-12);
+        assert!((z_score(0.998)? - 3.090_232_306_167_813).abs() < 1e-12);
+        assert!((z_score(99.8)? - 3.090_232_306_167_813).abs() < 1e-12);
+        for bad in [0.5, 1.0, 80.0, 101.0, -0.95, f64::NAN] {
+            assert!(z_score(bad).is_err(), "{bad}");
+        }
+        Ok(())
+    }
+}

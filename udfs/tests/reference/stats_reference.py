@@ -1,0 +1,88 @@
+"""Reference values for udfs/tests/stats.rs, worked out independently of ebiq's Rust code.
+
+Run: python3 -m venv v && v/bin/pip install scipy statsmodels && v/bin/python stats_reference.py
+
+- Wilson intervals come from statsmodels' proportion_confint(method="wilson"), a separate
+  implementation of the Wilson score interval.
+- Byar's limits are the published formula (PHE "Technical guide: confidence intervals") with
+  scipy's normal quantile, in exact rational arithmetic where possible.
+- The DSR example is the two-area, two-band worked example in stats.rs, done step by step with
+  Python's fractions, then Byar/Dobson with scipy's quantile (PHE "Technical guide: age
+  standardised rates").
+- Funnel limits are found by bisection: the proportion at denominator n whose Wilson interval's
+  far limit equals the baseline (the definition behind PHE's closed form), not the closed form.
+"""
+from fractions import Fraction as F
+from math import sqrt
+
+from scipy.stats import norm
+from statsmodels.stats.proportion import proportion_confint
+
+
+def z(conf):
+    return norm.ppf(conf + (1 - conf) / 2)
+
+
+def byar(o, conf):
+    zz = z(conf)
+    lower = 0.0 if o == 0 else o * (1 - 1 / (9 * o) - zz / (3 * sqrt(o))) ** 3
+    upper = (o + 1) * (1 - 1 / (9 * (o + 1)) + zz / (3 * sqrt(o + 1))) ** 3
+    return lower, upper
+
+
+def wilson(x, n, conf):
+    lower, upper = proportion_confint(x, n, alpha=1 - conf, method="wilson")
+    return x / n, lower, upper
+
+
+def funnel(baseline, n, conf):
+    def wilson_far(p, side):
+        lower, upper = proportion_confint(p * n, n, alpha=1 - conf, method="wilson")
+        return upper if side == "low" else lower
+
+    def solve(side):
+        lo, hi = (0.0, baseline) if side == "low" else (baseline, 1.0)
+        for _ in range(200):
+            mid = (lo + hi) / 2
+            reached = wilson_far(mid, side)
+            if side == "low":
+                lo, hi = (mid, hi) if reached < baseline else (lo, mid)
+            else:
+                lo, hi = (lo, mid) if reached > baseline else (mid, hi)
+        return (lo + hi) / 2
+
+    return solve("low"), solve("high")
+
+
+def dsr_example():
+    # area A: bands (count, population, standard): (12, 2000, 6000), (30, 1500, 4000)
+    # area B: (3, 4000, 6000), (6, 1000, 4000)   (total 9 < 10: suppressed)
+    bands = [(12, 2000, 6000), (30, 1500, 4000)]
+    w = sum(F(s) for _, _, s in bands)
+    rate = sum(F(o) * s / n for o, n, s in bands) / w
+    var = sum(F(o) * F(s, n) ** 2 for o, n, s in bands) / w**2
+    o = sum(o for o, _, _ in bands)
+    out = {}
+    for conf in (0.95, 0.998):
+        lo, hi = byar(o, conf)
+        scale = sqrt(float(var) / o) * 100000
+        out[conf] = (float(rate) * 100000, float(rate) * 100000 + scale * (lo - o),
+                     float(rate) * 100000 + scale * (hi - o))
+    return rate, var, out
+
+
+if __name__ == "__main__":
+    print("z", repr(z(0.95)), repr(z(0.998)))
+    for x, n in [(65, 100), (0, 50), (50, 50), (1, 3), (1234, 56789)]:
+        for conf in (0.95, 0.998):
+            print("wilson", x, n, conf, *map(repr, wilson(x, n, conf)))
+    for o in [0, 1, 9, 65, 389, 12345]:
+        for conf in (0.95, 0.998):
+            print("byar", o, conf, *map(repr, byar(o, conf)))
+    for baseline, n in [(0.12, 50), (0.12, 1000), (0.5, 7), (0.03, 20000)]:
+        for conf in (0.95, 0.998):
+            print("funnel", baseline, n, conf, *map(repr, funnel(baseline, n, conf)))
+    rate, var, out = dsr_example()
+    print("dsr rate", rate, float(rate) * 100000, "var", var)
+    for conf, values in out.items():
+        print("dsr", conf, *map(repr, values))
