@@ -5,11 +5,11 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use datafusion::common::Column;
-use datafusion::prelude::{Expr, ParquetReadOptions, SessionContext};
+use datafusion::prelude::{CsvReadOptions, DataFrame, Expr, ParquetReadOptions, SessionContext};
 
 use crate::schema;
 use crate::storage::{Location, register_store, subfolders};
-use crate::validate::{InputFile, check_table};
+use crate::validate::{InputFile, check_table, input_files};
 
 /// Where a dataset's tables are.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +18,8 @@ pub struct Dataset {
     pub opa: String,
     /// The same for `apcs`, when the dataset has one.
     pub apcs: Option<String>,
+    /// A folder of Parquet or CSV files for the `population` table, when the dataset has one.
+    pub population: Option<String>,
 }
 
 impl Dataset {
@@ -31,15 +33,22 @@ impl Dataset {
                 let folders = subfolders(store.as_ref(), &url).await?;
                 let base = location.trim_end_matches('/');
                 if folders.iter().any(|f| f == "opa") {
-                    let has_apcs = folders.iter().any(|f| f == "apcs");
+                    let folder = |name: &str| {
+                        folders
+                            .iter()
+                            .any(|f| f == name)
+                            .then(|| format!("{base}/{name}/"))
+                    };
                     return Ok(Self {
                         opa: format!("{base}/opa/"),
-                        apcs: has_apcs.then(|| format!("{base}/apcs/")),
+                        apcs: folder("apcs"),
+                        population: folder("population"),
                     });
                 }
                 Ok(Self {
                     opa: location.to_owned(),
                     apcs: None,
+                    population: None,
                 })
             }
         }
@@ -61,15 +70,20 @@ impl Dataset {
         let path = &local.display().to_string();
         let opa_dir = local.join("opa");
         if opa_dir.is_dir() {
-            let apcs_dir = local.join("apcs");
+            let folder = |name: &str| {
+                let dir = local.join(name);
+                dir.is_dir().then(|| dir.display().to_string())
+            };
             return Ok(Self {
                 opa: opa_dir.display().to_string(),
-                apcs: apcs_dir.is_dir().then(|| apcs_dir.display().to_string()),
+                apcs: folder("apcs"),
+                population: folder("population"),
             });
         }
         Ok(Self {
             opa: path.to_owned(),
             apcs: None,
+            population: None,
         })
     }
 
@@ -88,6 +102,9 @@ impl Dataset {
             warnings.extend(check.warnings);
             register_table(ctx, "apcs", apcs).await?;
         }
+        if let Some(population) = &self.population {
+            files.extend(register_population(ctx, population).await?);
+        }
         for warning in warnings {
             eprintln!("ebiq: warning: {warning}");
         }
@@ -95,11 +112,86 @@ impl Dataset {
     }
 }
 
+/// The columns a population file must have (any case); `age` may be `age_band` instead.
+const POPULATION_COLUMNS: [&str; 4] = ["area_code", "year", "sex", "population"];
+
+/// Registers `population` over a folder of ONS-style long-form files (Parquet, else CSV with a
+/// header): the raw rows as `population_source`, and `population` as one row per area, year,
+/// sex (`'1'` male, `'2'` female) and ESP 2013 age band, however the files give sex (1/2, M/F,
+/// male/female) and age (single years, or 5-year bands). Rows of any other sex (such as
+/// persons totals) are left out, so they are never counted twice.
+async fn register_population(ctx: &SessionContext, dir: &str) -> Result<Vec<InputFile>> {
+    let mut files = input_files(ctx, "population", dir, ".parquet").await?;
+    let frame = if files.is_empty() {
+        files = input_files(ctx, "population", dir, ".csv").await?;
+        if files.is_empty() {
+            bail!("the population folder {dir} has no .parquet or .csv files");
+        }
+        ctx.read_csv(dir, CsvReadOptions::new().file_extension(".csv"))
+            .await
+            .with_context(|| format!("cannot read the population CSV files in {dir}"))?
+    } else {
+        ctx.read_parquet(dir, ParquetReadOptions::default())
+            .await
+            .with_context(|| format!("cannot read the population Parquet files in {dir}"))?
+    };
+    let names: Vec<String> = frame
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().to_lowercase())
+        .collect();
+    for column in POPULATION_COLUMNS {
+        if !names.iter().any(|n| n == column) {
+            bail!(
+                "the population files in {dir} have no column {column} (they need area_code, \
+                 year, sex, age or age_band, and population; they have {})",
+                names.join(", ")
+            );
+        }
+    }
+    let age = ["age", "age_band"]
+        .into_iter()
+        .find(|a| names.iter().any(|n| n == a))
+        .with_context(|| {
+            format!("the population files in {dir} have no column age (or age_band)")
+        })?;
+    let name = if names.iter().any(|n| n == "area_name") {
+        "CAST(area_name AS VARCHAR)"
+    } else {
+        "CAST(NULL AS VARCHAR)"
+    };
+    register_frame(ctx, "population_source", frame)?;
+    let view = format!(
+        "CREATE VIEW population AS \
+         SELECT area_code, max(area_name) AS area_name, year, sex, age_band, \
+                sum(population) AS population \
+         FROM (SELECT CAST(area_code AS VARCHAR) AS area_code, {name} AS area_name, \
+                      CAST(year AS INT) AS year, \
+                      CASE upper(trim(CAST(sex AS VARCHAR))) \
+                           WHEN '1' THEN '1' WHEN 'M' THEN '1' WHEN 'MALE' THEN '1' \
+                           WHEN '2' THEN '2' WHEN 'F' THEN '2' WHEN 'FEMALE' THEN '2' END AS sex, \
+                      esp_age_band({age}) AS age_band, CAST(population AS BIGINT) AS population \
+               FROM population_source) AS rows \
+         WHERE sex IS NOT NULL AND age_band IS NOT NULL \
+         GROUP BY area_code, year, sex, age_band"
+    );
+    ctx.sql(&view)
+        .await
+        .with_context(|| format!("cannot register the population table over {dir}"))?;
+    Ok(files)
+}
+
 async fn register_table(ctx: &SessionContext, name: &str, path: &str) -> Result<()> {
     let frame = ctx
         .read_parquet(path, ParquetReadOptions::default())
         .await
         .with_context(|| format!("cannot read the {name} table from {path}"))?;
+    register_frame(ctx, name, frame)
+}
+
+/// Registers `frame` as the view `name` with its column names in lower case.
+fn register_frame(ctx: &SessionContext, name: &str, frame: DataFrame) -> Result<()> {
     let lower_case: Vec<Expr> = frame
         .schema()
         .fields()

@@ -11,6 +11,10 @@ use clap::Parser;
 use ebiq::output::stdout_closed;
 use ebiq::progress::Progress;
 
+/// Planning and (de)serialising a plan recurse once per node: a report query with several CTEs
+/// and joins overflows tokio's 2 MiB default on a Ballista scheduler.
+const WORKER_STACK: usize = 16 * 1024 * 1024;
+
 /// A query, data or I/O error.
 const EXIT_FAILURE: u8 = 1;
 /// Arguments that do not make sense together (clap itself exits 2 for the rest).
@@ -28,6 +32,7 @@ fn main() -> ExitCode {
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(WORKER_STACK)
         .build()
     {
         Ok(runtime) => runtime,

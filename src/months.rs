@@ -16,6 +16,11 @@ impl Month {
         ((1..=12).contains(&month) && (1900..=9999).contains(&year)).then_some(Self { year, month })
     }
 
+    /// The calendar year.
+    pub fn year(&self) -> i32 {
+        self.year
+    }
+
     /// `202404`, as in `Der_Activity_Month`.
     pub fn yyyymm(&self) -> String {
         format!("{:04}{:02}", self.year, self.month)

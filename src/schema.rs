@@ -39,6 +39,13 @@ const AGE_AT_ACTIVITY: SusColumn = column(
     "age at the activity date, same coding",
 );
 
+/// Not read by the rule; standardised rates use it. Files without it still run.
+const SEX: SusColumn = column(
+    "Sex",
+    DataType::Utf8,
+    "1 male, 2 female, 0 not known, 9 not specified",
+);
+
 const ADMINISTRATIVE_CATEGORY: SusColumn = column(
     "Administrative_Category",
     DataType::Utf8,
@@ -96,6 +103,7 @@ pub const OPA: &[SusColumn] = &[
         DataType::Utf8,
         "5/6 attended; 2/3/4/7 did not attend or cancelled",
     ),
+    SEX,
 ];
 
 /// Admitted patient care spells (SUS APCS), one row per spell.
@@ -137,6 +145,7 @@ pub const APCS: &[SusColumn] = &[
         DataType::Utf8,
         "11-13 elective, 21-28 emergency",
     ),
+    SEX,
 ];
 
 /// The Arrow schema of a table of `columns`; only the `*_Ident` keys are not nullable.

@@ -76,9 +76,30 @@ pub async fn open(settings: &SessionSettings) -> Result<Session> {
     if let Some(url) = &settings.cluster {
         ctx = cluster::connect(ctx, url, &rules).await?;
     }
+    register_esp2013(&ctx).await?;
     let dataset = Dataset::locate(&ctx, &settings.data).await?;
     let inputs = dataset.register(&ctx).await?;
     Ok(Session { ctx, rules, inputs })
+}
+
+/// Registers the 2013 European Standard Population as the view `esp2013` (`age_band`,
+/// `band_order`, `population`). A view over VALUES, not an in-memory table, so that a Ballista
+/// client sends its rows inside the plan rather than naming a table the scheduler lacks.
+async fn register_esp2013(ctx: &SessionContext) -> Result<()> {
+    let rows: Vec<String> = ebiq_udfs::ESP2013
+        .iter()
+        .zip(1..)
+        .map(|((band, people), order)| format!("('{band}', {order}, {people})"))
+        .collect();
+    let sql = format!(
+        "CREATE VIEW esp2013 AS SELECT column1 AS age_band, CAST(column2 AS INT) AS band_order, \
+         CAST(column3 AS BIGINT) AS population FROM (VALUES {}) AS esp",
+        rows.join(", ")
+    );
+    ctx.sql(&sql)
+        .await
+        .context("cannot register the esp2013 table")?;
+    Ok(())
 }
 
 /// A local session with the functions of `rules` registered and `ebiq.*` settings available, but

@@ -27,7 +27,7 @@ use crate::session::{self, SessionSettings};
 
 const HELP: &str = "\
 ebiq shell: SQL over the SUS tables (opa, apcs) with every EBI rule function.
-  \\rules            list the EBI rule functions, tsql_like and sus_month
+  \\rules            list the EBI rule functions, tsql_like, sus_month and the statistics
   \\rules NAME       show one function's documentation
   \\timing           show or hide how long each statement took
   \\d                list tables        \\d NAME     describe a table
@@ -203,13 +203,39 @@ async fn meta_command(ctx: &SessionContext, meta: &str, print: &mut PrintOptions
     Next::Continue
 }
 
-/// The EBI functions and `tsql_like`, or one of them in full.
+/// ebiq's functions (the rule functions, `tsql_like`, `sus_month` and the statistics), or one of
+/// them in full.
 fn rules(ctx: &SessionContext, name: Option<&str>) -> String {
     let state = ctx.state();
-    let mut functions: Vec<_> = state
+    let own: Vec<String> = ebiq_udfs::functions(&[]).map_or_else(
+        |_| Vec::new(),
+        |f| {
+            f.scalar
+                .iter()
+                .map(|u| u.name().to_owned())
+                .chain(f.aggregate.iter().map(|u| u.name().to_owned()))
+                .chain(f.window.iter().map(|u| u.name().to_owned()))
+                .collect()
+        },
+    );
+    let documented = state
         .scalar_functions()
         .iter()
-        .filter(|(n, _)| n.starts_with("ebi_") || matches!(n.as_str(), "tsql_like" | "sus_month"))
+        .map(|(n, f)| (n, f.documentation()))
+        .chain(
+            state
+                .aggregate_functions()
+                .iter()
+                .map(|(n, f)| (n, f.documentation())),
+        )
+        .chain(
+            state
+                .window_functions()
+                .iter()
+                .map(|(n, f)| (n, f.documentation())),
+        );
+    let mut functions: Vec<_> = documented
+        .filter(|(n, _)| n.starts_with("ebi_") || own.contains(n))
         .filter(|(n, _)| name.is_none_or(|wanted| n.eq_ignore_ascii_case(wanted)))
         .collect();
     functions.sort_by(|a, b| a.0.cmp(b.0));
@@ -217,8 +243,8 @@ fn rules(ctx: &SessionContext, name: Option<&str>) -> String {
         return format!("no EBI function named {}", name.unwrap_or_default());
     }
     let mut out = String::new();
-    for (_, function) in functions {
-        let Some(docs) = function.documentation() else {
+    for (_, docs) in functions {
+        let Some(docs) = docs else {
             continue;
         };
         out.push_str(&docs.syntax_example);

@@ -7,6 +7,7 @@
 //! warning, as DataFusion's schema merge does.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use datafusion::arrow::datatypes::DataType;
@@ -15,6 +16,7 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::prelude::SessionContext;
 use futures::{StreamExt, TryStreamExt};
+use object_store::{ObjectMeta, ObjectStore};
 
 use crate::schema::{Kind, SusColumn};
 
@@ -53,25 +55,11 @@ pub async fn check_table(
     columns: &[SusColumn],
     required: &[&str],
 ) -> Result<TableCheck> {
-    let url = ListingTableUrl::parse(location)
-        .with_context(|| format!("{location} is not a path or URL ebiq can read"))?;
-    let store = ctx
-        .runtime_env()
-        .object_store(url.object_store())
-        .with_context(|| format!("no object store for {location}"))?;
-    let state = ctx.state();
-    let files: Vec<_> = url
-        .list_all_files(&state, store.as_ref(), ".parquet")
-        .await
-        .with_context(|| format!("cannot list {location}"))?
-        .try_collect()
-        .await
-        .with_context(|| format!("cannot list {location}"))?;
-    let mut files = files;
-    files.sort_by(|a, b| a.location.cmp(&b.location));
+    let (url, store, files) = list_files(ctx, location, ".parquet").await?;
     if files.is_empty() {
         bail!("the {table} table has no Parquet files (*.parquet) at {location}");
     }
+    let state = ctx.state();
     let format = ParquetFormat::default();
     let schemas: Vec<(String, BTreeMap<String, DataType>)> =
         futures::stream::iter(files.iter().map(|file| {
@@ -157,6 +145,50 @@ pub async fn check_table(
         }
     }
     Ok(check)
+}
+
+/// The files at `location` whose names end in `extension`, in name order, with the store they
+/// are on.
+async fn list_files(
+    ctx: &SessionContext,
+    location: &str,
+    extension: &str,
+) -> Result<(ListingTableUrl, Arc<dyn ObjectStore>, Vec<ObjectMeta>)> {
+    let url = ListingTableUrl::parse(location)
+        .with_context(|| format!("{location} is not a path or URL ebiq can read"))?;
+    let store = ctx
+        .runtime_env()
+        .object_store(url.object_store())
+        .with_context(|| format!("no object store for {location}"))?;
+    let mut files: Vec<ObjectMeta> = url
+        .list_all_files(&ctx.state(), store.as_ref(), extension)
+        .await
+        .with_context(|| format!("cannot list {location}"))?
+        .try_collect()
+        .await
+        .with_context(|| format!("cannot list {location}"))?;
+    files.sort_by(|a, b| a.location.cmp(&b.location));
+    Ok((url, store, files))
+}
+
+/// The files of `table` at `location` with names ending in `extension`, as the manifest records
+/// them.
+pub async fn input_files(
+    ctx: &SessionContext,
+    table: &str,
+    location: &str,
+    extension: &str,
+) -> Result<Vec<InputFile>> {
+    let (url, _, files) = list_files(ctx, location, extension).await?;
+    Ok(files
+        .iter()
+        .map(|file| InputFile {
+            table: table.to_owned(),
+            path: display_name(&url, &file.location),
+            bytes: file.size,
+            modified: file.last_modified,
+        })
+        .collect())
 }
 
 /// A file as the user would write it: a local path, or the store's URL and the object's path.

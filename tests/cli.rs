@@ -28,7 +28,7 @@ fn report_with_no_arguments_prints_every_table_for_the_sample() {
     assert!(stdout.contains("| provider | month  | flagged |"));
     // The summary goes to stderr, never into the results.
     assert!(
-        stderr(&output).contains("5 queries over 60000 outpatient rows"),
+        stderr(&output).contains("9 queries over 60000 outpatient rows"),
         "{}",
         stderr(&output)
     );
@@ -72,8 +72,8 @@ fn outputs_are_whole_files_one_per_query() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    // Five outputs in each of four formats, and the last run's manifest.
-    assert_eq!(names.len(), 21, "{names:?}");
+    // Nine outputs in each of four formats, and the last run's manifest.
+    assert_eq!(names.len(), 37, "{names:?}");
     assert!(names.contains(&"manifest.json".to_owned()));
     assert!(
         names
@@ -297,16 +297,22 @@ fn a_report_run_leaves_a_manifest_describing_it() {
     assert_eq!(manifest["engine"]["name"], "ebiq");
     assert_eq!(manifest["parameters"]["from_month"], "2024-01");
     assert_eq!(manifest["parameters"]["null_mode"], "intended");
-    // 24 monthly files per table in the sample, each with its size.
+    // 24 monthly files per table in the sample and the population file, each with its size.
     let inputs = manifest["inputs"].as_array().unwrap();
-    assert_eq!(inputs.len(), 48);
+    assert_eq!(inputs.len(), 49);
+    assert!(
+        inputs[48]["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("population/population.parquet")
+    );
     let first = project().join("data-samples/opa/opa_202304.parquet");
     assert_eq!(inputs[0]["path"], first.display().to_string());
     assert_eq!(inputs[0]["bytes"], std::fs::metadata(&first).unwrap().len());
     assert_eq!(manifest["rules"][0]["name"], "lower_back_imaging");
     assert_eq!(manifest["rules"][0]["sha256"].as_str().unwrap().len(), 64);
     let queries = manifest["queries"].as_array().unwrap();
-    assert_eq!(queries.len(), 5);
+    assert_eq!(queries.len(), 9);
     let trend = std::fs::read_to_string(out.join("04_national_monthly_trend.csv")).unwrap();
     assert_eq!(queries[3]["rows"], trend.lines().count() - 1);
     assert_eq!(queries[3]["rows"], 3, "three months asked for");

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Command;
 
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
-use datafusion::arrow::datatypes::Int32Type;
+use datafusion::arrow::datatypes::{Int32Type, Int64Type};
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 fn project() -> &'static Path {
@@ -87,8 +87,17 @@ fn number(array: &dyn Array, row: usize) -> Option<i32> {
     numbers.is_valid(row).then(|| numbers.value(row))
 }
 
-fn counts_by_hand(opa: &Path) -> BTreeMap<(String, String), u64> {
-    let mut counts = BTreeMap::new();
+/// A flagged record, as the queries group it.
+struct Flagged<'a> {
+    provider: &'a str,
+    commissioner: &'a str,
+    month: &'a str,
+    age: Option<i32>,
+    sex: Option<&'a str>,
+}
+
+/// Calls `visit` with every record the rule flags, read straight from the Parquet files.
+fn each_flagged(opa: &Path, mut visit: impl FnMut(&Flagged<'_>)) {
     let mut files: Vec<_> = std::fs::read_dir(opa)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -103,22 +112,34 @@ fn counts_by_hand(opa: &Path) -> BTreeMap<(String, String), u64> {
             let batch = batch.unwrap();
             let c = |name| column(&batch, name);
             for row in 0..batch.num_rows() {
+                let age_at_start = number(c("Age_at_Start_of_Episode_SUS"), row);
+                let age_at_activity = number(c("Der_Age_at_CDS_Activity_Date"), row);
                 if flagged(
                     text(c("Der_Procedure_All"), row),
-                    number(c("Age_at_Start_of_Episode_SUS"), row),
-                    number(c("Der_Age_at_CDS_Activity_Date"), row),
+                    age_at_start,
+                    age_at_activity,
                     text(c("Der_Diagnosis_All"), row),
                     text(c("Administrative_Category"), row),
                 ) {
-                    let key = (
-                        provider(text(c("Der_Provider_Code"), row).unwrap()),
-                        text(c("Der_Activity_Month"), row).unwrap().to_owned(),
-                    );
-                    *counts.entry(key).or_default() += 1;
+                    visit(&Flagged {
+                        provider: text(c("Der_Provider_Code"), row).unwrap(),
+                        commissioner: text(c("Der_Commissioner_Code"), row).unwrap(),
+                        month: text(c("Der_Activity_Month"), row).unwrap(),
+                        age: age_at_start.or(age_at_activity),
+                        sex: text(c("Sex"), row),
+                    });
                 }
             }
         }
     }
+}
+
+fn counts_by_hand(opa: &Path) -> BTreeMap<(String, String), u64> {
+    let mut counts = BTreeMap::new();
+    each_flagged(opa, |record| {
+        let key = (provider(record.provider), record.month.to_owned());
+        *counts.entry(key).or_default() += 1;
+    });
     counts
 }
 
@@ -139,6 +160,7 @@ fn counts_from_report_csv(csv: &str) -> BTreeMap<(String, String), u64> {
 #[test]
 fn report_counts_equal_a_row_by_row_recount() {
     let out = std::env::temp_dir().join(format!("ebiq-independent-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
     let status = Command::new(env!("CARGO_BIN_EXE_ebiq"))
         .args(["report", "--quiet", "--format", "csv", "--out"])
         .arg(&out)
@@ -159,4 +181,206 @@ fn report_counts_equal_a_row_by_row_recount() {
         "the sample should flag hundreds of records, got {total}"
     );
     assert_eq!(reported, recounted);
+}
+
+/// The 2013 European Standard Population, typed in again from Eurostat's table.
+const ESP: [f64; 19] = [
+    5000.0, 5500.0, 5500.0, 5500.0, 6000.0, 6000.0, 6500.0, 7000.0, 7000.0, 7000.0, 7000.0, 6500.0,
+    6000.0, 5500.0, 5000.0, 4000.0, 2500.0, 1500.0, 1000.0,
+];
+const LABELS: [&str; 19] = [
+    "0-4", "5-9", "10-14", "15-19", "20-24", "25-29", "30-34", "35-39", "40-44", "45-49", "50-54",
+    "55-59", "60-64", "65-69", "70-74", "75-79", "80-84", "85-89", "90+",
+];
+const Z95: f64 = 1.959_963_984_540_054;
+
+fn band_of(age: i32) -> Option<usize> {
+    match age {
+        0..=150 => Some((age as usize / 5).min(18)),
+        7001..=7007 => Some(0),
+        _ => None,
+    }
+}
+
+/// Percentile by linear interpolation between order statistics (R's type 7).
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let position = p * (sorted.len() - 1) as f64;
+    let (low, high) = (position.floor() as usize, position.ceil() as usize);
+    sorted[low] + (position - low as f64) * (sorted[high] - sorted[low])
+}
+
+/// One commissioner's rates by hand: events and populations per (sex, band).
+fn dsr_by_hand(
+    events: &BTreeMap<(String, usize), f64>,
+    people: &BTreeMap<(String, usize), f64>,
+) -> Option<[f64; 3]> {
+    let (mut weighted, mut standard, mut squared, mut total) = (0.0, 0.0, 0.0, 0.0);
+    for ((sex, band), n) in people {
+        let o = events.get(&(sex.clone(), *band)).copied().unwrap_or(0.0);
+        let w = ESP[*band];
+        weighted += o * w / n;
+        standard += w;
+        squared += o * (w / n) * (w / n);
+        total += o;
+    }
+    if total < 10.0 {
+        return None;
+    }
+    let rate = weighted / standard * 1e5;
+    let lower_o = total * (1.0 - 1.0 / (9.0 * total) - Z95 / (3.0 * total.sqrt())).powi(3);
+    let upper_o = (total + 1.0)
+        * (1.0 - 1.0 / (9.0 * (total + 1.0)) + Z95 / (3.0 * (total + 1.0).sqrt())).powi(3);
+    let scale = (squared / standard / standard / total).sqrt() * 1e5;
+    Some([
+        rate,
+        rate + scale * (lower_o - total),
+        rate + scale * (upper_o - total),
+    ])
+}
+
+#[test]
+fn standardised_rates_equal_a_recomputation_by_hand() {
+    let out = std::env::temp_dir().join(format!("ebiq-independent-dsr-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let status = Command::new(env!("CARGO_BIN_EXE_ebiq"))
+        .args(["report", "--quiet", "--format", "csv", "--out"])
+        .arg(&out)
+        .arg("--data")
+        .arg(project().join("data-samples"))
+        .arg("--queries")
+        .arg(project().join("queries"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let rates_csv =
+        std::fs::read_to_string(out.join("06_standardised_rates_by_commissioner.csv")).unwrap();
+    let headline_csv = std::fs::read_to_string(out.join("07_headline.csv")).unwrap();
+    std::fs::remove_dir_all(&out).unwrap();
+
+    // Events by commissioner, sex and band, and all flagged activity by commissioner.
+    let mut events: BTreeMap<String, BTreeMap<(String, usize), f64>> = BTreeMap::new();
+    let mut activity: BTreeMap<String, f64> = BTreeMap::new();
+    each_flagged(&project().join("data-samples/opa"), |record| {
+        *activity.entry(record.commissioner.to_owned()).or_default() += 1.0;
+        if let (Some(band), Some(sex @ ("1" | "2"))) = (record.age.and_then(band_of), record.sex) {
+            *events
+                .entry(record.commissioner.to_owned())
+                .or_default()
+                .entry((sex.to_owned(), band))
+                .or_default() += 1.0;
+        }
+    });
+    // The latest population year (no --to: every year qualifies).
+    let file = File::open(project().join("data-samples/population/population.parquet")).unwrap();
+    let batches: Vec<RecordBatch> = ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let year = |b: &RecordBatch, row| {
+        b.column_by_name("year")
+            .unwrap()
+            .as_primitive::<Int32Type>()
+            .value(row)
+    };
+    let latest = batches
+        .iter()
+        .flat_map(|b| (0..b.num_rows()).map(|r| year(b, r)))
+        .max()
+        .unwrap();
+    let mut people: BTreeMap<String, BTreeMap<(String, usize), f64>> = BTreeMap::new();
+    for batch in &batches {
+        for row in 0..batch.num_rows() {
+            if year(batch, row) != latest {
+                continue;
+            }
+            let area = text(column(batch, "area_code"), row).unwrap().to_owned();
+            let sex = text(column(batch, "sex"), row).unwrap().to_owned();
+            let label = text(column(batch, "age"), row).unwrap();
+            let band = LABELS.iter().position(|l| *l == label).unwrap();
+            let n = batch
+                .column_by_name("population")
+                .unwrap()
+                .as_primitive::<Int64Type>()
+                .value(row);
+            *people
+                .entry(area)
+                .or_default()
+                .entry((sex, band))
+                .or_default() += n as f64;
+        }
+    }
+
+    let mut lines = rates_csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let at = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let mut checked = 0;
+    let mut by_hand_rates = Vec::new();
+    for line in lines {
+        let fields: Vec<&str> = line.split(',').collect();
+        let commissioner = fields[at("commissioner")];
+        let empty = BTreeMap::new();
+        let expected = dsr_by_hand(
+            events.get(commissioner).unwrap_or(&empty),
+            &people[commissioner],
+        );
+        let reported: Vec<Option<f64>> = ["dsr", "dsr_lower95", "dsr_upper95"]
+            .iter()
+            .map(|name| fields[at(name)].parse().ok())
+            .collect();
+        match expected {
+            None => assert!(
+                reported.iter().all(Option::is_none),
+                "{commissioner}: {line}"
+            ),
+            Some(values) => {
+                for (value, got) in values.iter().zip(&reported) {
+                    let got = got.unwrap();
+                    assert!(
+                        (value - got).abs() <= 0.0006,
+                        "{commissioner}: {value} by hand, {got} reported"
+                    );
+                }
+                by_hand_rates.push((commissioner.to_owned(), values[0]));
+            }
+        }
+        let flagged: f64 = fields[at("flagged")].parse().unwrap();
+        assert_eq!(
+            flagged,
+            activity.get(commissioner).copied().unwrap_or(0.0),
+            "{commissioner}"
+        );
+        checked += 1;
+    }
+    assert_eq!(
+        checked,
+        people.len(),
+        "one row per commissioner with a population"
+    );
+
+    // The headline's spread and reduction opportunity from the rates by hand.
+    let mut sorted: Vec<f64> = by_hand_rates.iter().map(|(_, r)| *r).collect();
+    sorted.sort_by(f64::total_cmp);
+    let p25 = percentile(&sorted, 0.25);
+    let avoidable: f64 = by_hand_rates
+        .iter()
+        .filter(|(_, rate)| *rate > p25)
+        .map(|(c, rate)| activity[c] * (1.0 - p25 / rate))
+        .sum();
+    let mut lines = headline_csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let fields: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let get = |name: &str| -> f64 {
+        fields[header.iter().position(|h| *h == name).unwrap()]
+            .parse()
+            .unwrap()
+    };
+    assert!((get("p25") - p25).abs() <= 0.0006);
+    assert!((get("p10") - percentile(&sorted, 0.10)).abs() <= 0.0006);
+    assert!((get("p50") - percentile(&sorted, 0.50)).abs() <= 0.0006);
+    assert!((get("p90") - percentile(&sorted, 0.90)).abs() <= 0.0006);
+    assert!((get("n_fold") - sorted[sorted.len() - 1] / sorted[0]).abs() <= 0.0006);
+    assert_eq!(get("reduction_opportunity"), avoidable.round());
+    assert_eq!(get("flagged"), activity.values().sum::<f64>());
 }

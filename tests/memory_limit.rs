@@ -80,8 +80,8 @@ fn a_limited_run_spills_and_answers_as_an_unlimited_one() {
         .filter(|name| name.to_string_lossy().ends_with(".csv"))
         .collect();
     names.sort();
-    // The five reports; the manifests differ only in times and the command line.
-    assert_eq!(names.len(), 5);
+    // The nine reports; the manifests differ only in times and the command line.
+    assert_eq!(names.len(), 9);
     for name in names {
         assert_eq!(
             std::fs::read(free.join(&name)).unwrap(),

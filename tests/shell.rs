@@ -116,3 +116,26 @@ fn ctrl_c_cancels_the_running_statement_and_keeps_the_session() {
     assert!(stderr.contains("statement cancelled"), "{stderr}");
     assert!(rest.contains("| 42     |"), "{rest}");
 }
+
+#[test]
+fn rules_lists_the_statistics_and_shows_one_in_full() {
+    let output = session("\\rules\n\\rules dsr\n");
+    assert!(output.status.success());
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    for syntax in [
+        "wilson(x, n, confidence)",
+        "byar(o, confidence)",
+        "funnel_proportion(baseline, n, confidence)",
+        "dsr(count, population, standard_population, confidence, multiplier)",
+        "xmr(value, improvement) OVER (ORDER BY month)",
+        "esp_age_band(age)",
+        "tsql_like(",
+    ] {
+        assert!(stdout.contains(syntax), "{syntax} missing: {stdout}");
+    }
+    assert!(stdout.contains("Dobson"), "dsr's description: {stdout}");
+    assert!(
+        stdout.contains("multiplier: 100000 for a rate per 100,000"),
+        "{stdout}"
+    );
+}

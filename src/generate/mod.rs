@@ -5,6 +5,7 @@
 //! ([`write_atomically`]).
 
 mod codes;
+mod population;
 mod records;
 
 use std::fs;
@@ -23,6 +24,7 @@ use datafusion::parquet::file::properties::WriterProperties;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+pub use population::{population_batch, population_schema};
 pub use records::{ListStyle, Population, Record};
 
 use crate::months::{Month, MonthRange};
@@ -134,6 +136,8 @@ pub fn generate(settings: &GenerateSettings, progress: &Progress) -> Result<Gene
             first_ident += i64::try_from(rows)?;
         }
     }
+    let population_dir = settings.out.join("population");
+    prepare_dir(&population_dir, settings.force)?;
     let bar = progress.bar(settings.opa_rows + settings.apcs_rows, "rows");
     let population = Population::default();
     let next = AtomicUsize::new(0);
@@ -162,11 +166,28 @@ pub fn generate(settings: &GenerateSettings, progress: &Progress) -> Result<Gene
     for result in results {
         bytes += result?;
     }
+    bytes += write_population(&population_dir, &population, &months)?;
     Ok(GenerateSummary {
         rows: settings.opa_rows + settings.apcs_rows,
-        files: jobs.len(),
+        files: jobs.len() + 1,
         bytes,
     })
+}
+
+/// Writes the residents of every commissioner for each calendar year the months touch, as
+/// `population/population.parquet`; returns its size.
+fn write_population(dir: &Path, population: &Population, months: &[Month]) -> Result<u64> {
+    let mut years: Vec<i32> = months.iter().map(Month::year).collect();
+    years.dedup();
+    let batch = population_batch(population, &years)?;
+    let path = dir.join("population.parquet");
+    write_atomically(&path, |file| {
+        let mut writer = ArrowWriter::try_new(file, batch.schema(), None)?;
+        writer.write(&batch)?;
+        writer.close()?;
+        Ok(())
+    })?;
+    Ok(fs::metadata(&path)?.len())
 }
 
 fn prepare_dir(dir: &Path, force: bool) -> Result<()> {
@@ -252,6 +273,7 @@ fn build_batch(
     );
     let (mut procedures, mut diagnoses) = (text(), text());
     let (mut admin, mut tfc_or_method, mut attendance) = (text(), text(), text());
+    let mut sex = text();
     let yyyymm = job.month.yyyymm();
     let first_day = job.month.first_day_since_epoch();
     let days = job.month.days();
@@ -277,6 +299,7 @@ fn build_batch(
             }
             Table::Apcs => tfc_or_method.append_value(record.admission_method),
         }
+        sex.append_value(records::sex(job.seed, first_ident + row as i64));
     }
     let mut columns: Vec<ArrayRef> = vec![
         Arc::new(ident.finish()),
@@ -300,5 +323,6 @@ fn build_batch(
     if job.table == Table::Opa {
         columns.push(Arc::new(attendance.finish()));
     }
+    columns.push(Arc::new(sex.finish()));
     Ok(columns)
 }

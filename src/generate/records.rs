@@ -19,11 +19,15 @@ pub enum ListStyle {
 
 const PROVIDERS: usize = 200;
 const COMMISSIONERS: usize = 42;
+/// The share of a provider's activity its own commissioner pays for; the rest is spread evenly.
+const OWN_COMMISSIONER: f64 = 0.85;
+const OTHER_COMMISSIONER: f64 = 1.0 - OWN_COMMISSIONER;
 
 /// Who provides and commissions activity, and how often, fixed for every seed.
 #[derive(Debug)]
 pub struct Population {
     providers: Weighted<usize>,
+    provider_weights: Vec<f64>,
     provider_codes: Vec<String>,
     commissioner_codes: Vec<String>,
     procedures: Weighted<&'static str>,
@@ -60,6 +64,7 @@ impl Default for Population {
             .map(|i| format!("Q{}", base36(i * 11 + 400, 2)))
             .collect();
         Self {
+            provider_weights: weights.iter().map(|&(_, w)| f64::from(w)).collect(),
             providers: Weighted::new(&weights),
             provider_codes,
             commissioner_codes,
@@ -135,6 +140,22 @@ enum Code {
 
 impl Population {
     /// Fills `record` with a new record; `style` decides how code lists are written.
+    /// Each commissioner's code and expected share of all activity, as [`Self::sample`] assigns
+    /// commissioners: mostly the provider's own (`provider % COMMISSIONERS`), else any.
+    pub fn commissioner_shares(&self) -> Vec<(String, f64)> {
+        let total: f64 = self.provider_weights.iter().sum();
+        let mut shares = vec![OTHER_COMMISSIONER / COMMISSIONERS as f64; COMMISSIONERS];
+        for (provider, weight) in self.provider_weights.iter().enumerate() {
+            shares[provider % COMMISSIONERS] += OWN_COMMISSIONER * weight / total;
+        }
+        self.commissioner_codes
+            .iter()
+            .cloned()
+            .zip(shares)
+            .collect()
+    }
+
+    /// Draws one record into `record`.
     pub fn sample(&self, rng: &mut impl Rng, style: ListStyle, record: &mut Record) {
         let provider = *self.providers.pick(rng);
         let code = &self.provider_codes[provider];
@@ -148,7 +169,7 @@ impl Population {
         record
             .site
             .push_str(["01", "02", "03", "04"][rng.random_range(0..4)]);
-        let commissioner = if rng.random_bool(0.85) {
+        let commissioner = if rng.random_bool(OWN_COMMISSIONER) {
             provider % COMMISSIONERS
         } else {
             rng.random_range(0..COMMISSIONERS)
@@ -288,6 +309,22 @@ fn ages(rng: &mut impl Rng) -> (Option<i32>, Option<i32>) {
         (None, None)
     } else {
         (Some(age), Some(activity_age))
+    }
+}
+
+/// A record's SUS sex code, from its own hash of the seed and identifier rather than the record's
+/// random stream, so adding the column left every other generated value as it was.
+pub fn sex(seed: u64, ident: i64) -> &'static str {
+    // splitmix64: a well-mixed 64-bit hash.
+    let mut x = seed ^ (ident as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^= x >> 31;
+    match x % 1000 {
+        0..=484 => "1",
+        485..=989 => "2",
+        990..=994 => "0",
+        _ => "9",
     }
 }
 

@@ -83,6 +83,16 @@ pub async fn run(
     Ok(())
 }
 
+/// The first table `query` requires that the session does not have.
+fn missing_table(ctx: &SessionContext, query: &QueryFile) -> Result<Option<String>> {
+    for table in &query.requires {
+        if !ctx.table_exist(table.as_str())? {
+            return Ok(Some(table.clone()));
+        }
+    }
+    Ok(None)
+}
+
 /// Runs every query of `settings.queries` over `ctx` and writes one output per query.
 pub async fn run_report(
     ctx: &SessionContext,
@@ -97,21 +107,27 @@ pub async fn run_report(
         std::fs::create_dir_all(out)
             .with_context(|| format!("cannot create the output folder {}", out.display()))?;
     }
-    let mut summary = ReportSummary {
-        queries: queries.len(),
-        ..ReportSummary::default()
-    };
+    let mut summary = ReportSummary::default();
     let bar = progress.bar(queries.len() as u64, "queries");
     // Every query runs before anything is written, so a failing query leaves no new outputs.
     let mut results = Vec::with_capacity(queries.len());
     for query in &queries {
         bar.set_message(query.name.clone());
+        if let Some(missing) = missing_table(ctx, query)? {
+            eprintln!(
+                "skipped {}: the dataset has no {missing} table (a {missing}/ folder beside opa/)",
+                query.name
+            );
+            summary.skipped.push(query.name.clone());
+            bar.inc(1);
+            continue;
+        }
         let (schema, batches) = run_query(ctx, query, &parameters).await?;
         if summary.rows_flagged.is_none() {
             summary.rows_flagged = sum_column(&batches, "flagged");
         }
         if settings.suppress {
-            let (schema, batch) = suppress(&schema, &batches)
+            let (schema, batch) = suppress(&schema, &batches, query.dimensions.as_deref())
                 .with_context(|| format!("cannot suppress {}", query.path.display()))?;
             results.push((query, schema, vec![batch]));
         } else {
@@ -143,6 +159,7 @@ pub async fn run_report(
         });
     }
     bar.finish_and_clear();
+    summary.queries = summary.ran.len();
     summary.rows_scanned = count_opa_rows(ctx, &parameters).await?;
     summary.quality = data_quality(ctx, &parameters).await?;
     summary.elapsed = started.elapsed();

@@ -29,6 +29,22 @@ pub struct QueryFile {
     pub title: String,
     /// The file's text.
     pub sql: String,
+    /// The dimension columns its `-- @dimensions a, b` header names, if it has one (see
+    /// [`suppress`](super::suppress::suppress)).
+    pub dimensions: Option<Vec<String>>,
+    /// Tables its `-- @requires a, b` header names: optional tables of a dataset (`population`)
+    /// without which the query is skipped rather than failed.
+    pub requires: Vec<String>,
+}
+
+/// The value of a `-- @name value` header line of a query.
+fn header<'a>(sql: &'a str, name: &str) -> Option<&'a str> {
+    sql.lines()
+        .map(str::trim)
+        .take_while(|line| line.starts_with("--") || line.is_empty())
+        .filter_map(|line| line.strip_prefix("--"))
+        .find_map(|line| line.trim().strip_prefix(name)?.strip_prefix(' '))
+        .map(str::trim)
 }
 
 /// Reads every `*.sql` file in `dir`, in name order.
@@ -58,11 +74,22 @@ pub fn load_queries(dir: &Path) -> Result<Vec<QueryFile>> {
                 .find_map(|line| line.strip_prefix("--"))
                 .map(|t| t.trim().to_owned())
                 .unwrap_or_else(|| name.clone());
+            let list = |names: &str| -> Vec<String> {
+                names
+                    .split(',')
+                    .map(|n| n.trim().to_owned())
+                    .filter(|n| !n.is_empty())
+                    .collect()
+            };
+            let dimensions = header(&sql, "@dimensions").map(list);
+            let requires = header(&sql, "@requires").map(list).unwrap_or_default();
             Ok(QueryFile {
                 name,
                 path,
                 title,
                 sql,
+                dimensions,
+                requires,
             })
         })
         .collect()
@@ -149,5 +176,7 @@ pub(crate) fn internal_query(name: &str, sql: &str) -> QueryFile {
         path: PathBuf::from(format!("(ebiq's {name} count)")),
         title: String::new(),
         sql: sql.into(),
+        dimensions: None,
+        requires: Vec::new(),
     }
 }

@@ -16,6 +16,8 @@ use super::query::{Parameters, QueryFile, internal_query, run_query};
 pub struct ReportSummary {
     /// Queries run.
     pub queries: usize,
+    /// Queries skipped for want of an optional table.
+    pub skipped: Vec<String>,
     /// `opa` rows in the month range.
     pub rows_scanned: u64,
     /// The sum of the `flagged` column of the first query that has one.

@@ -24,15 +24,27 @@ pub const SMALLEST_PUBLISHED: i64 = 8;
 /// Published counts are rounded to a multiple of this.
 pub const ROUNDING: i64 = 5;
 
-/// Suppresses every count column of a result (see the module documentation).
-pub fn suppress(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<(SchemaRef, RecordBatch)> {
+/// Suppresses every count column of a result (see the module documentation). `declared` names
+/// the dimension columns when the query declares them (`-- @dimensions provider, month`); its
+/// other text columns are then values derived from the counts (a significance, a special cause),
+/// shown as `*` in a row with a suppressed count. Without it every text column is a dimension.
+pub fn suppress(
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    declared: Option<&[String]>,
+) -> Result<(SchemaRef, RecordBatch)> {
     let batch = concat_batches(schema, batches).context("cannot gather the result to suppress")?;
     let rows = batch.num_rows();
+    let is_dimension = |field: &Field| {
+        !field.data_type().is_numeric()
+            && declared
+                .is_none_or(|names| names.iter().any(|n| n.eq_ignore_ascii_case(field.name())))
+    };
     let dimensions: Vec<Vec<String>> = schema
         .fields()
         .iter()
         .zip(batch.columns())
-        .filter(|(field, _)| !field.data_type().is_numeric())
+        .filter(|(field, _)| is_dimension(field))
         .map(|(_, column)| {
             (0..rows)
                 .map(|row| array_value_to_string(column, row).unwrap_or_default())
@@ -81,6 +93,18 @@ pub fn suppress(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<(SchemaRe
                                 format!("{v:.3}")
                             }
                         })
+                    })
+                    .collect(),
+            )
+        } else if !is_dimension(field) && !data_type.is_numeric() {
+            let values = cast(batch.column(index), &DataType::Utf8)?;
+            Some(
+                values
+                    .as_string::<i32>()
+                    .iter()
+                    .zip(&suppressed_rows)
+                    .map(|(value, &hide)| {
+                        value.map(|v| if hide { "*".to_owned() } else { v.to_owned() })
                     })
                     .collect(),
             )
@@ -187,7 +211,7 @@ mod tests {
 
     fn published_column(schema: &SchemaRef, batch: &RecordBatch, name: &str) -> Vec<String> {
         let (schema, batch) =
-            suppress(schema, std::slice::from_ref(batch)).unwrap_or_else(|e| panic!("{e}"));
+            suppress(schema, std::slice::from_ref(batch), None).unwrap_or_else(|e| panic!("{e}"));
         let index = schema.index_of(name).unwrap_or_else(|e| panic!("{e}"));
         batch
             .column(index)
@@ -288,5 +312,41 @@ mod tests {
             published_column(&schema, &batch, "share"),
             ["*", "*", "0.123", "NULL"]
         );
+    }
+
+    #[test]
+    fn declared_dimensions_leave_other_text_as_derived_values() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("commissioner", DataType::Utf8, false),
+            Field::new("flagged", DataType::Int64, false),
+            Field::new("compared", DataType::Utf8, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![
+                Arc::new(StringArray::from(vec!["A", "B", "C", "D"])),
+                Arc::new(Int64Array::from(vec![3, 40, 52, 61])),
+                Arc::new(StringArray::from(vec![
+                    "lower", "similar", "higher", "similar",
+                ])),
+            ],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let declared = ["commissioner".to_owned()];
+        let (schema, batch) = suppress(&schema, std::slice::from_ref(&batch), Some(&declared))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let column = |name: &str| -> Vec<String> {
+            let index = schema.index_of(name).unwrap_or_else(|e| panic!("{e}"));
+            batch
+                .column(index)
+                .as_string::<i32>()
+                .iter()
+                .map(|v| v.unwrap_or("NULL").to_owned())
+                .collect()
+        };
+        // 3 is primary; as the one * of the column's total, the smallest other (40) goes too.
+        assert_eq!(column("flagged"), ["*", "*", "50", "60"]);
+        assert_eq!(column("compared"), ["*", "*", "higher", "similar"]);
+        assert_eq!(column("commissioner"), ["A", "B", "C", "D"]);
     }
 }
