@@ -376,6 +376,39 @@ fn suppressed_reports_publish_no_small_number_and_no_lone_star() {
             .all(|line| !line.contains('*') || line.matches('*').count() >= 2),
         "a suppressed count's rate is suppressed with it: {share}"
     );
+    // The statistics of a suppressed cell (rates, limits, and where it falls) go with it.
+    for (file, derived) in [
+        (
+            "08_provider_funnel.csv",
+            &["share", "share_lower95", "funnel_upper998", "outlier"][..],
+        ),
+        (
+            "06_standardised_rates_by_commissioner.csv",
+            &["crude_rate", "dsr", "dsr_upper95", "compared_95"][..],
+        ),
+    ] {
+        let csv = std::fs::read_to_string(out.join(file)).unwrap();
+        let mut lines = csv.lines();
+        let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+        let at = |name: &str| header.iter().position(|h| *h == name).unwrap();
+        let mut starred = 0;
+        for line in lines {
+            let fields: Vec<&str> = line.split(',').collect();
+            if fields[at("flagged")] == "*" {
+                starred += 1;
+                for name in derived {
+                    assert_eq!(
+                        fields[at(name)],
+                        "*",
+                        "{file}: {name} of a suppressed cell: {line}"
+                    );
+                }
+            }
+        }
+        if file.starts_with("08") {
+            assert!(starred > 0, "the sample has small providers: {csv}");
+        }
+    }
 }
 
 #[test]

@@ -261,6 +261,31 @@ async fn every_numeric_type_gives_the_same_answer() -> Result<()> {
 }
 
 #[tokio::test]
+async fn the_aggregate_and_window_take_every_numeric_type() -> Result<()> {
+    let ctx = session();
+    for ty in NUMERIC_TYPES {
+        let sql = format!(
+            "SELECT dsr(CAST(events AS {ty}), CAST(people AS {ty}), CAST(standard AS {ty}), 0.95, 100000)['value'] AS d \
+             FROM (VALUES (12, 100, 60), (30, 75, 40)) AS t(events, people, standard)"
+        );
+        let batches = rows(&ctx, &sql).await?;
+        // (12·60/100 + 30·40/75) / 100 = 0.232 per person (every value fits a TINYINT).
+        close(float_column(&batches, "d")[0].unwrap(), 23200.0, ty);
+        let sql = format!(
+            "SELECT xmr(CAST(v AS {ty}), 'increase') OVER (ORDER BY m)['upl'] AS upl \
+             FROM (VALUES (1, 10), (2, 12), (3, 10), (4, 12), (5, 10)) AS t(m, v)"
+        );
+        let batches = rows(&ctx, &sql).await?;
+        close(
+            float_column(&batches, "upl")[0].unwrap(),
+            10.8 + 2.66 * 2.0,
+            ty,
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
 async fn nulls_and_empty_denominators_give_null_and_impossible_values_are_errors() -> Result<()> {
     let ctx = session();
     let batches = rows(
