@@ -1,4 +1,5 @@
 -- Flagged activity by provider and month: outpatient appointments the EBI rule "Low back pain imaging" flags, exactly as the published rule counts them (no extra filter).
+-- @chart line x=month y=flagged series=provider top=8
 -- Provider: Der_Provider_Code with a trailing '00' site suffix removed (RXH00 counts as RXH).
 -- Parameters: $from_month, $to_month (yyyymm, inclusive); a record whose month is not a valid yyyymm (202413) is never counted.
 SELECT

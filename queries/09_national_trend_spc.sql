@@ -1,4 +1,5 @@
 -- National monthly trend as an SPC (XmR) chart, NHS Making Data Count style: appointments the EBI rule "Low back pain imaging" flags each month, with the mean, lower and upper process limits, and special cause variation marked 'improvement' or 'concern' (fewer flagged appointments is better).
+-- @chart spc x=month y=flagged mean=mean lower=lower_process_limit upper=upper_process_limit cause=special_cause
 -- @dimensions month
 -- Parameters: $from_month, $to_month (yyyymm, inclusive). The limits are set from every month shown (no baseline period or rebase).
 WITH monthly AS (

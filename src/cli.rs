@@ -194,7 +194,7 @@ struct ReportArgs {
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
 
-    /// table, csv, json (one object per line) or parquet [default: table to the terminal, csv to --out]
+    /// table, csv, json (one object per line), parquet, or html (one page with charts) [default: table to the terminal, csv to --out]
     #[arg(long, value_name = "FORMAT")]
     format: Option<OutputFormat>,
 
@@ -306,6 +306,11 @@ impl Cli {
                         })?,
                     (None, None) => OutputFormat::Table,
                 };
+                if format == OutputFormat::Html {
+                    return Err(
+                        "--format html is one page for a whole report: use ebiq report".into(),
+                    );
+                }
                 if format == OutputFormat::Parquet && args.out.is_none() {
                     return Err("--format parquet needs --out FILE".into());
                 }

@@ -27,11 +27,13 @@ pub enum OutputFormat {
     Json,
     /// Parquet, for BI tools (to a file only).
     Parquet,
+    /// One HTML page with charts and tables (`ebiq report` only).
+    Html,
 }
 
 impl OutputFormat {
     /// The formats' names, as `--format` takes them.
-    pub const NAMES: [&'static str; 4] = ["table", "csv", "json", "parquet"];
+    pub const NAMES: [&'static str; 5] = ["table", "csv", "json", "parquet", "html"];
 
     /// The file name extension of an output in this format.
     pub fn extension(self) -> &'static str {
@@ -40,6 +42,7 @@ impl OutputFormat {
             Self::Csv => "csv",
             Self::Json => "json",
             Self::Parquet => "parquet",
+            Self::Html => "html",
         }
     }
 }
@@ -53,6 +56,7 @@ impl FromStr for OutputFormat {
             "csv" => Ok(Self::Csv),
             "json" | "ndjson" => Ok(Self::Json),
             "parquet" => Ok(Self::Parquet),
+            "html" => Ok(Self::Html),
             _ => Err(format!(
                 "unknown format '{text}': expected one of {}",
                 Self::NAMES.join(", ")
@@ -145,6 +149,11 @@ pub fn write_batches(
             }
             writer.close()?;
         }
+        OutputFormat::Html => {
+            anyhow::bail!(
+                "the html format is one page for a whole report: use ebiq report --format html"
+            )
+        }
     }
     out.flush()?;
     Ok(())
@@ -160,6 +169,19 @@ pub fn write_file(
     write_atomically(path, |file| write_batches(format, schema, batches, file))
 }
 
+/// Temporary files are private (0600); an output is for sharing, as a file `>` would make it.
+#[cfg(unix)]
+fn readable_by_others(file: &std::fs::File) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    file.set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn readable_by_others(_: &std::fs::File) -> Result<()> {
+    Ok(())
+}
+
 /// Runs `write` into a temporary file beside `path` and renames it to `path` once complete, so a
 /// reader (or a failed run) never sees half a file.
 pub fn write_atomically(
@@ -173,6 +195,7 @@ pub fn write_atomically(
         .tempfile_in(dir)
         .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
     write(file.as_file_mut()).with_context(|| format!("cannot write {}", path.display()))?;
+    readable_by_others(file.as_file())?;
     file.as_file().sync_all()?;
     file.persist(path)
         .with_context(|| format!("cannot move the finished file to {}", path.display()))?;

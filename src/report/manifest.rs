@@ -31,7 +31,7 @@ pub(super) struct RunRecord<'a> {
     pub summary: &'a ReportSummary,
 }
 
-fn sha256(text: &[u8]) -> String {
+pub(super) fn sha256(text: &[u8]) -> String {
     Sha256::digest(text)
         .iter()
         .map(|byte| format!("{byte:02x}"))

@@ -1,6 +1,8 @@
 //! `ebiq report`: every query in the queries folder over a dataset, one output each, written all
 //! or nothing, with a run summary on stderr and (with `--out`) a manifest.
 
+mod charts;
+mod html;
 mod manifest;
 mod query;
 mod summary;
@@ -19,7 +21,7 @@ pub use query::{Parameters, QueryFile, load_queries, run_query};
 pub use summary::{DataQuality, QueryRun, ReportSummary};
 
 use crate::months::Month;
-use crate::output::{OutputFormat, ResultsOut, write_batches, write_file};
+use crate::output::{OutputFormat, ResultsOut, write_atomically, write_batches, write_file};
 use crate::progress::Progress;
 use crate::session::{self, SessionSettings};
 use manifest::{RunRecord, write_manifest};
@@ -61,8 +63,10 @@ pub async fn run(
                 .with_context(|| format!("cannot remove {}", stale.display()))?;
         }
     }
+    let page = (settings.format == OutputFormat::Html)
+        .then(|| page_info(session_settings, settings, &session.rules, started));
     let mut stdout = ResultsOut::stdout();
-    let summary = run_report(&session.ctx, settings, progress, &mut stdout).await?;
+    let summary = run_report(&session.ctx, settings, page.as_ref(), progress, &mut stdout).await?;
     stdout.flush()?;
     for path in &summary.outputs {
         eprintln!("wrote {}", path.display());
@@ -93,10 +97,45 @@ fn missing_table(ctx: &SessionContext, query: &QueryFile) -> Result<Option<Strin
     Ok(None)
 }
 
-/// Runs every query of `settings.queries` over `ctx` and writes one output per query.
+/// What the HTML page says was run.
+fn page_info(
+    session: &SessionSettings,
+    settings: &ReportSettings,
+    rules: &crate::rules::Rules,
+    started: chrono::DateTime<chrono::Utc>,
+) -> html::PageInfo {
+    let month = |m: Option<Month>, open: &str| m.map_or_else(|| open.to_owned(), |m| m.to_string());
+    html::PageInfo {
+        rules: rules
+            .as_slice()
+            .iter()
+            .map(|rule| {
+                let title = rule.title.clone().unwrap_or_else(|| rule.name.clone());
+                (
+                    rule.name.clone(),
+                    title,
+                    manifest::sha256(rule.source.as_bytes())[..12].to_owned(),
+                )
+            })
+            .collect(),
+        null_mode: session.null_mode.to_string(),
+        months: format!(
+            "{} to {}",
+            month(settings.from, "the first"),
+            month(settings.to, "the last")
+        ),
+        data: session.data.clone(),
+        suppressed: settings.suppress,
+        started: started.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    }
+}
+
+/// Runs every query of `settings.queries` over `ctx` and writes one output per query, or with
+/// `page` one HTML page holding them all.
 pub async fn run_report(
     ctx: &SessionContext,
     settings: &ReportSettings,
+    page: Option<&html::PageInfo>,
     progress: &Progress,
     stdout: &mut (impl Write + Send),
 ) -> Result<ReportSummary> {
@@ -134,6 +173,33 @@ pub async fn run_report(
             results.push((query, schema, batches));
         }
         bar.inc(1);
+    }
+    if let Some(info) = page {
+        let shown: Vec<html::Shown<'_>> = results
+            .iter()
+            .map(|(query, schema, batches)| html::Shown {
+                query,
+                schema,
+                batches,
+            })
+            .collect();
+        let text = html::render(info, &shown)?;
+        match &settings.out {
+            Some(out) => {
+                let path = out.join("report.html");
+                write_atomically(&path, |file| Ok(file.write_all(text.as_bytes())?))?;
+                summary.outputs.push(path);
+            }
+            None => stdout.write_all(text.as_bytes())?,
+        }
+        for (query, _, batches) in &results {
+            summary.ran.push(QueryRun {
+                query: (*query).clone(),
+                output: settings.out.as_ref().map(|out| out.join("report.html")),
+                rows: batches.iter().map(RecordBatch::num_rows).sum(),
+            });
+        }
+        results.clear();
     }
     for (query, schema, batches) in results {
         let rows = batches.iter().map(RecordBatch::num_rows).sum();

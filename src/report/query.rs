@@ -35,6 +35,8 @@ pub struct QueryFile {
     /// Tables its `-- @requires a, b` header names: optional tables of a dataset (`population`)
     /// without which the query is skipped rather than failed.
     pub requires: Vec<String>,
+    /// Its `-- @chart KIND key=column ...` header, for the HTML report.
+    pub chart: Option<String>,
 }
 
 /// The value of a `-- @name value` header line of a query.
@@ -83,6 +85,7 @@ pub fn load_queries(dir: &Path) -> Result<Vec<QueryFile>> {
             };
             let dimensions = header(&sql, "@dimensions").map(list);
             let requires = header(&sql, "@requires").map(list).unwrap_or_default();
+            let chart = header(&sql, "@chart").map(str::to_owned);
             Ok(QueryFile {
                 name,
                 path,
@@ -90,6 +93,7 @@ pub fn load_queries(dir: &Path) -> Result<Vec<QueryFile>> {
                 sql,
                 dimensions,
                 requires,
+                chart,
             })
         })
         .collect()
@@ -178,5 +182,6 @@ pub(crate) fn internal_query(name: &str, sql: &str) -> QueryFile {
         sql: sql.into(),
         dimensions: None,
         requires: Vec::new(),
+        chart: None,
     }
 }

@@ -1,0 +1,235 @@
+//! `ebiq report --format html` in a real browser: Debian's headless Chromium loads the page from a
+//! file, with no console message and nothing fetched from elsewhere, and each chart holds the
+//! points its query's CSV result says it should; a screenshot is saved beside the page.
+//!
+//! Chromium is installed by `.ci/run`. On a machine without it the browser part says so and is
+//! skipped, except under CI (`CI` set), where its absence fails the test.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{ebiq_ok, scratch};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+fn chromium(profile: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(CHROMIUM)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--enable-logging=stderr",
+            "--v=0",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// The rows of a CSV output as maps from column to cell.
+fn csv_rows(path: &Path) -> Vec<BTreeMap<String, String>> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<String> = lines
+        .next()
+        .unwrap()
+        .split(',')
+        .map(str::to_owned)
+        .collect();
+    lines
+        .map(|line| {
+            header
+                .iter()
+                .cloned()
+                .zip(line.split(',').map(str::to_owned))
+                .collect()
+        })
+        .collect()
+}
+
+fn numeric(cell: &str) -> bool {
+    cell.parse::<f64>().is_ok()
+}
+
+/// Points each chart should draw, from the same report as CSV.
+fn expected_points(csv: &Path) -> BTreeMap<&'static str, usize> {
+    let funnel = csv_rows(&csv.join("08_provider_funnel.csv"))
+        .iter()
+        .filter(|r| numeric(&r["share"]) && numeric(&r["spine_imaging"]))
+        .count();
+    let spc = csv_rows(&csv.join("09_national_trend_spc.csv"))
+        .iter()
+        .filter(|r| numeric(&r["flagged"]))
+        .count();
+    let interval = csv_rows(&csv.join("06_standardised_rates_by_commissioner.csv"))
+        .iter()
+        .filter(|r| numeric(&r["dsr"]) && numeric(&r["dsr_lower95"]) && numeric(&r["dsr_upper95"]))
+        .count();
+    // The eight providers with most flagged activity, one point per month with a count.
+    let rows = csv_rows(&csv.join("01_flagged_by_provider_month.csv"));
+    let mut totals: BTreeMap<String, f64> = BTreeMap::new();
+    let mut months: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for row in rows.iter().filter(|r| numeric(&r["flagged"])) {
+        *totals.entry(row["provider"].clone()).or_default() +=
+            row["flagged"].parse::<f64>().unwrap();
+        months
+            .entry(row["provider"].clone())
+            .or_default()
+            .insert(row["month"].clone());
+    }
+    let mut ranked: Vec<(String, f64)> = totals.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let line = ranked.iter().take(8).map(|(p, _)| months[p].len()).sum();
+    BTreeMap::from([
+        ("Funnel", funnel),
+        ("Spc", spc),
+        ("Interval", interval),
+        ("Line", line),
+    ])
+}
+
+/// Each chart's kind and the hover targets inside its figure, from the browser's DOM.
+fn drawn_points(dom: &str) -> BTreeMap<String, usize> {
+    let mut found = BTreeMap::new();
+    for figure in dom.split("<figure").skip(1) {
+        let figure = figure.split("</figure>").next().unwrap();
+        let kind = figure
+            .split("data-chart=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap()
+            .to_owned();
+        found.insert(kind, figure.matches("<circle class=\"point\"").count());
+    }
+    found
+}
+
+fn run(name: &str, extra: &[&str]) -> (PathBuf, PathBuf) {
+    let dir = scratch(name);
+    let (html, csv) = (dir.join("html"), dir.join("csv"));
+    for (format, out) in [("html", &html), ("csv", &csv)] {
+        let out = out.display().to_string();
+        let mut args = vec![
+            "report",
+            "--quiet",
+            "--format",
+            format,
+            "--out",
+            out.as_str(),
+        ];
+        args.extend_from_slice(extra);
+        ebiq_ok(&args);
+    }
+    (html, csv)
+}
+
+fn browser_check(html: &Path, csv: &Path, screenshot: &Path) {
+    if !Path::new(CHROMIUM).exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install chromium (.ci/run does)"
+        );
+        eprintln!(
+            "SKIPPED the browser part: {CHROMIUM} is not installed (apt-get install chromium)"
+        );
+        return;
+    }
+    let page = html.join("report.html");
+    let text = std::fs::read_to_string(&page).unwrap();
+    for outside in [
+        "<script src",
+        "<link",
+        "@import",
+        "url(",
+        "src=\"http",
+        "href=\"http",
+    ] {
+        assert!(!text.contains(outside), "the page loads {outside}...");
+    }
+    let url = format!("file://{}", page.display());
+    let profile = html.join("profile");
+    let dom = chromium(&profile, &["--dump-dom", &url]);
+    assert!(
+        dom.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dom.stderr)
+    );
+    let log = String::from_utf8_lossy(&dom.stderr);
+    assert!(!log.contains(":CONSOLE("), "console messages: {log}");
+    let dom = String::from_utf8(dom.stdout).unwrap();
+    assert!(dom.contains("<h1>Evidence-Based Interventions: Low back pain imaging</h1>"));
+    let drawn = drawn_points(&dom);
+    for (kind, expected) in expected_points(csv) {
+        assert_eq!(
+            drawn.get(kind).copied(),
+            Some(expected),
+            "{kind} chart points: {drawn:?}"
+        );
+    }
+    let shot = chromium(
+        &profile,
+        &[
+            &format!("--screenshot={}", screenshot.display()),
+            "--window-size=1100,2400",
+            "--hide-scrollbars",
+            &url,
+        ],
+    );
+    assert!(
+        shot.status.success(),
+        "{}",
+        String::from_utf8_lossy(&shot.stderr)
+    );
+    let png = std::fs::read(screenshot).unwrap();
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 50_000,
+        "a screenshot of a drawn page"
+    );
+}
+
+#[test]
+fn the_html_report_renders_every_chart_in_a_browser() {
+    let (html, csv) = run("html", &[]);
+    let screenshot = html.join("report.png");
+    browser_check(&html, &csv, &screenshot);
+    let manifest = std::fs::read_to_string(html.join("manifest.json")).unwrap();
+    assert!(manifest.contains("report.html"));
+    let _ = std::fs::remove_dir_all(html.parent().unwrap());
+}
+
+#[test]
+fn suppression_and_months_carry_through_to_the_page() {
+    let (html, csv) = run(
+        "html-suppressed",
+        &["--suppress", "--from", "2024-01", "--to", "2024-06"],
+    );
+    let page = std::fs::read_to_string(html.join("report.html")).unwrap();
+    assert!(
+        page.contains("<dd>2024-01 to 2024-06</dd>"),
+        "the months run are stated"
+    );
+    assert!(page.contains("small numbers suppressed"));
+    assert!(
+        page.contains("<td class=\"n\">*</td>"),
+        "suppressed cells in the tables"
+    );
+    // Six months on the SPC chart; suppressed providers are not drawn on the funnel.
+    browser_check(&html, &csv, &html.join("report.png"));
+    let funnel = csv_rows(&csv.join("08_provider_funnel.csv"));
+    assert!(
+        funnel.iter().any(|r| r["share"] == "*"),
+        "the sample has suppressed providers"
+    );
+    let _ = std::fs::remove_dir_all(html.parent().unwrap());
+}
