@@ -256,6 +256,7 @@ fn funnel(spec: &ChartSpec, table: &Table<'_>, title: &str) -> Result<Chart> {
             .y_desc(format!("{} (proportion)", spec.column("y")))
             .label_style((FONT, 12))
             .light_line_style(LIGHT)
+            .max_light_lines(0)
             .draw()
             .map_err(plot_error)?;
         let lines = [
@@ -297,7 +298,7 @@ fn funnel(spec: &ChartSpec, table: &Table<'_>, title: &str) -> Result<Chart> {
             .background_style(WHITE.mix(0.9))
             .border_style(GREY)
             .label_font((FONT, 12))
-            .position(SeriesLabelPosition::UpperRight)
+            .position(SeriesLabelPosition::LowerRight)
             .draw()
             .map_err(plot_error)?;
         for (n, share, label) in &points {
@@ -383,6 +384,7 @@ fn spc(spec: &ChartSpec, table: &Table<'_>, title: &str) -> Result<Chart> {
             .y_desc(spec.column("y"))
             .label_style((FONT, 12))
             .light_line_style(LIGHT)
+            .max_light_lines(0)
             .draw()
             .map_err(plot_error)?;
         chart
@@ -436,7 +438,7 @@ fn spc(spec: &ChartSpec, table: &Table<'_>, title: &str) -> Result<Chart> {
             .background_style(WHITE.mix(0.9))
             .border_style(GREY)
             .label_font((FONT, 12))
-            .position(SeriesLabelPosition::UpperRight)
+            .position(SeriesLabelPosition::LowerRight)
             .draw()
             .map_err(plot_error)?;
         for (index, value, cause) in &drawn {
@@ -495,6 +497,7 @@ fn interval(spec: &ChartSpec, table: &Table<'_>, title: &str) -> Result<Chart> {
             .y_label_formatter(&formatter)
             .disable_y_mesh()
             .light_line_style(LIGHT)
+            .max_light_lines(0)
             .y_desc(spec.column("label"))
             .x_desc(format!(
                 "{} with 95% interval{}",
@@ -609,6 +612,7 @@ fn line(spec: &ChartSpec, table: &Table<'_>, title: &str) -> Result<Chart> {
             .y_desc(spec.column("y"))
             .label_style((FONT, 12))
             .light_line_style(LIGHT)
+            .max_light_lines(0)
             .draw()
             .map_err(plot_error)?;
         for ((name, _), colour) in ranked.iter().zip(SERIES) {
