@@ -199,6 +199,36 @@ fn plot_error<E: std::fmt::Display>(error: E) -> anyhow::Error {
     anyhow!("cannot draw the chart: {error}")
 }
 
+/// A chart's frame: its caption, margins and room for axis labels (`x`, `y` pixels).
+fn frame<'a, 'b, 'svg>(
+    root: &'a DrawingArea<SVGBackend<'svg>, plotters::coord::Shift>,
+    title: &str,
+    (x, y): (u32, u32),
+) -> ChartBuilder<'a, 'b, SVGBackend<'svg>> {
+    let mut builder = ChartBuilder::on(root);
+    builder
+        .caption(title, (FONT, 18))
+        .margin(12)
+        .x_label_area_size(x)
+        .y_label_area_size(y);
+    builder
+}
+
+/// The legend, boxed, in a corner the data leaves free.
+fn legend<'a, X: Ranged, Y: Ranged>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>,
+    position: SeriesLabelPosition,
+) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.9))
+        .border_style(GREY)
+        .label_font((FONT, 12))
+        .position(position)
+        .draw()
+        .map_err(plot_error)
+}
+
 fn padded(low: f64, high: f64) -> (f64, f64) {
     let span = (high - low).abs().max(high.abs() * 0.1).max(1e-9);
     (low - span * 0.08, high + span * 0.08)
@@ -243,11 +273,7 @@ fn funnel(spec: &ChartSpec, table: &Table<'_>, title: &str) -> Result<Chart> {
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
         root.fill(&WHITE).map_err(plot_error)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, (FONT, 18))
-            .margin(12)
-            .x_label_area_size(48)
-            .y_label_area_size(64)
+        let mut chart = frame(&root, title, (48, 64))
             .build_cartesian_2d((1f64..x_max).log_scale(), y_low..y_high)
             .map_err(plot_error)?;
         chart
@@ -293,14 +319,7 @@ fn funnel(spec: &ChartSpec, table: &Table<'_>, title: &str) -> Result<Chart> {
                 EmptyElement::at((p.0, p.1)) + Text::new(p.2.clone(), (6, -14), (FONT, 12))
             }))
             .map_err(plot_error)?;
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.9))
-            .border_style(GREY)
-            .label_font((FONT, 12))
-            .position(SeriesLabelPosition::LowerRight)
-            .draw()
-            .map_err(plot_error)?;
+        legend(&mut chart, SeriesLabelPosition::LowerRight)?;
         for (n, share, label) in &points {
             let limits = z998_limits(*n).unwrap_or([0.0, 1.0]);
             hovers.add(
@@ -368,11 +387,7 @@ fn spc(spec: &ChartSpec, table: &Table<'_>, title: &str) -> Result<Chart> {
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
         root.fill(&WHITE).map_err(plot_error)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, (FONT, 18))
-            .margin(12)
-            .x_label_area_size(48)
-            .y_label_area_size(64)
+        let mut chart = frame(&root, title, (48, 64))
             .build_cartesian_2d(-0.5f64..n - 0.5, low..high)
             .map_err(plot_error)?;
         let formatter = position_labels(&labels);
@@ -433,14 +448,7 @@ fn spc(spec: &ChartSpec, table: &Table<'_>, title: &str) -> Result<Chart> {
                 .label(name)
                 .legend(move |(x, y)| Circle::new((x + 10, y), 5, colour.filled()));
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.9))
-            .border_style(GREY)
-            .label_font((FONT, 12))
-            .position(SeriesLabelPosition::LowerRight)
-            .draw()
-            .map_err(plot_error)?;
+        legend(&mut chart, SeriesLabelPosition::LowerRight)?;
         for (index, value, cause) in &drawn {
             let kind = cause.as_deref().unwrap_or("common cause");
             hovers.add(
@@ -483,11 +491,7 @@ fn interval(spec: &ChartSpec, table: &Table<'_>, title: &str) -> Result<Chart> {
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, height)).into_drawing_area();
         root.fill(&WHITE).map_err(plot_error)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, (FONT, 18))
-            .margin(12)
-            .x_label_area_size(48)
-            .y_label_area_size(90)
+        let mut chart = frame(&root, title, (48, 90))
             .build_cartesian_2d(low.max(0.0)..high, -0.5f64..n - 0.5)
             .map_err(plot_error)?;
         let formatter = position_labels(&names);
@@ -533,14 +537,7 @@ fn interval(spec: &ChartSpec, table: &Table<'_>, title: &str) -> Result<Chart> {
             .map_err(plot_error)?
             .label(format!("{} (95% interval)", spec.column("y")))
             .legend(|(x, y)| Circle::new((x + 10, y), 4, BLUE.filled()));
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.9))
-            .border_style(GREY)
-            .label_font((FONT, 12))
-            .position(SeriesLabelPosition::LowerRight)
-            .draw()
-            .map_err(plot_error)?;
+        legend(&mut chart, SeriesLabelPosition::LowerRight)?;
         for (i, (name, value, low, high)) in rows.iter().enumerate() {
             hovers.add(
                 chart.backend_coord(&(*value, i as f64)),
@@ -596,11 +593,7 @@ fn line(spec: &ChartSpec, table: &Table<'_>, title: &str) -> Result<Chart> {
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
         root.fill(&WHITE).map_err(plot_error)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, (FONT, 18))
-            .margin(12)
-            .x_label_area_size(48)
-            .y_label_area_size(64)
+        let mut chart = frame(&root, title, (48, 64))
             .build_cartesian_2d(-0.5f64..n - 0.5, 0f64..high * 1.15)
             .map_err(plot_error)?;
         let formatter = position_labels(&months);
@@ -635,14 +628,7 @@ fn line(spec: &ChartSpec, table: &Table<'_>, title: &str) -> Result<Chart> {
                 );
             }
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.9))
-            .border_style(GREY)
-            .label_font((FONT, 12))
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()
-            .map_err(plot_error)?;
+        legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         root.present().map_err(plot_error)?;
     }
     Ok(hovers.finish(svg))
