@@ -60,7 +60,9 @@ tbody tr:nth-child(even) { background: var(--band); }
   section { break-before: page; border-top: none; }
   figure { break-inside: avoid; }
   .table-wrap { max-height: none; overflow: visible; border: none; }
-  th { position: static; }
+  table { font-size: 7pt; }
+  th, td { padding: 1px 3px; }
+  th { position: static; white-space: normal; word-break: break-all; }
 }
 "#;
 
