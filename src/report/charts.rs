@@ -249,24 +249,29 @@ fn funnel(spec: &ChartSpec, table: &Table<'_>, title: &str) -> Result<Chart> {
         .filter_map(|((x, y), label)| Some(((*x)?, (*y)?, label.clone().unwrap_or_default())))
         .filter(|(x, _, _)| *x > 0.0)
         .collect();
+    // From half the smallest denominator (at least 1) to a little past the largest, as PHE's
+    // funnel plots frame them; the y range takes in the points and the widest limits drawn.
     let x_max = points.iter().map(|p| p.0).fold(10.0, f64::max) * 1.3;
+    let x_min =
+        (points.iter().map(|p| p.0).fold(f64::INFINITY, f64::min) / 2.0).clamp(1.0, x_max / 10.0);
     let (z95, z998) = (z_score(0.95)?, z_score(0.998)?);
     let steps = 120;
     let curve = |z: f64, side: usize| -> Result<Vec<(f64, f64)>> {
         (0..=steps)
             .map(|i| {
-                let n = x_max.powf(f64::from(i) / f64::from(steps)).max(1.0);
+                let n = x_min * (x_max / x_min).powf(f64::from(i) / f64::from(steps));
                 let limits = funnel_limits(baseline, n, z)?.unwrap_or([0.0, 1.0]);
                 Ok((n, limits[side]))
             })
             .collect()
     };
-    let y_values = points.iter().map(|p| p.1).chain([baseline]);
+    let widest = funnel_limits(baseline, x_min, z998)?.unwrap_or([0.0, 1.0]);
+    let y_values = points
+        .iter()
+        .map(|p| p.1)
+        .chain([baseline, widest[0], widest[1]]);
     let (y_low, y_high) = y_values.fold((f64::MAX, f64::MIN), |(l, h), v| (l.min(v), h.max(v)));
-    let (y_low, y_high) = padded(
-        y_low.min(baseline * 0.5),
-        y_high.max((baseline * 1.5).min(1.0)),
-    );
+    let (y_low, y_high) = padded(y_low, y_high);
     let (y_low, y_high) = (y_low.max(0.0), y_high.min(1.0));
     let mut svg = String::new();
     let mut hovers = Hovers::default();
@@ -274,7 +279,7 @@ fn funnel(spec: &ChartSpec, table: &Table<'_>, title: &str) -> Result<Chart> {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
         root.fill(&WHITE).map_err(plot_error)?;
         let mut chart = frame(&root, title, (48, 64))
-            .build_cartesian_2d((1f64..x_max).log_scale(), y_low..y_high)
+            .build_cartesian_2d((x_min..x_max).log_scale(), y_low..y_high)
             .map_err(plot_error)?;
         chart
             .configure_mesh()
@@ -290,7 +295,11 @@ fn funnel(spec: &ChartSpec, table: &Table<'_>, title: &str) -> Result<Chart> {
             (curve(z998, 0)?, VERMILLION, ""),
             (curve(z95, 1)?, ORANGE, "95% limits"),
             (curve(z95, 0)?, ORANGE, ""),
-            (vec![(1.0, baseline), (x_max, baseline)], BLACK_, "national"),
+            (
+                vec![(x_min, baseline), (x_max, baseline)],
+                BLACK_,
+                "national",
+            ),
         ];
         for (points, colour, label) in lines {
             let series = chart

@@ -10,9 +10,15 @@ pub fn project() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The binary under test: this build's, or the one `EBIQ_BIN` names (a release build, to run these
+/// tests over large data).
+pub fn binary() -> std::path::PathBuf {
+    std::env::var_os("EBIQ_BIN").map_or_else(|| env!("CARGO_BIN_EXE_ebiq").into(), Into::into)
+}
+
 /// Runs `ebiq args` in the project folder, whatever its exit code.
 pub fn ebiq(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ebiq"))
+    Command::new(binary())
         .args(args)
         .current_dir(project())
         .output()

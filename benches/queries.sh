@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# What each report query costs on one generated dataset, and the whole report as CSV and as HTML.
+#
+#   benches/queries.sh [--rows N] [--runs R] [--data DIR]
+#
+# Builds ebiq (release), generates N outpatient rows (default 20,000,000) with their population into
+# DIR unless a complete dataset is already there, then runs each queries/*.sql alone through
+# `ebiq report` (summary included), and the whole report with --format csv and --format html, R
+# times each (default 3): a table of median wall time and peak resident memory (GNU time).
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+rows=20000000
+runs=3
+data=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --rows) rows=$2; shift 2 ;;
+        --runs) runs=$2; shift 2 ;;
+        --data) data=$2; shift 2 ;;
+        -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+        *) echo "queries.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
+    esac
+done
+data=${data:-$root/bench-data/sus-$rows}
+
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/ebiq-target}
+echo "building ebiq (release)..." >&2
+cargo build --release --quiet --manifest-path "$root/Cargo.toml"
+ebiq=$CARGO_TARGET_DIR/release/ebiq
+
+if [ ! -f "$data/.complete-$rows-population" ]; then
+    "$ebiq" generate --rows "$rows" --seed 2026 --out "$data" --force
+    touch "$data/.complete-$rows-population"
+fi
+
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+
+# median wall seconds and median peak RSS (MB) of R runs of "$@"
+measure() {
+    local walls=() peaks=()
+    for _ in $(seq "$runs"); do
+        /usr/bin/time -f '%e %M' -o "$scratch/time" "$@" > /dev/null 2> "$scratch/stderr" \
+            || { cat "$scratch/stderr" >&2; exit 1; }
+        read -r wall peak < "$scratch/time"
+        walls+=("$wall"); peaks+=("$peak")
+    done
+    local wall peak
+    wall=$(printf '%s\n' "${walls[@]}" | sort -n | sed -n "$(( (runs + 1) / 2 ))p")
+    peak=$(printf '%s\n' "${peaks[@]}" | sort -n | sed -n "$(( (runs + 1) / 2 ))p")
+    printf '%s %d\n' "$wall" $(( peak / 1024 ))
+}
+
+echo "| report | median wall (s) | peak memory (MB) |"
+echo "|---|---:|---:|"
+for query in "$root"/queries/*.sql; do
+    name=$(basename "$query" .sql)
+    mkdir -p "$scratch/$name"
+    cp "$query" "$scratch/$name/"
+    read -r wall peak < <(measure "$ebiq" report --quiet --data "$data" --queries "$scratch/$name" --format csv)
+    echo "| $name alone | $wall | $peak |"
+done
+read -r wall peak < <(measure "$ebiq" report --quiet --data "$data" --format csv --out "$scratch/csv")
+echo "| all $(ls "$root"/queries/*.sql | wc -l) queries, --format csv --out | $wall | $peak |"
+read -r wall peak < <(measure "$ebiq" report --quiet --data "$data" --format html --out "$scratch/html")
+echo "| all queries, --format html --out (one page) | $wall | $peak |"
