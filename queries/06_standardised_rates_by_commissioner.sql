@@ -1,6 +1,6 @@
 -- Standardised rates by commissioner: appointments the EBI rule "Low back pain imaging" flags per 100,000 residents, crude (Byar's 95% interval) and age/sex standardised to the 2013 European Standard Population (Dobson 95% interval), and whether each lies above or below the national standardised rate at 95% and 99.8%.
 -- @chart interval label=commissioner y=dsr lower=dsr_lower95 upper=dsr_upper95 reference=national_dsr units=per_100,000_residents
--- @requires population
+-- @requires population, opa.sex
 -- @dimensions commissioner
 -- Parameters: $from_month, $to_month (yyyymm, inclusive). Rates are over the whole period queried (not annualised), per resident of the latest population year no later than the period's end. Activity with unknown age or sex (0, 9) counts in the crude rate but not in the standardised one. A commissioner with no population rows is left out; a standardised rate of fewer than 10 events is NULL, as PHE publishes it.
 WITH flagged AS (

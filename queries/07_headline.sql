@@ -1,5 +1,5 @@
 -- Headline for the period (the programme's table): appointments the EBI rule "Low back pain imaging" flags, the national age/sex standardised rate per 100,000 (ESP 2013, Dobson 95% interval), the spread of commissioners' standardised rates (N-fold: highest / lowest; 10th, 25th, 50th and 90th percentiles), and the reduction opportunity: the flagged activity that would not happen if every commissioner above the 25th-percentile rate came down to it.
--- @requires population
+-- @requires population, opa.sex
 -- @dimensions period
 -- Parameters: $from_month, $to_month (yyyymm, inclusive). Percentiles interpolate linearly between commissioners (as Excel's PERCENTILE.INC and R's default), over the commissioners whose standardised rate is published (10 events or more). A commissioner above the 25th percentile would have flagged (1 - p25 / its rate) fewer appointments.
 WITH flagged AS (

@@ -334,9 +334,10 @@ fn funnel(spec: &ChartSpec, table: &Table<'_>, title: &str) -> Result<Chart> {
             hovers.add(
                 chart.backend_coord(&(*n, *share)),
                 &format!(
-                    "{label}: {share:.4} of {n} ({} {}); 99.8% limits {:.4} to {:.4}",
-                    spec.column("y"),
+                    "{label}: {:.0} of {n} {} ({} {share:.4}); 99.8% limits {:.4} to {:.4}",
+                    share * n,
                     spec.column("x"),
+                    spec.column("y"),
                     limits[0],
                     limits[1]
                 ),
@@ -659,5 +660,50 @@ mod tests {
         assert!(missing.is_some_and(|e| e.contains("mean=COLUMN")));
         assert!(ChartSpec::parse("pie x=a").is_err());
         assert!(ChartSpec::parse("line x=a y b").is_err());
+    }
+
+    #[test]
+    fn funnel_outliers_are_labelled_and_every_point_can_be_hovered() {
+        use std::sync::Arc;
+
+        use datafusion::arrow::array::{Float64Array, StringArray};
+        use datafusion::arrow::datatypes::{DataType, Field, Schema};
+
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("provider", DataType::Utf8, false),
+            Field::new("n", DataType::Float64, false),
+            Field::new("share", DataType::Float64, true),
+            Field::new("national", DataType::Float64, false),
+        ]));
+        // At n = 1000 around 0.5 the 99.8% limits are about 0.45-0.55: ROUT is far outside, RIN
+        // inside, and RSUP's share was suppressed (NULL here, '*' in a suppressed report).
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringArray::from(vec!["ROUT", "RIN", "RSUP"])),
+                Arc::new(Float64Array::from(vec![1000.0, 1000.0, 5.0])),
+                Arc::new(Float64Array::from(vec![Some(0.9), Some(0.5), None])),
+                Arc::new(Float64Array::from(vec![0.5, 0.5, 0.5])),
+            ],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let spec = ChartSpec::parse("funnel x=n y=share label=provider baseline=national")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let chart = draw(&spec, &batch, "t").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(chart.points, 2, "the suppressed provider is not drawn");
+        // plotters writes each text node on its own line.
+        assert!(
+            chart.svg.contains(">\nROUT\n</text>"),
+            "the outlier is labelled"
+        );
+        assert!(
+            !chart.svg.contains(">\nRIN\n</text>"),
+            "a provider inside the limits is not"
+        );
+        assert!(
+            chart
+                .svg
+                .contains("<title>ROUT: 900 of 1000 n (share 0.9000)")
+        );
     }
 }

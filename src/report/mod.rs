@@ -87,11 +87,23 @@ pub async fn run(
     Ok(())
 }
 
-/// The first table `query` requires that the session does not have.
-fn missing_table(ctx: &SessionContext, query: &QueryFile) -> Result<Option<String>> {
-    for table in &query.requires {
-        if !ctx.table_exist(table.as_str())? {
-            return Ok(Some(table.clone()));
+/// The first table (or `table.column`) `query` requires that the session does not have.
+async fn missing_requirement(ctx: &SessionContext, query: &QueryFile) -> Result<Option<String>> {
+    for required in &query.requires {
+        let (table, column) = match required.split_once('.') {
+            Some((table, column)) => (table, Some(column)),
+            None => (required.as_str(), None),
+        };
+        if !ctx.table_exist(table)? {
+            return Ok(Some(format!(
+                "the dataset has no {table} table (a {table}/ folder beside opa/)"
+            )));
+        }
+        if let Some(column) = column {
+            let schema = ctx.table(table).await?.schema().clone();
+            if !schema.has_column_with_unqualified_name(&column.to_lowercase()) {
+                return Ok(Some(format!("the {table} table has no column {column}")));
+            }
         }
     }
     Ok(None)
@@ -152,11 +164,8 @@ pub async fn run_report(
     let mut results = Vec::with_capacity(queries.len());
     for query in &queries {
         bar.set_message(query.name.clone());
-        if let Some(missing) = missing_table(ctx, query)? {
-            eprintln!(
-                "skipped {}: the dataset has no {missing} table (a {missing}/ folder beside opa/)",
-                query.name
-            );
+        if let Some(missing) = missing_requirement(ctx, query).await? {
+            eprintln!("skipped {}: {missing}", query.name);
             summary.skipped.push(query.name.clone());
             bar.inc(1);
             continue;

@@ -32,8 +32,8 @@ pub struct QueryFile {
     /// The dimension columns its `-- @dimensions a, b` header names, if it has one (see
     /// [`suppress`](super::suppress::suppress)).
     pub dimensions: Option<Vec<String>>,
-    /// Tables its `-- @requires a, b` header names: optional tables of a dataset (`population`)
-    /// without which the query is skipped rather than failed.
+    /// What its `-- @requires a, b.c` header names: optional tables of a dataset (`population`)
+    /// or columns (`opa.sex`) without which the query is skipped rather than failed.
     pub requires: Vec<String>,
     /// Its `-- @chart KIND key=column ...` header, for the HTML report.
     pub chart: Option<String>,
