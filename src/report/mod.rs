@@ -25,7 +25,7 @@ use crate::output::{OutputFormat, ResultsOut, write_atomically, write_batches, w
 use crate::progress::Progress;
 use crate::session::{self, SessionSettings};
 use manifest::{RunRecord, write_manifest};
-use summary::{count_opa_rows, data_quality, sum_column};
+use summary::{scan_summary, sum_column};
 use suppress::suppress;
 
 /// What to run and where to put it, already validated.
@@ -235,8 +235,7 @@ pub async fn run_report(
     }
     bar.finish_and_clear();
     summary.queries = summary.ran.len();
-    summary.rows_scanned = count_opa_rows(ctx, &parameters).await?;
-    summary.quality = data_quality(ctx, &parameters).await?;
+    (summary.rows_scanned, summary.quality) = scan_summary(ctx, &parameters).await?;
     summary.elapsed = started.elapsed();
     Ok(summary)
 }

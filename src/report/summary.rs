@@ -77,41 +77,29 @@ impl ReportSummary {
     }
 }
 
-/// `opa` rows in the month range.
-pub(super) async fn count_opa_rows(ctx: &SessionContext, parameters: &Parameters) -> Result<u64> {
-    let (_, batches) = run_query(
-        ctx,
-        &internal_query(
-            "rows_scanned",
-            "SELECT count(*) AS n FROM opa \
-             WHERE sus_month(der_activity_month) BETWEEN $from_month AND $to_month",
-        ),
-        parameters,
-    )
-    .await?;
-    Ok(sum_column(&batches, "n").unwrap_or(0))
-}
-
-/// The [`DataQuality`] counts over the whole `opa` table.
-pub(super) async fn data_quality(
+/// `opa` rows in the month range, and the [`DataQuality`] counts over the whole table, in one scan.
+pub(super) async fn scan_summary(
     ctx: &SessionContext,
     parameters: &Parameters,
-) -> Result<DataQuality> {
+) -> Result<(u64, DataQuality)> {
     let age = "coalesce(age_at_start_of_episode_sus, der_age_at_cds_activity_date)";
     let sql = format!(
         "SELECT \
+           count(*) FILTER (WHERE sus_month(der_activity_month) BETWEEN $from_month AND $to_month) \
+             AS in_range, \
            count(*) FILTER (WHERE sus_month(der_activity_month) IS NULL) AS invalid_month, \
            count(*) FILTER (WHERE {age} = 999) AS unknown_age, \
            count(*) FILTER (WHERE {age} NOT BETWEEN 0 AND 130 AND {age} <> 999 \
                               AND {age} NOT BETWEEN 7001 AND 7007) AS impossible_age \
          FROM opa"
     );
-    let (_, batches) = run_query(ctx, &internal_query("data_quality", &sql), parameters).await?;
-    Ok(DataQuality {
+    let (_, batches) = run_query(ctx, &internal_query("summary", &sql), parameters).await?;
+    let quality = DataQuality {
         invalid_month: sum_column(&batches, "invalid_month").unwrap_or(0),
         unknown_age: sum_column(&batches, "unknown_age").unwrap_or(0),
         impossible_age: sum_column(&batches, "impossible_age").unwrap_or(0),
-    })
+    };
+    Ok((sum_column(&batches, "in_range").unwrap_or(0), quality))
 }
 
 /// The sum of an Int64 column over `batches`; `None` if they have no such column.
