@@ -310,6 +310,11 @@ fn a_report_run_leaves_a_manifest_describing_it() {
     assert_eq!(inputs[0]["path"], first.display().to_string());
     assert_eq!(inputs[0]["bytes"], std::fs::metadata(&first).unwrap().len());
     assert_eq!(manifest["rules"][0]["name"], "lower_back_imaging");
+    assert_eq!(
+        manifest["rules"][0]["version"],
+        "last reviewed September 2024"
+    );
+    assert_eq!(manifest["rules"][0]["effective"], "published January 2020");
     assert_eq!(manifest["rules"][0]["sha256"].as_str().unwrap().len(), 64);
     let queries = manifest["queries"].as_array().unwrap();
     assert_eq!(queries.len(), 9);

@@ -177,6 +177,7 @@ fn browser_check(html: &Path, csv: &Path, screenshot: &Path) {
     assert!(!log.contains(":CONSOLE("), "console messages: {log}");
     let dom = String::from_utf8(dom.stdout).unwrap();
     assert!(dom.contains("<h1>Evidence-Based Interventions: Low back pain imaging</h1>"));
+    assert!(dom.contains("version last reviewed September 2024, effective published January 2020"));
     let drawn = drawn_points(&dom);
     for (kind, expected) in expected_points(csv) {
         assert_eq!(

@@ -134,6 +134,12 @@ fn rules_lists_the_statistics_and_shows_one_in_full() {
         assert!(stdout.contains(syntax), "{syntax} missing: {stdout}");
     }
     assert!(stdout.contains("Dobson"), "dsr's description: {stdout}");
+    let rule = session("\\rules ebi_lower_back_imaging\n");
+    let rule = String::from_utf8(rule.stdout).unwrap();
+    assert!(
+        rule.contains("Low back pain imaging (version last reviewed September 2024, effective published January 2020)"),
+        "{rule}"
+    );
     assert!(
         stdout.contains("multiplier: 100000 for a rate per 100,000"),
         "{stdout}"

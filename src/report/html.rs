@@ -17,7 +17,8 @@ use super::charts::{ChartSpec, draw, escape};
 /// What the page says was run, as the manifest records it.
 #[derive(Debug, Clone)]
 pub struct PageInfo {
-    /// Each rule: name, title and version (the SHA-256 of its text, shortened).
+    /// Each rule: name, title, and its edition (`-- @version`, `-- @effective`, and the SHA-256 of
+    /// its text, shortened).
     pub rules: Vec<(String, String, String)>,
     /// `intended` or `strict_tsql`.
     pub null_mode: String,
@@ -97,7 +98,7 @@ pub fn render(info: &PageInfo, results: &[Shown<'_>]) -> Result<String> {
     let rules: Vec<String> = info
         .rules
         .iter()
-        .map(|(name, title, version)| format!("{title} ({name}, text {version})"))
+        .map(|(name, title, edition)| format!("{title} ({name}, {edition})"))
         .collect();
     let engine = format!(
         "ebiq {} on DataFusion {}",

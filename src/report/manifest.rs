@@ -85,6 +85,8 @@ fn manifest(run: &RunRecord<'_>) -> Result<Value> {
         "rules": run.rules.as_slice().iter().map(|rule| json!({
             "name": rule.name,
             "title": rule.title,
+            "version": rule.version,
+            "effective": rule.effective,
             "file": rule.file,
             "sha256": sha256(rule.source.as_bytes()),
         })).collect::<Vec<_>>(),

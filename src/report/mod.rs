@@ -123,11 +123,12 @@ fn page_info(
             .iter()
             .map(|rule| {
                 let title = rule.title.clone().unwrap_or_else(|| rule.name.clone());
-                (
-                    rule.name.clone(),
-                    title,
-                    manifest::sha256(rule.source.as_bytes())[..12].to_owned(),
-                )
+                let hash = &manifest::sha256(rule.source.as_bytes())[..12];
+                let edition = match rule.edition() {
+                    edition if edition.is_empty() => format!("text {hash}"),
+                    edition => format!("{edition}, text {hash}"),
+                };
+                (rule.name.clone(), title, edition)
             })
             .collect(),
         null_mode: session.null_mode.to_string(),

@@ -3,6 +3,8 @@
 -- published, typographic quotes and the em-dash heading included; ebiq reads them as the T-SQL
 -- they stand for. Do not edit the SQL to fix a figure: a published change is a new paste.
 -- @title Low back pain imaging
+-- @version last reviewed September 2024
+-- @effective published January 2020
 -- @section code_script
 WHEN (opa.Der_Procedure_All like '%U05[45]%’ 
 OR ( (opa.Der_Procedure_All like '%U13[2356]%’ 

@@ -20,6 +20,15 @@ fn the_built_in_rule_is_the_published_script() {
         .unwrap();
     assert_eq!(rule.flag, "2S_lower_back_imaging");
     assert_eq!(rule.title.as_deref(), Some("Low back pain imaging"));
+    assert_eq!(
+        rule.version.as_deref(),
+        Some("last reviewed September 2024")
+    );
+    assert_eq!(rule.effective.as_deref(), Some("published January 2020"));
+    assert_eq!(
+        rule.edition(),
+        "version last reviewed September 2024, effective published January 2020"
+    );
     // Pasted as published: the typographic quotes are still in the file.
     assert!(rule.source.contains("'%U05[45]%\u{2019}"));
     assert!(

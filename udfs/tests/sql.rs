@@ -126,3 +126,53 @@ fn registering_never_silently_replaces_a_function() {
     assert!(error.contains("already has a function"), "{error}");
     assert!(error.contains("tsql_like"), "{error}");
 }
+
+/// The README's worked example of an admitted-care rule (docs/rules/): spell-level columns under
+/// other qualifiers (`Der.`, `APCS.`), and an exclusion that lets a spell with no diagnoses through
+/// in either NULL mode, as the programme's `or apcs.der_diagnosis_all IS NULL` intends.
+#[tokio::test]
+async fn the_worked_admitted_care_example_flags_what_it_says() {
+    let dir = std::env::temp_dir().join(format!("ebiq-apcs-rule-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/rules/knee_arthroscopy_example.sql"
+    );
+    std::fs::copy(example, dir.join("knee_arthroscopy.sql")).unwrap();
+    let rules = ebiq_udfs::load_rules(&dir).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(
+        rules[0].edition(),
+        "version example 1, effective 2025-04-01"
+    );
+    let config = SessionConfig::new().with_option_extension(EbiqOptions::default());
+    let mut ctx = SessionContext::new_with_config(config);
+    ebiq_udfs::register_rules(&mut ctx, &rules).unwrap();
+    ctx.sql(
+        "CREATE TABLE apcs (spell_dominant_procedure TEXT, admission_method TEXT, \
+         age_at_start_of_spell_sus INT, der_age_at_cds_activity_date INT, der_diagnosis_all TEXT) \
+         AS VALUES \
+         ('W851', '11', 45, NULL, 'M171'), \
+         ('W851', '21', 45, NULL, 'M171'), \
+         ('W852', '12', NULL, 50, NULL), \
+         ('W851', '11', 45, NULL, 'M171,S832'), \
+         ('X851', '11', 45, NULL, 'M171'), \
+         ('w853', '13', 17, NULL, 'M171')",
+    )
+    .await
+    .unwrap()
+    .collect()
+    .await
+    .unwrap();
+    let flagged = "SELECT count(*) AS n FROM apcs WHERE ebi_knee_arthroscopy(spell_dominant_procedure, \
+                   admission_method, age_at_start_of_spell_sus, der_age_at_cds_activity_date, \
+                   der_diagnosis_all) = '1K_knee_arthroscopy'";
+    // Elective (1x) W85 adults with no knee injury: the first and the third (no diagnoses).
+    for mode in ["intended", "strict_tsql"] {
+        ctx.sql(&format!("SET ebiq.null_mode = '{mode}'"))
+            .await
+            .unwrap();
+        let result = query(&ctx, flagged).await.unwrap();
+        assert!(result.contains("| 2 |"), "{mode}: {result}");
+    }
+}

@@ -29,6 +29,8 @@ struct Section {
 ///
 /// ```text
 /// -- @title Low back pain imaging
+/// -- @version 2024-25 v1.2
+/// -- @effective 2024-04-01
 /// -- @section code_script
 /// WHEN (opa.Der_Procedure_All like '%U05[45]%' ...) THEN '2S_lower_back_imaging'
 /// -- @section exclusions
@@ -37,7 +39,9 @@ struct Section {
 ///
 /// The published pages set some quotes as typographic quotes (`’02’`) and a `--` comment as an em
 /// dash (`— Private Appointment Exclusion`); both are read as the SQL they stand for, so the text can
-/// be pasted unchanged. Errors name the file, line and column and say what was expected.
+/// be pasted unchanged. `@version` and `@effective` (both optional, free text) say which
+/// publication of the rule the file holds; they are shown with the rule's functions and recorded in
+/// every report's manifest and page. Errors name the file, line and column and say what was expected.
 pub fn parse_rule_file(file: &str, text: &str) -> Result<Rule, RuleFileError> {
     let error = |line: usize, message: String| RuleFileError {
         file: file.to_owned(),
@@ -52,7 +56,8 @@ pub fn parse_rule_file(file: &str, text: &str) -> Result<Rule, RuleFileError> {
         )
     })?;
     let lines: Vec<String> = text.lines().map(as_plain_sql).collect();
-    let (title, sections) = read_markers(&lines).map_err(|(line, message)| error(line, message))?;
+    let (headers, sections) =
+        read_markers(&lines).map_err(|(line, message)| error(line, message))?;
 
     let script = sections
         .iter()
@@ -99,7 +104,9 @@ pub fn parse_rule_file(file: &str, text: &str) -> Result<Rule, RuleFileError> {
         .collect::<Result<_, RuleFileError>>()?;
     Ok(Rule {
         name,
-        title,
+        title: headers.title,
+        version: headers.version,
+        effective: headers.effective,
         file: file.to_owned(),
         source: text.to_owned(),
         flag,
@@ -146,8 +153,16 @@ fn as_plain_sql(line: &str) -> String {
 
 type MarkerError = (usize, String);
 
-fn read_markers(lines: &[String]) -> Result<(Option<String>, Vec<Section>), MarkerError> {
-    let mut title = None;
+/// A rule file's `-- @title`, `-- @version` and `-- @effective` lines.
+#[derive(Debug, Default)]
+struct Headers {
+    title: Option<String>,
+    version: Option<String>,
+    effective: Option<String>,
+}
+
+fn read_markers(lines: &[String]) -> Result<(Headers, Vec<Section>), MarkerError> {
+    let mut headers = Headers::default();
     let mut sections: Vec<Section> = Vec::new();
     for (index, line) in lines.iter().enumerate() {
         let number = index + 1;
@@ -169,7 +184,9 @@ fn read_markers(lines: &[String]) -> Result<(Option<String>, Vec<Section>), Mark
         let (keyword, argument) = directive.split_once(' ').unwrap_or((directive, ""));
         let argument = argument.trim();
         match keyword {
-            "title" => title = Some(argument.to_owned()),
+            "title" => headers.title = Some(argument.to_owned()),
+            "version" => headers.version = Some(argument.to_owned()),
+            "effective" => headers.effective = Some(argument.to_owned()),
             "section" if [CODE_SCRIPT, EXCLUSIONS].contains(&argument) => {
                 if sections.iter().any(|s| s.name == argument) {
                     return Err((number, format!("a second '@section {argument}'")));
@@ -191,12 +208,15 @@ fn read_markers(lines: &[String]) -> Result<(Option<String>, Vec<Section>), Mark
             other => {
                 return Err((
                     number,
-                    format!("unknown directive '@{other}': expected '@title' or '@section'"),
+                    format!(
+                        "unknown directive '@{other}': expected '@title', '@version', \
+                         '@effective' or '@section'"
+                    ),
                 ));
             }
         }
     }
-    Ok((title, sections))
+    Ok((headers, sections))
 }
 
 /// Parses one section with `read`, keeping every line where it is in the file (other lines blank)

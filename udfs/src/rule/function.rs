@@ -365,7 +365,13 @@ impl ScalarUDFImpl for RuleFunction {
 }
 
 fn document(name: &str, rule: &Rule, output: RuleOutput, arguments: &[usize]) -> Documentation {
-    let title = rule.title.as_deref().unwrap_or(&rule.name);
+    let name_of_rule = rule.title.as_deref().unwrap_or(&rule.name);
+    let edition = rule.edition();
+    let title = if edition.is_empty() {
+        name_of_rule.to_owned()
+    } else {
+        format!("{name_of_rule} ({edition})")
+    };
     let description = match output {
         RuleOutput::Flag => format!(
             "EBI rule '{title}' (rule file {}): returns '{}' when the record meets the code script's \

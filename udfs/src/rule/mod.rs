@@ -104,6 +104,18 @@ pub enum Number {
     IsNull(Box<Number>, Box<Number>),
 }
 
+impl Rule {
+    /// The rule's version and effective date for people to read: `"version 2024-25 v1.2, effective
+    /// 2024-04-01"`; empty when the file gives neither.
+    pub fn edition(&self) -> String {
+        let parts: Vec<String> = [("version", &self.version), ("effective", &self.effective)]
+            .into_iter()
+            .filter_map(|(label, value)| value.as_ref().map(|v| format!("{label} {v}")))
+            .collect();
+        parts.join(", ")
+    }
+}
+
 impl Predicate {
     /// The columns this predicate reads, in order of first appearance, without repeats.
     pub fn columns(&self) -> Vec<usize> {
@@ -162,6 +174,10 @@ pub struct Rule {
     pub name: String,
     /// The `-- @title` line, if any.
     pub title: Option<String>,
+    /// The `-- @version` line, if any: which publication of the rule this is.
+    pub version: Option<String>,
+    /// The `-- @effective` line, if any: from when the programme applies it.
+    pub effective: Option<String>,
     /// The file the rule came from, as given to the parser.
     pub file: String,
     /// The file's text, byte for byte.
