@@ -1,5 +1,5 @@
 -- Provider funnel plot: each provider's flagged share of its spine imaging appointments (the rule's procedure codes alone) with its Wilson 95% interval, and the funnel limits at its number of spine imaging appointments around the national share (Wilson score method, 95% and 99.8%), as PHE/OHID draw them; outlier says where it falls.
--- @chart funnel x=spine_imaging y=share label=provider baseline=national_share
+-- @chart funnel x=spine_imaging y=share label=provider baseline=national_share lower=share_lower95 upper=share_upper95
 -- @dimensions provider
 -- Parameters: $from_month, $to_month (yyyymm, inclusive). Shares are proportions (0 to 1). Provider codes with a '00' site suffix count under the trust.
 WITH spine AS (

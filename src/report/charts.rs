@@ -68,7 +68,8 @@ impl ChartKind {
 
 impl ChartSpec {
     /// Reads a header value such as `funnel x=spine_imaging y=share label=provider
-    /// baseline=national_share` (optional: `top=N` for line charts, `units=` for the y axis).
+    /// baseline=national_share` (optional: `lower=`/`upper=` for a funnel point's own interval in
+    /// its hover text, `top=N` for line charts, `units=` for an interval chart's axis).
     pub fn parse(text: &str) -> Result<Self> {
         let mut words = text.split_whitespace();
         let kind_word = words.next().unwrap_or_default();
@@ -242,6 +243,19 @@ fn funnel(spec: &ChartSpec, table: &Table<'_>, title: &str) -> Result<Chart> {
         table.numbers(spec.column("baseline"))?,
     );
     let baseline = baseline.iter().flatten().copied().next().unwrap_or(0.0);
+    // Optional: each point's own interval, for its hover text.
+    let optional = |key: &str| -> Result<Vec<Option<f64>>> {
+        match spec.columns.get(key) {
+            Some(name) => table.numbers(name),
+            None => Ok(vec![None; x.len()]),
+        }
+    };
+    let (own_lower, own_upper) = (optional("lower")?, optional("upper")?);
+    let intervals: BTreeMap<String, (f64, f64)> = labels
+        .iter()
+        .zip(own_lower.iter().zip(&own_upper))
+        .filter_map(|(label, (low, high))| Some((label.clone()?, ((*low)?, (*high)?))))
+        .collect();
     let points: Vec<(f64, f64, String)> = x
         .iter()
         .zip(&y)
@@ -331,10 +345,14 @@ fn funnel(spec: &ChartSpec, table: &Table<'_>, title: &str) -> Result<Chart> {
         legend(&mut chart, SeriesLabelPosition::LowerRight)?;
         for (n, share, label) in &points {
             let limits = z998_limits(*n).unwrap_or([0.0, 1.0]);
+            let interval = intervals
+                .get(label)
+                .map(|(low, high)| format!(", 95% interval {low:.4} to {high:.4}"))
+                .unwrap_or_default();
             hovers.add(
                 chart.backend_coord(&(*n, *share)),
                 &format!(
-                    "{label}: {:.0} of {n} {} ({} {share:.4}); 99.8% limits {:.4} to {:.4}",
+                    "{label}: {:.0} of {n} {} ({} {share:.4}{interval}); funnel 99.8% limits {:.4} to {:.4}",
                     share * n,
                     spec.column("x"),
                     spec.column("y"),
