@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use datafusion::common::Column;
+use datafusion::common::{Column, DataFusionError, SchemaError};
 use datafusion::prelude::{CsvReadOptions, DataFrame, Expr, ParquetReadOptions, SessionContext};
 
 use crate::schema;
@@ -93,11 +93,13 @@ impl Dataset {
     /// Each table's files are checked first ([`check_table`]); warnings go to stderr. Returns the
     /// files the tables read.
     pub async fn register(&self, ctx: &SessionContext) -> Result<Vec<InputFile>> {
-        let opa = check_table(ctx, "opa", &self.opa, schema::OPA, schema::OPA_REQUIRED).await?;
+        // No column is required here: a statement that needs one the files lack fails when it is
+        // planned, naming itself, the column and a file ([`missing_column`]).
+        let opa = check_table(ctx, "opa", &self.opa, schema::OPA).await?;
         let (mut files, mut warnings) = (opa.files, opa.warnings);
         register_table(ctx, "opa", &self.opa).await?;
         if let Some(apcs) = &self.apcs {
-            let check = check_table(ctx, "apcs", apcs, schema::APCS, &[]).await?;
+            let check = check_table(ctx, "apcs", apcs, schema::APCS).await?;
             files.extend(check.files);
             warnings.extend(check.warnings);
             register_table(ctx, "apcs", apcs).await?;
@@ -204,4 +206,33 @@ fn register_frame(ctx: &SessionContext, name: &str, frame: DataFrame) -> Result<
     ctx.register_table(name, view)
         .with_context(|| format!("cannot register table {name}"))?;
     Ok(())
+}
+
+/// If `error` is a statement's planning failing on a column no file of the dataset has, the error
+/// a person needs instead: the statement (from the error's own context), the column with its SUS
+/// meaning, and a file that lacks it.
+pub fn missing_column(error: &anyhow::Error, inputs: &[InputFile]) -> Option<anyhow::Error> {
+    let field = error.chain().find_map(|cause| {
+        let root = cause.downcast_ref::<DataFusionError>()?.find_root();
+        match root {
+            DataFusionError::SchemaError(inner, _) => match inner.as_ref() {
+                SchemaError::FieldNotFound { field, .. } => Some(field.name().to_owned()),
+                _ => None,
+            },
+            _ => None,
+        }
+    })?;
+    let statement = error.to_string();
+    let known = schema::OPA
+        .iter()
+        .chain(schema::APCS)
+        .find(|c| c.name.eq_ignore_ascii_case(&field));
+    let column = known.map_or_else(|| field.clone(), |c| format!("{} ({})", c.name, c.meaning));
+    let example = inputs
+        .iter()
+        .find(|f| f.table == "opa")
+        .map_or_else(String::new, |f| format!(", such as {}", f.path));
+    Some(anyhow::anyhow!(
+        "{statement} needs the column {column}, which the dataset's files do not have{example}"
+    ))
 }

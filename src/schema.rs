@@ -158,19 +158,6 @@ pub fn arrow_schema(columns: &[SusColumn]) -> SchemaRef {
     ))
 }
 
-/// The `opa` columns the rule and the report queries read: a dataset without one of them is refused.
-pub const OPA_REQUIRED: &[&str] = &[
-    "Der_Provider_Code",
-    "Der_Commissioner_Code",
-    "Der_Activity_Month",
-    "Age_at_Start_of_Episode_SUS",
-    "Der_Age_at_CDS_Activity_Date",
-    "Der_Procedure_All",
-    "Der_Diagnosis_All",
-    "Administrative_Category",
-    "Attendance_Status",
-];
-
 /// What kind of Arrow type a column may arrive as: files written by other tools differ in width
 /// and encoding (Int32 or Int64, Utf8 or Utf8View or dictionary), never in kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

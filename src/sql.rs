@@ -9,6 +9,7 @@ use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::{DFParser, Statement};
 use datafusion::sql::sqlparser::ast::Spanned;
 
+use crate::dataset::missing_column;
 use crate::output::{OutputFormat, ResultsOut, write_batches, write_file};
 use crate::session::{self, SessionSettings};
 
@@ -36,7 +37,9 @@ pub struct SqlSettings {
 pub async fn run(session_settings: &SessionSettings, settings: &SqlSettings) -> Result<()> {
     let session = session::open(session_settings).await?;
     let mut stdout = ResultsOut::stdout();
-    run_sql(&session.ctx, settings, &mut stdout).await?;
+    run_sql(&session.ctx, settings, &mut stdout)
+        .await
+        .map_err(|error| missing_column(&error, &session.inputs).unwrap_or(error))?;
     stdout.flush()?;
     Ok(())
 }

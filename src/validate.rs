@@ -1,10 +1,10 @@
 //! Checking a table's Parquet files before any query reads them, so that bad input fails with the
 //! file, the column and the problem named, instead of a planner error or a silent miscount.
 //!
-//! Every file's footer is read (cheap: no data pages). A file that is not Parquet, a required
-//! column missing from every file, a column of the wrong kind, or a column whose type differs
-//! between files is an error. A column missing from only some files is read as NULL there, with a
-//! warning, as DataFusion's schema merge does.
+//! Every file's footer is read (cheap: no data pages). A file that is not Parquet, a column of the
+//! wrong kind, or a column whose type differs between files is an error. A column missing from
+//! only some files is read as NULL there, with a warning, as DataFusion's schema merge does; one
+//! missing from every file is only an error for a statement that uses it (`dataset::missing_column`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -46,14 +46,13 @@ pub struct InputFile {
 }
 
 /// Reads the footer of every file of `table` at `location` and refuses, naming file and column,
-/// what no query could read: no files, a file that is not Parquet, a `required` column missing
-/// everywhere, a column of the wrong kind, or a column whose type differs between files.
+/// what no query could read: no files, a file that is not Parquet, a column of the wrong kind, or
+/// a column whose type differs between files.
 pub async fn check_table(
     ctx: &SessionContext,
     table: &str,
     location: &str,
     columns: &[SusColumn],
-    required: &[&str],
 ) -> Result<TableCheck> {
     let (url, store, files) = list_files(ctx, location, ".parquet").await?;
     if files.is_empty() {
@@ -125,16 +124,11 @@ pub async fn check_table(
                 Some(_) => {}
             }
         }
-        if missing.len() == schemas.len() {
-            if required.iter().any(|r| r.eq_ignore_ascii_case(column.name)) {
-                bail!(
-                    "the {table} table at {location} has no column {} ({}), which the rule or the \
-                     report queries need",
-                    column.name,
-                    column.meaning
-                );
-            }
-        } else if let Some(example) = missing.first() {
+        // A column missing from every file is simply not there: the statements that need it fail
+        // when planned, naming it (`dataset::missing_column`).
+        if missing.len() < schemas.len()
+            && let Some(example) = missing.first()
+        {
             check.warnings.push(format!(
                 "column {}.{} is missing from {} of {} files (such as {example}); read as NULL there",
                 table,

@@ -53,17 +53,78 @@ fn assert_refused(dir: &Path, message: &str) {
 }
 
 #[test]
-fn a_missing_required_column_is_named() {
+fn a_missing_column_is_named_with_the_query_that_needs_it() {
     let dir = dataset("missing");
     write(
         &dir.join("opa/a.parquet"),
         "SELECT * EXCEPT (der_procedure_all) FROM opa",
     );
+    let file = dir.join("opa/a.parquet").display().to_string();
     assert_refused(
         &dir,
-        "has no column Der_Procedure_All (OPCS-4 codes, comma-separated, first code first \
-         (U051,Z665)), which the rule or the report queries need",
+        &format!(
+            "01_flagged_by_provider_month.sql needs the column Der_Procedure_All (OPCS-4 codes, \
+             comma-separated, first code first (U051,Z665)), which the dataset's files do not \
+             have, such as {file}"
+        ),
     );
+}
+
+/// A file written by another tool with only the columns the rule and the main report read: the
+/// main report runs; a statement needing another column fails naming it and the statement.
+#[test]
+fn a_file_with_only_the_rule_s_columns_runs_the_main_report() {
+    let dir = dataset("rule-columns");
+    write(
+        &dir.join("opa/a.parquet"),
+        "SELECT der_provider_code, der_activity_month, der_procedure_all, \
+         age_at_start_of_episode_sus, der_age_at_cds_activity_date, der_diagnosis_all, \
+         administrative_category FROM opa",
+    );
+    let data = dir.to_str().unwrap();
+    let main =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("queries/01_flagged_by_provider_month.sql");
+    let queries = dir.join("queries");
+    std::fs::create_dir_all(&queries).unwrap();
+    std::fs::copy(&main, queries.join("01_flagged_by_provider_month.sql")).unwrap();
+    let output = ebiq(&[
+        "report",
+        "--quiet",
+        "--format",
+        "csv",
+        "--data",
+        data,
+        "--queries",
+        queries.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("1 queries over 60000 outpatient rows, 2093 flagged"),
+        "{stderr}"
+    );
+    let count = ebiq(&[
+        "sql",
+        "--format",
+        "csv",
+        "--data",
+        data,
+        "SELECT count(*) AS n FROM opa",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&count.stdout), "n\n60000\n");
+    let commissioner = ebiq(&[
+        "sql",
+        "--data",
+        data,
+        "SELECT count(DISTINCT der_commissioner_code) FROM opa",
+    ]);
+    assert_eq!(commissioner.status.code(), Some(1));
+    let message = String::from_utf8_lossy(&commissioner.stderr);
+    assert!(
+        message.contains("the SQL, statement 1 (line 1) needs the column Der_Commissioner_Code (commissioner code)"),
+        "{message}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]

@@ -20,6 +20,7 @@ pub use manifest::MANIFEST;
 pub use query::{Parameters, QueryFile, load_queries, run_query};
 pub use summary::{DataQuality, QueryRun, ReportSummary};
 
+use crate::dataset::missing_column;
 use crate::months::Month;
 use crate::output::{OutputFormat, ResultsOut, write_atomically, write_batches, write_file};
 use crate::progress::Progress;
@@ -66,7 +67,9 @@ pub async fn run(
     let page = (settings.format == OutputFormat::Html)
         .then(|| page_info(session_settings, settings, &session.rules, started));
     let mut stdout = ResultsOut::stdout();
-    let summary = run_report(&session.ctx, settings, page.as_ref(), progress, &mut stdout).await?;
+    let summary = run_report(&session.ctx, settings, page.as_ref(), progress, &mut stdout)
+        .await
+        .map_err(|error| missing_column(&error, &session.inputs).unwrap_or(error))?;
     stdout.flush()?;
     for path in &summary.outputs {
         eprintln!("wrote {}", path.display());
