@@ -208,8 +208,8 @@ fn register_frame(ctx: &SessionContext, name: &str, frame: DataFrame) -> Result<
     Ok(())
 }
 
-/// If `error` is a statement's planning failing on a column no file of the dataset has, the error
-/// a person needs instead: the statement (from the error's own context), the column with its SUS
+/// If `error` is a statement's planning failing on a SUS column no file of the dataset has, the
+/// error a person needs instead: the statement (from the error's own context), the column with its SUS
 /// meaning, and a file that lacks it.
 pub fn missing_column(error: &anyhow::Error, inputs: &[InputFile]) -> Option<anyhow::Error> {
     let field = error.chain().find_map(|cause| {
@@ -223,11 +223,13 @@ pub fn missing_column(error: &anyhow::Error, inputs: &[InputFile]) -> Option<any
         }
     })?;
     let statement = error.to_string();
+    // Only a SUS column can be missing from the files; any other name is a mistake in the SQL,
+    // which DataFusion's own message (with the valid names) explains better.
     let known = schema::OPA
         .iter()
         .chain(schema::APCS)
-        .find(|c| c.name.eq_ignore_ascii_case(&field));
-    let column = known.map_or_else(|| field.clone(), |c| format!("{} ({})", c.name, c.meaning));
+        .find(|c| c.name.eq_ignore_ascii_case(&field))?;
+    let column = format!("{} ({})", known.name, known.meaning);
     let example = inputs
         .iter()
         .find(|f| f.table == "opa")
