@@ -143,6 +143,26 @@ fn counts_by_hand(opa: &Path) -> BTreeMap<(String, String), u64> {
     counts
 }
 
+/// Runs the report over the sample as CSV; returns the named outputs' text.
+fn report_csvs<const N: usize>(name: &str, outputs: [&str; N]) -> [String; N] {
+    let out = std::env::temp_dir().join(format!("ebiq-independent-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let status = Command::new(env!("CARGO_BIN_EXE_ebiq"))
+        .args(["report", "--quiet", "--format", "csv", "--out"])
+        .arg(&out)
+        .arg("--data")
+        .arg(project().join("data-samples"))
+        .arg("--queries")
+        .arg(project().join("queries"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let texts =
+        outputs.map(|output| std::fs::read_to_string(out.join(format!("{output}.csv"))).unwrap());
+    std::fs::remove_dir_all(&out).unwrap();
+    texts
+}
+
 fn counts_from_report_csv(csv: &str) -> BTreeMap<(String, String), u64> {
     let mut lines = csv.lines();
     assert_eq!(lines.next(), Some("provider,month,flagged"));
@@ -159,20 +179,7 @@ fn counts_from_report_csv(csv: &str) -> BTreeMap<(String, String), u64> {
 
 #[test]
 fn report_counts_equal_a_row_by_row_recount() {
-    let out = std::env::temp_dir().join(format!("ebiq-independent-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&out);
-    let status = Command::new(env!("CARGO_BIN_EXE_ebiq"))
-        .args(["report", "--quiet", "--format", "csv", "--out"])
-        .arg(&out)
-        .arg("--data")
-        .arg(project().join("data-samples"))
-        .arg("--queries")
-        .arg(project().join("queries"))
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let csv = std::fs::read_to_string(out.join("01_flagged_by_provider_month.csv")).unwrap();
-    std::fs::remove_dir_all(&out).unwrap();
+    let [csv] = report_csvs("counts", ["01_flagged_by_provider_month"]);
     let reported = counts_from_report_csv(&csv);
     let recounted = counts_by_hand(&project().join("data-samples/opa"));
     let total: u64 = recounted.values().sum();
@@ -240,22 +247,10 @@ fn dsr_by_hand(
 
 #[test]
 fn standardised_rates_equal_a_recomputation_by_hand() {
-    let out = std::env::temp_dir().join(format!("ebiq-independent-dsr-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&out);
-    let status = Command::new(env!("CARGO_BIN_EXE_ebiq"))
-        .args(["report", "--quiet", "--format", "csv", "--out"])
-        .arg(&out)
-        .arg("--data")
-        .arg(project().join("data-samples"))
-        .arg("--queries")
-        .arg(project().join("queries"))
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let rates_csv =
-        std::fs::read_to_string(out.join("06_standardised_rates_by_commissioner.csv")).unwrap();
-    let headline_csv = std::fs::read_to_string(out.join("07_headline.csv")).unwrap();
-    std::fs::remove_dir_all(&out).unwrap();
+    let [rates_csv, headline_csv] = report_csvs(
+        "dsr",
+        ["06_standardised_rates_by_commissioner", "07_headline"],
+    );
 
     // Events by commissioner, sex and band, and all flagged activity by commissioner.
     let mut events: BTreeMap<String, BTreeMap<(String, usize), f64>> = BTreeMap::new();

@@ -13,6 +13,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::util::display::array_value_to_string;
 use ebiq_udfs::{funnel_limits, z_score};
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 const WIDTH: u32 = 960;
@@ -230,6 +231,26 @@ fn legend<'a, X: Ranged, Y: Ranged>(
         .map_err(plot_error)
 }
 
+/// Axes for values over ordered labels (months): the labels along x by position, at most 24.
+fn ordered_axes<'a>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    labels: &[String],
+    spec: &ChartSpec,
+) -> Result<()> {
+    let formatter = position_labels(labels);
+    chart
+        .configure_mesh()
+        .x_labels(labels.len().min(24))
+        .x_label_formatter(&formatter)
+        .x_desc(spec.column("x"))
+        .y_desc(spec.column("y"))
+        .label_style((FONT, 12))
+        .light_line_style(LIGHT)
+        .max_light_lines(0)
+        .draw()
+        .map_err(plot_error)
+}
+
 fn padded(low: f64, high: f64) -> (f64, f64) {
     let span = (high - low).abs().max(high.abs() * 0.1).max(1e-9);
     (low - span * 0.08, high + span * 0.08)
@@ -418,18 +439,7 @@ fn spc(spec: &ChartSpec, table: &Table<'_>, title: &str) -> Result<Chart> {
         let mut chart = frame(&root, title, (48, 64))
             .build_cartesian_2d(-0.5f64..n - 0.5, low..high)
             .map_err(plot_error)?;
-        let formatter = position_labels(&labels);
-        chart
-            .configure_mesh()
-            .x_labels(labels.len().min(24))
-            .x_label_formatter(&formatter)
-            .x_desc(spec.column("x"))
-            .y_desc(spec.column("y"))
-            .label_style((FONT, 12))
-            .light_line_style(LIGHT)
-            .max_light_lines(0)
-            .draw()
-            .map_err(plot_error)?;
+        ordered_axes(&mut chart, &labels, spec)?;
         chart
             .draw_series(LineSeries::new(
                 drawn.iter().map(|p| (p.0 as f64, p.1)),
@@ -624,18 +634,7 @@ fn line(spec: &ChartSpec, table: &Table<'_>, title: &str) -> Result<Chart> {
         let mut chart = frame(&root, title, (48, 64))
             .build_cartesian_2d(-0.5f64..n - 0.5, 0f64..high * 1.15)
             .map_err(plot_error)?;
-        let formatter = position_labels(&months);
-        chart
-            .configure_mesh()
-            .x_labels(months.len().min(24))
-            .x_label_formatter(&formatter)
-            .x_desc(spec.column("x"))
-            .y_desc(spec.column("y"))
-            .label_style((FONT, 12))
-            .light_line_style(LIGHT)
-            .max_light_lines(0)
-            .draw()
-            .map_err(plot_error)?;
+        ordered_axes(&mut chart, &months, spec)?;
         for ((name, _), colour) in ranked.iter().zip(SERIES) {
             let points: Vec<(f64, f64)> =
                 values[name].iter().map(|(i, v)| (*i as f64, *v)).collect();
