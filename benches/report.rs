@@ -34,10 +34,10 @@ fn benches(c: &mut Criterion) {
     group.throughput(Throughput::Elements(SAMPLE_ROWS));
     group.bench_function("01_flagged_by_provider_month", |b| {
         b.iter(|| {
-            let (_, batches) = runtime
+            let result = runtime
                 .block_on(run_query(&ctx, main, &parameters))
                 .unwrap();
-            black_box(batches)
+            black_box(result.batches)
         })
     });
     group.finish();

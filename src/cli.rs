@@ -6,6 +6,8 @@ use clap::{Args, Parser, Subcommand};
 use datafusion_cli::print_format::PrintFormat;
 use ebiq::Command;
 use ebiq::cluster::{ExecutorSettings, SchedulerSettings};
+use ebiq::delta::AsOf;
+use ebiq::explain::ExplainSettings;
 use ebiq::generate::GenerateSettings;
 use ebiq::months::{Month, MonthRange};
 use ebiq::output::OutputFormat;
@@ -38,6 +40,8 @@ enum Commands {
     Generate(GenerateArgs),
     /// Run SQL (a statement, or a file of them) over a SUS dataset and print the results
     Sql(SqlArgs),
+    /// Why each EBI rule flags, or does not flag, the records a condition picks
+    Explain(ExplainArgs),
     /// An interactive SQL shell over a SUS dataset (statements are read from stdin when piped)
     Shell(ShellArgs),
     /// Start a Ballista scheduler that knows the EBI rule functions
@@ -103,6 +107,28 @@ struct ShellArgs {
 }
 
 #[derive(Debug, Args)]
+struct ExplainArgs {
+    #[command(flatten)]
+    session: SessionArgs,
+
+    /// An SQL condition picking the records: "opa_ident = 1042"
+    #[arg(long = "where", value_name = "CONDITION")]
+    condition: String,
+
+    /// The table the records are in
+    #[arg(long, value_name = "TABLE", default_value = "opa")]
+    table: String,
+
+    /// At most this many records per rule
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    limit: usize,
+
+    /// table, csv or json (one object per line)
+    #[arg(long, value_name = "FORMAT", default_value = "table")]
+    format: OutputFormat,
+}
+
+#[derive(Debug, Args)]
 struct SqlArgs {
     #[command(flatten)]
     session: SessionArgs,
@@ -154,6 +180,10 @@ struct SessionArgs {
     /// Run the queries on a Ballista cluster: its scheduler's df://HOST:PORT
     #[arg(long, value_name = "URL")]
     cluster: Option<String>,
+
+    /// Read the dataset's Delta tables as they were: a version (12) or a time (2026-04-01T00:00:00Z)
+    #[arg(long, value_name = "VERSION|TIME")]
+    as_of: Option<AsOf>,
 }
 
 /// `4G`, `512M`, `64k`, `1.5GiB` or a number of bytes, in powers of 1024.
@@ -328,6 +358,20 @@ impl Cli {
                     },
                 })
             }
+            Commands::Explain(args) => {
+                if matches!(args.format, OutputFormat::Html | OutputFormat::Parquet) {
+                    return Err("ebiq explain writes table, csv or json".into());
+                }
+                Ok(Command::Explain {
+                    session: session_settings(args.session),
+                    explain: ExplainSettings {
+                        table: args.table,
+                        condition: args.condition,
+                        limit: args.limit,
+                        format: args.format,
+                    },
+                })
+            }
             Commands::Shell(args) => {
                 let mut shell = ShellSettings {
                     format: args.format,
@@ -394,6 +438,7 @@ fn session_settings(args: SessionArgs) -> SessionSettings {
         target_partitions: args.partitions,
         memory_limit: args.memory_limit,
         cluster: args.cluster,
+        as_of: args.as_of,
     }
 }
 

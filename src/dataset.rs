@@ -7,6 +7,8 @@ use anyhow::{Context, Result, bail};
 use datafusion::common::{Column, DataFusionError, SchemaError};
 use datafusion::prelude::{CsvReadOptions, DataFrame, Expr, ParquetReadOptions, SessionContext};
 
+use crate::delta::{self, AsOf, DeltaRead, is_delta_table};
+use crate::partitions::PartitionColumn;
 use crate::schema;
 use crate::storage::{Location, register_store, subfolders};
 use crate::validate::{InputFile, check_table, input_files};
@@ -88,30 +90,61 @@ impl Dataset {
     }
 
     /// Registers `opa` (and `apcs`) with `ctx`, with every column name in lower case so that SQL
-    /// naming a column in any case resolves.
-    ///
-    /// Each table's files are checked first ([`check_table`]); warnings go to stderr. Returns the
-    /// files the tables read.
-    pub async fn register(&self, ctx: &SessionContext) -> Result<Vec<InputFile>> {
+    /// naming a column in any case resolves. A table that is a Delta table is read at `as_of`
+    /// (else its newest version); any other is Parquet files, checked first ([`check_table`]).
+    /// Warnings go to stderr.
+    pub async fn register(&self, ctx: &SessionContext, as_of: Option<AsOf>) -> Result<Registered> {
         // No column is required here: a statement that needs one the files lack fails when it is
         // planned, naming itself, the column and a file ([`missing_column`]).
-        let opa = check_table(ctx, "opa", &self.opa, schema::OPA).await?;
-        let (mut files, mut warnings) = (opa.files, opa.warnings);
-        register_table(ctx, "opa", &self.opa).await?;
-        if let Some(apcs) = &self.apcs {
-            let check = check_table(ctx, "apcs", apcs, schema::APCS).await?;
-            files.extend(check.files);
-            warnings.extend(check.warnings);
-            register_table(ctx, "apcs", apcs).await?;
+        let mut registered = Registered::default();
+        let mut warnings = Vec::new();
+        let tables = [
+            ("opa", Some(&self.opa), schema::OPA),
+            ("apcs", self.apcs.as_ref(), schema::APCS),
+        ];
+        for (name, location, columns) in tables {
+            let Some(location) = location else { continue };
+            if is_delta_table(ctx, location).await? {
+                let (provider, files, read) = delta::open(ctx, name, location, as_of).await?;
+                let frame = ctx
+                    .read_table(provider)
+                    .with_context(|| format!("cannot read the {name} Delta table {location}"))?;
+                register_frame(ctx, name, frame)?;
+                registered.files.extend(files);
+                registered.delta.push(read);
+            } else {
+                let check = check_table(ctx, name, location, columns).await?;
+                register_table(ctx, name, location, &check.partitions).await?;
+                registered.files.extend(check.files);
+                warnings.extend(check.warnings);
+            }
+        }
+        if as_of.is_some() && registered.delta.is_empty() {
+            bail!(
+                "--as-of reads a Delta table at a version, but {} is not one (it has no _delta_log \
+                 folder)",
+                self.opa
+            );
         }
         if let Some(population) = &self.population {
-            files.extend(register_population(ctx, population).await?);
+            registered
+                .files
+                .extend(register_population(ctx, population).await?);
         }
         for warning in warnings {
             eprintln!("ebiq: warning: {warning}");
         }
-        Ok(files)
+        Ok(registered)
     }
+}
+
+/// What registering a dataset read.
+#[derive(Debug, Clone, Default)]
+pub struct Registered {
+    /// The files the tables read.
+    pub files: Vec<InputFile>,
+    /// The Delta tables among them, with the version read.
+    pub delta: Vec<DeltaRead>,
 }
 
 /// The columns a population file must have (any case); `age` may be `age_band` instead.
@@ -184,9 +217,19 @@ async fn register_population(ctx: &SessionContext, dir: &str) -> Result<Vec<Inpu
     Ok(files)
 }
 
-async fn register_table(ctx: &SessionContext, name: &str, path: &str) -> Result<()> {
+async fn register_table(
+    ctx: &SessionContext,
+    name: &str,
+    path: &str,
+    partitions: &[PartitionColumn],
+) -> Result<()> {
+    let partition_columns = partitions
+        .iter()
+        .map(|column| (column.name.clone(), column.data_type.clone()))
+        .collect();
+    let options = ParquetReadOptions::default().table_partition_cols(partition_columns);
     let frame = ctx
-        .read_parquet(path, ParquetReadOptions::default())
+        .read_parquet(path, options)
         .await
         .with_context(|| format!("cannot read the {name} table from {path}"))?;
     register_frame(ctx, name, frame)

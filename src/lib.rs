@@ -8,9 +8,12 @@
 
 pub mod cluster;
 pub mod dataset;
+pub mod delta;
+pub mod explain;
 pub mod generate;
 pub mod months;
 pub mod output;
+pub mod partitions;
 pub mod progress;
 pub mod report;
 pub mod rules;
@@ -24,6 +27,7 @@ pub mod validate;
 use anyhow::Result;
 
 use crate::cluster::{ExecutorSettings, SchedulerSettings};
+use crate::explain::ExplainSettings;
 use crate::generate::GenerateSettings;
 use crate::progress::Progress;
 use crate::report::ReportSettings;
@@ -54,6 +58,13 @@ pub enum Command {
         /// The shell's own settings.
         shell: ShellSettings,
     },
+    /// `ebiq explain`: why each rule flags the records a condition picks, or not.
+    Explain {
+        /// The session and its dataset.
+        session: SessionSettings,
+        /// The records and the output.
+        explain: ExplainSettings,
+    },
     /// `ebiq sql`: statements over a dataset, for scripts.
     Sql {
         /// The session and its dataset.
@@ -68,6 +79,7 @@ pub async fn run(command: Command, progress: Progress) -> Result<()> {
     match command {
         Command::Report { session, report } => report::run(&session, &report, &progress).await,
         Command::Sql { session, sql } => sql::run(&session, &sql).await,
+        Command::Explain { session, explain } => explain::run(&session, &explain).await,
         Command::Shell { session, shell } => shell::run(&session, &shell).await,
         Command::Scheduler(settings) => cluster::run_scheduler(&settings).await,
         Command::Executor(settings) => cluster::run_executor(&settings).await,

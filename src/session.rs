@@ -4,7 +4,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
@@ -12,6 +12,7 @@ use ebiq_udfs::{EbiqOptions, NullMode, register_rules};
 
 use crate::cluster;
 use crate::dataset::Dataset;
+use crate::delta::{AsOf, DeltaRead};
 use crate::rules::{RuleSource, Rules};
 use crate::validate::InputFile;
 
@@ -31,6 +32,8 @@ pub struct SessionSettings {
     pub memory_limit: Option<usize>,
     /// A Ballista scheduler (`df://HOST:PORT`) to run queries on instead of this process.
     pub cluster: Option<String>,
+    /// The version of the dataset's Delta tables to read; `None`: the newest.
+    pub as_of: Option<AsOf>,
 }
 
 impl SessionSettings {
@@ -44,6 +47,7 @@ impl SessionSettings {
             target_partitions: 0,
             memory_limit: None,
             cluster: None,
+            as_of: None,
         }
     }
 }
@@ -56,6 +60,8 @@ pub struct Session {
     pub rules: Rules,
     /// The Parquet files the tables read.
     pub inputs: Vec<InputFile>,
+    /// The Delta tables read, with their versions.
+    pub delta: Vec<DeltaRead>,
 }
 
 impl fmt::Debug for Session {
@@ -64,6 +70,7 @@ impl fmt::Debug for Session {
             .field("ctx", &self.ctx.session_id())
             .field("rules", &self.rules)
             .field("inputs", &self.inputs)
+            .field("delta", &self.delta)
             .finish()
     }
 }
@@ -78,8 +85,20 @@ pub async fn open(settings: &SessionSettings) -> Result<Session> {
     }
     register_esp2013(&ctx).await?;
     let dataset = Dataset::locate(&ctx, &settings.data).await?;
-    let inputs = dataset.register(&ctx).await?;
-    Ok(Session { ctx, rules, inputs })
+    let registered = dataset.register(&ctx, settings.as_of).await?;
+    if settings.cluster.is_some() && !registered.delta.is_empty() {
+        bail!(
+            "a Delta table is read in this process only: a Ballista cluster cannot plan a scan \
+             of {} (run without --cluster)",
+            dataset.opa
+        );
+    }
+    Ok(Session {
+        ctx,
+        rules,
+        inputs: registered.files,
+        delta: registered.delta,
+    })
 }
 
 /// Registers the 2013 European Standard Population as the view `esp2013` (`age_band`,

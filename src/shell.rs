@@ -23,12 +23,17 @@ use rustyline::error::ReadlineError;
 use rustyline::history::DefaultHistory;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
+use crate::explain::{ExplainSettings, explain_sql};
+use crate::output::OutputFormat;
+use crate::rules::Rules;
 use crate::session::{self, SessionSettings};
 
 const HELP: &str = "\
 ebiq shell: SQL over the SUS tables (opa, apcs) with every EBI rule function.
   \\rules            list the EBI rule functions, tsql_like, sus_month and the statistics
   \\rules NAME       show one function's documentation
+  \\why CONDITION    why each rule flags the opa records CONDITION picks, or not
+                    (\\why opa_ident = 1042; at most 20 records)
   \\timing           show or hide how long each statement took
   \\d                list tables        \\d NAME     describe a table
   \\pset format F    table, csv, tsv, json, ndjson or automatic
@@ -62,11 +67,15 @@ enum Next {
 /// The whole command: opens the session over the dataset and runs the shell on it.
 pub async fn run(session_settings: &SessionSettings, settings: &ShellSettings) -> Result<()> {
     let session = session::open(session_settings).await?;
-    run_shell(&session.ctx, settings).await
+    run_shell(&session.ctx, &session.rules, settings).await
 }
 
 /// Reads and runs statements until `\q` or the end of input.
-pub async fn run_shell(ctx: &SessionContext, settings: &ShellSettings) -> Result<()> {
+pub async fn run_shell(
+    ctx: &SessionContext,
+    rules: &Rules,
+    settings: &ShellSettings,
+) -> Result<()> {
     // Installed before anything runs, so Ctrl-C never ends the shell, only a statement.
     let mut interrupts = signal(SignalKind::interrupt()).context("cannot watch for Ctrl-C")?;
     let mut print = PrintOptions {
@@ -77,15 +86,16 @@ pub async fn run_shell(ctx: &SessionContext, settings: &ShellSettings) -> Result
         instrumented_registry: Arc::new(InstrumentedObjectStoreRegistry::new()),
     };
     if std::io::stdin().is_terminal() {
-        interactive(ctx, settings, &mut print, &mut interrupts).await
+        interactive(ctx, rules, settings, &mut print, &mut interrupts).await
     } else {
         print.quiet = true;
-        piped(ctx, &mut print, &mut interrupts).await
+        piped(ctx, rules, &mut print, &mut interrupts).await
     }
 }
 
 async fn interactive(
     ctx: &SessionContext,
+    rules: &Rules,
     settings: &ShellSettings,
     print: &mut PrintOptions,
     interrupts: &mut Signal,
@@ -101,7 +111,7 @@ async fn interactive(
         match editor.readline("ebiq> ") {
             Ok(line) => {
                 let _ = editor.add_history_entry(line.trim_end());
-                if let Next::Quit = run_line(ctx, &line, print, interrupts).await {
+                if let Next::Quit = run_line(ctx, rules, &line, print, interrupts).await {
                     break;
                 }
             }
@@ -121,6 +131,7 @@ async fn interactive(
 /// Reads statements from a pipe: meta commands on their own line, SQL up to a line ending in `;`.
 async fn piped(
     ctx: &SessionContext,
+    rules: &Rules,
     print: &mut PrintOptions,
     interrupts: &mut Signal,
 ) -> Result<()> {
@@ -132,7 +143,7 @@ async fn piped(
     let mut statement = String::new();
     for line in lines {
         if statement.trim().is_empty() && line.trim_start().starts_with('\\') {
-            if let Next::Quit = run_line(ctx, &line, print, interrupts).await {
+            if let Next::Quit = run_line(ctx, rules, &line, print, interrupts).await {
                 return Ok(());
             }
             continue;
@@ -140,25 +151,26 @@ async fn piped(
         statement.push_str(&line);
         statement.push('\n');
         if line.trim_end().ends_with(';') {
-            run_line(ctx, &statement, print, interrupts).await;
+            run_line(ctx, rules, &statement, print, interrupts).await;
             statement.clear();
         }
     }
     if !statement.trim().is_empty() {
-        run_line(ctx, &statement, print, interrupts).await;
+        run_line(ctx, rules, &statement, print, interrupts).await;
     }
     Ok(())
 }
 
 async fn run_line(
     ctx: &SessionContext,
+    rules: &Rules,
     line: &str,
     print: &mut PrintOptions,
     interrupts: &mut Signal,
 ) -> Next {
     let trimmed = line.trim();
     if let Some(meta) = trimmed.strip_prefix('\\') {
-        return meta_command(ctx, meta, print).await;
+        return meta_command(ctx, rules, meta, print).await;
     }
     if trimmed.is_empty() {
         return Next::Continue;
@@ -174,12 +186,21 @@ async fn run_line(
     Next::Continue
 }
 
-async fn meta_command(ctx: &SessionContext, meta: &str, print: &mut PrintOptions) -> Next {
+async fn meta_command(
+    ctx: &SessionContext,
+    rules: &Rules,
+    meta: &str,
+    print: &mut PrintOptions,
+) -> Next {
+    if let Some(condition) = meta.strip_prefix("why") {
+        why(ctx, rules, condition.trim(), print).await;
+        return Next::Continue;
+    }
     let mut words = meta.split_whitespace();
     match (words.next().unwrap_or_default(), words.next()) {
         ("q" | "quit", _) => return Next::Quit,
         ("?" | "help", _) => println!("{HELP}"),
-        ("rules", name) => println!("{}", rules(ctx, name)),
+        ("rules", name) => println!("{}", function_docs(ctx, name)),
         ("timing", _) => {
             print.quiet = !print.quiet;
             println!("timing is {}", if print.quiet { "off" } else { "on" });
@@ -203,9 +224,35 @@ async fn meta_command(ctx: &SessionContext, meta: &str, print: &mut PrintOptions
     Next::Continue
 }
 
+/// `\why CONDITION`: each rule's explanation of the `opa` records `condition` picks.
+async fn why(ctx: &SessionContext, rules: &Rules, condition: &str, print: &mut PrintOptions) {
+    if condition.is_empty() {
+        eprintln!("error: \\why takes a condition picking opa records: \\why opa_ident = 1042");
+        return;
+    }
+    let settings = ExplainSettings {
+        table: "opa".into(),
+        condition: condition.trim_end_matches(';').to_owned(),
+        limit: WHY_LIMIT,
+        format: OutputFormat::Table,
+    };
+    let result = match explain_sql(ctx, rules, &settings).await {
+        Ok(sql) => exec_from_commands(ctx, vec![sql], print)
+            .await
+            .map_err(Into::into),
+        Err(error) => Err(error),
+    };
+    if let Err(error) = result {
+        eprintln!("error: {error:#}");
+    }
+}
+
+/// Records `\why` explains at most, per rule.
+const WHY_LIMIT: usize = 20;
+
 /// ebiq's functions (the rule functions, `tsql_like`, `sus_month` and the statistics), or one of
 /// them in full.
-fn rules(ctx: &SessionContext, name: Option<&str>) -> String {
+fn function_docs(ctx: &SessionContext, name: Option<&str>) -> String {
     let state = ctx.state();
     let own: Vec<String> = ebiq_udfs::functions(&[]).map_or_else(
         |_| Vec::new(),

@@ -18,6 +18,7 @@ use datafusion::prelude::SessionContext;
 use futures::{StreamExt, TryStreamExt};
 use object_store::{ObjectMeta, ObjectStore};
 
+use crate::partitions::{PartitionColumn, layout};
 use crate::schema::{Kind, SusColumn};
 
 /// Footers read at once: enough to hide an object store's latency.
@@ -30,6 +31,8 @@ pub struct TableCheck {
     pub files: Vec<InputFile>,
     /// What is odd but readable (a column missing from some files), for stderr.
     pub warnings: Vec<String>,
+    /// Columns the `key=value` folders give ([`crate::partitions`]).
+    pub partitions: Vec<PartitionColumn>,
 }
 
 /// A file a table reads, as a run manifest records it.
@@ -96,7 +99,24 @@ pub async fn check_table(
             })
             .collect(),
         warnings: Vec::new(),
+        partitions: Vec::new(),
     };
+    let relative: Vec<Vec<&str>> = files
+        .iter()
+        .filter_map(|file| url.strip_prefix(&file.location).map(Iterator::collect))
+        .collect();
+    let held: Vec<&str> = schemas
+        .iter()
+        .flat_map(|(_, types)| types.keys().map(String::as_str))
+        .collect();
+    let partitioned = layout(&relative, &held, columns);
+    check.partitions = partitioned.columns;
+    check.warnings.extend(
+        partitioned
+            .warnings
+            .into_iter()
+            .map(|w| format!("{table} at {location}: {w}")),
+    );
     for column in columns {
         let key = column.name.to_lowercase();
         let expected = Kind::of(&column.data_type);

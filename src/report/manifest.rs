@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::{ReportSettings, ReportSummary};
+use crate::delta::DeltaRead;
 use crate::output::write_atomically;
 use crate::rules::Rules;
 use crate::session::SessionSettings;
@@ -28,6 +29,8 @@ pub(super) struct RunRecord<'a> {
     /// The rules as loaded for the run (not read again: the folder may have changed since).
     pub rules: &'a Rules,
     pub inputs: &'a [InputFile],
+    /// The Delta tables read, with their versions.
+    pub delta: &'a [DeltaRead],
     pub summary: &'a ReportSummary,
 }
 
@@ -75,12 +78,21 @@ fn manifest(run: &RunRecord<'_>) -> Result<Value> {
             "suppressed": run.report.suppress,
             "partitions": run.session.target_partitions,
             "memory_limit_bytes": run.session.memory_limit,
+            "as_of": run.session.as_of.map(|as_of| as_of.to_string()),
         },
         "inputs": run.inputs.iter().map(|file| json!({
             "table": file.table,
             "path": file.path,
             "bytes": file.bytes,
             "modified": timestamp(file.modified),
+            // Whether a query read it: false when partition pruning skipped it; null on a cluster.
+            "read": run.summary.files_read.as_ref().map(|read| read.contains(&file.path)),
+        })).collect::<Vec<_>>(),
+        // The version read, so that `--as-of VERSION` reproduces the run exactly.
+        "delta_tables": run.delta.iter().map(|read| json!({
+            "table": read.table,
+            "location": read.location,
+            "version": read.version,
         })).collect::<Vec<_>>(),
         "rules": run.rules.as_slice().iter().map(|rule| json!({
             "name": rule.name,

@@ -8,6 +8,7 @@ mod query;
 mod summary;
 pub mod suppress;
 
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -67,9 +68,10 @@ pub async fn run(
     let page = (settings.format == OutputFormat::Html)
         .then(|| page_info(session_settings, settings, &session.rules, started));
     let mut stdout = ResultsOut::stdout();
-    let summary = run_report(&session.ctx, settings, page.as_ref(), progress, &mut stdout)
+    let mut summary = run_report(&session.ctx, settings, page.as_ref(), progress, &mut stdout)
         .await
         .map_err(|error| missing_column(&error, &session.inputs).unwrap_or(error))?;
+    summary.files_total = session.inputs.len();
     stdout.flush()?;
     for path in &summary.outputs {
         eprintln!("wrote {}", path.display());
@@ -81,6 +83,7 @@ pub async fn run(
             report: settings,
             rules: &session.rules,
             inputs: &session.inputs,
+            delta: &session.delta,
             summary: &summary,
         };
         let path = write_manifest(out, &record)?;
@@ -88,6 +91,14 @@ pub async fn run(
     }
     summary.print();
     Ok(())
+}
+
+/// Adds a query's files to the run's; the run's become unknown if any query's are.
+fn read_from(run: &mut Option<BTreeSet<String>>, query: Option<BTreeSet<String>>) {
+    match (run.as_mut(), query) {
+        (Some(run), Some(query)) => run.extend(query),
+        _ => *run = None,
+    }
 }
 
 /// The first table (or `table.column`) `query` requires that the session does not have.
@@ -162,7 +173,10 @@ pub async fn run_report(
         std::fs::create_dir_all(out)
             .with_context(|| format!("cannot create the output folder {}", out.display()))?;
     }
-    let mut summary = ReportSummary::default();
+    let mut summary = ReportSummary {
+        files_read: Some(BTreeSet::new()),
+        ..ReportSummary::default()
+    };
     let bar = progress.bar(queries.len() as u64, "queries");
     // Every query runs before anything is written, so a failing query leaves no new outputs.
     let mut results = Vec::with_capacity(queries.len());
@@ -174,7 +188,9 @@ pub async fn run_report(
             bar.inc(1);
             continue;
         }
-        let (schema, batches) = run_query(ctx, query, &parameters).await?;
+        let result = run_query(ctx, query, &parameters).await?;
+        read_from(&mut summary.files_read, result.files_read);
+        let (schema, batches) = (result.schema, result.batches);
         if summary.rows_flagged.is_none() {
             summary.rows_flagged = sum_column(&batches, "flagged");
         }
@@ -239,7 +255,9 @@ pub async fn run_report(
     }
     bar.finish_and_clear();
     summary.queries = summary.ran.len();
-    (summary.rows_scanned, summary.quality) = scan_summary(ctx, &parameters).await?;
+    let files_read;
+    (summary.rows_scanned, summary.quality, files_read) = scan_summary(ctx, &parameters).await?;
+    read_from(&mut summary.files_read, files_read);
     summary.elapsed = started.elapsed();
     Ok(summary)
 }

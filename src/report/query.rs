@@ -3,14 +3,18 @@
 //! Queries take parameters as named placeholders (`$from_month`, `$to_month`), bound as values by
 //! DataFusion, never pasted into the SQL text.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::metadata::ScalarAndMetadata;
 use datafusion::common::{DataFusionError, ParamValues};
+use datafusion::datasource::physical_plan::FileScanConfig;
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::prelude::SessionContext;
 use datafusion::scalar::ScalarValue;
 use datafusion::sql::sqlparser::parser::ParserError;
@@ -130,12 +134,24 @@ fn located(path: &Path, error: DataFusionError) -> anyhow::Error {
     anyhow::Error::new(error).context(format!("query {}", path.display()))
 }
 
+/// A query's result, and the files it read.
+#[derive(Debug, Clone)]
+pub struct QueryResult {
+    /// The result's schema (also when it has no rows).
+    pub schema: SchemaRef,
+    /// Its rows.
+    pub batches: Vec<RecordBatch>,
+    /// The files its scans read after partition pruning; `None` when the plan does not say (a
+    /// cluster plans the scans itself).
+    pub files_read: Option<BTreeSet<String>>,
+}
+
 /// Plans and runs one query with its parameters bound.
 pub async fn run_query(
     ctx: &SessionContext,
     query: &QueryFile,
     parameters: &Parameters,
-) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+) -> Result<QueryResult> {
     let at = || format!("query {}", query.path.display());
     let frame = match ctx.sql(&query.sql).await {
         Ok(frame) => frame,
@@ -169,8 +185,44 @@ pub async fn run_query(
             .with_context(at)?
     };
     let schema = frame.schema().inner().clone();
-    let batches = frame.collect().await.with_context(at)?;
-    Ok((schema, batches))
+    let task = frame.task_ctx();
+    let plan = frame.create_physical_plan().await.with_context(at)?;
+    let files_read = files_scanned(&plan);
+    let batches = collect(plan, Arc::new(task)).await.with_context(at)?;
+    Ok(QueryResult {
+        schema,
+        batches,
+        files_read,
+    })
+}
+
+/// The files every file scan of `plan` was given: after partition pruning, before row-group
+/// pruning. `None` if `plan` has no file scan (a cluster's plan hides them).
+fn files_scanned(plan: &Arc<dyn ExecutionPlan>) -> Option<BTreeSet<String>> {
+    let mut files = BTreeSet::new();
+    let mut found_scan = false;
+    let mut pending = vec![plan];
+    while let Some(node) = pending.pop() {
+        if let Some(config) = node
+            .downcast_ref::<DataSourceExec>()
+            .and_then(|exec| exec.data_source().downcast_ref::<FileScanConfig>())
+        {
+            found_scan = true;
+            let store = config.object_store_url.as_str();
+            for group in &config.file_groups {
+                for file in group.files() {
+                    let location = &file.object_meta.location;
+                    files.insert(if store.starts_with("file://") {
+                        format!("/{location}")
+                    } else {
+                        format!("{store}{location}")
+                    });
+                }
+            }
+        }
+        pending.extend(node.children());
+    }
+    found_scan.then_some(files)
 }
 
 /// A query ebiq runs for itself (counts for the run summary), named like a file in errors.

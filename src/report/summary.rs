@@ -1,6 +1,7 @@
 //! The run summary: outpatient rows in the month range, rows flagged, and the records no report
 //! can count, printed to stderr (and recorded in the manifest).
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -26,8 +27,13 @@ pub struct ReportSummary {
     pub outputs: Vec<PathBuf>,
     /// Each query, in the order run, with its output.
     pub ran: Vec<QueryRun>,
-    /// Records with values out of range, over the whole dataset.
+    /// Records with values out of range.
     pub quality: DataQuality,
+    /// The files the queries and the summary read, after partition pruning; `None` when the
+    /// plans do not say (on a cluster).
+    pub files_read: Option<BTreeSet<String>>,
+    /// The files the tables have.
+    pub files_total: usize,
     /// Wall time of the queries and their outputs.
     pub elapsed: Duration,
 }
@@ -43,14 +49,15 @@ pub struct QueryRun {
     pub rows: usize,
 }
 
-/// Outpatient records no report can count, whatever the month range.
+/// Outpatient records no report can count.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DataQuality {
-    /// `Der_Activity_Month` NULL or not a valid yyyymm (202413).
+    /// `Der_Activity_Month` NULL or not a valid yyyymm (202413), in the whole table: such a
+    /// record falls in no month range.
     pub invalid_month: u64,
-    /// Age 999 (unknown) in the age the rule reads.
+    /// Records in the month range with age 999 (unknown) in the age the rule reads.
     pub unknown_age: u64,
-    /// An age that is neither 0-130, 999, nor 7001-7007 (infants).
+    /// Records in the month range with an age that is neither 0-130, 999, nor 7001-7007 (infants).
     pub impossible_age: u64,
 }
 
@@ -66,6 +73,15 @@ impl ReportSummary {
             self.rows_scanned,
             self.elapsed.as_secs_f64()
         );
+        if let Some(read) = &self.files_read
+            && read.len() < self.files_total
+        {
+            eprintln!(
+                "read {} of {} files (the partitions outside the month range were skipped)",
+                read.len(),
+                self.files_total
+            );
+        }
         let quality = self.quality;
         if quality != DataQuality::default() {
             eprintln!(
@@ -77,29 +93,37 @@ impl ReportSummary {
     }
 }
 
-/// `opa` rows in the month range, and the [`DataQuality`] counts over the whole table, in one scan.
+/// `opa` rows in the month range and the [`DataQuality`] counts, in one scan that reads only the
+/// rows in the range or with an invalid month (so a month-partitioned table is pruned), with the
+/// files it read.
 pub(super) async fn scan_summary(
     ctx: &SessionContext,
     parameters: &Parameters,
-) -> Result<(u64, DataQuality)> {
+) -> Result<(u64, DataQuality, Option<BTreeSet<String>>)> {
     let age = "coalesce(age_at_start_of_episode_sus, der_age_at_cds_activity_date)";
+    let in_range = "sus_month(der_activity_month) BETWEEN $from_month AND $to_month";
     let sql = format!(
         "SELECT \
-           count(*) FILTER (WHERE sus_month(der_activity_month) BETWEEN $from_month AND $to_month) \
-             AS in_range, \
+           count(*) FILTER (WHERE {in_range}) AS in_range, \
            count(*) FILTER (WHERE sus_month(der_activity_month) IS NULL) AS invalid_month, \
-           count(*) FILTER (WHERE {age} = 999) AS unknown_age, \
-           count(*) FILTER (WHERE {age} NOT BETWEEN 0 AND 130 AND {age} <> 999 \
+           count(*) FILTER (WHERE {in_range} AND {age} = 999) AS unknown_age, \
+           count(*) FILTER (WHERE {in_range} AND {age} NOT BETWEEN 0 AND 130 AND {age} <> 999 \
                               AND {age} NOT BETWEEN 7001 AND 7007) AS impossible_age \
-         FROM opa"
+         FROM opa \
+         WHERE {in_range} OR sus_month(der_activity_month) IS NULL"
     );
-    let (_, batches) = run_query(ctx, &internal_query("summary", &sql), parameters).await?;
+    let result = run_query(ctx, &internal_query("summary", &sql), parameters).await?;
+    let batches = result.batches;
     let quality = DataQuality {
         invalid_month: sum_column(&batches, "invalid_month").unwrap_or(0),
         unknown_age: sum_column(&batches, "unknown_age").unwrap_or(0),
         impossible_age: sum_column(&batches, "impossible_age").unwrap_or(0),
     };
-    Ok((sum_column(&batches, "in_range").unwrap_or(0), quality))
+    Ok((
+        sum_column(&batches, "in_range").unwrap_or(0),
+        quality,
+        result.files_read,
+    ))
 }
 
 /// The sum of an Int64 column over `batches`; `None` if they have no such column.

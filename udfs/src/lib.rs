@@ -81,8 +81,8 @@ pub use multi::{MAX_PATTERNS, PatternSet};
 pub use options::{EbiqOptions, NULL_MODE_HELP, NullMode, UnknownNullMode};
 pub use pattern::{LikePattern, PatternError};
 pub use rule::{
-    ColumnKind, Number, Predicate, Rule, RuleColumn, RuleFileError, RuleFunction, RuleOutput,
-    parse_rule_file, rule_functions, split_location,
+    ColumnKind, ExplainFunction, Number, OUTCOMES, Predicate, Rule, RuleColumn, RuleFileError,
+    RuleFunction, RuleOutput, parse_rule_file, rule_functions, split_location,
 };
 pub use stats::{
     Byar, Dsr, DsrSums, ESP2013, EspAgeBand, FunnelProportion, SpecialCause, Wilson, Xmr, XmrPoint,
@@ -165,8 +165,12 @@ pub fn functions(rules: &[Arc<Rule>]) -> Result<Functions> {
         .map(|name| (name, "ebiq itself"))
         .collect();
     for rule in rules {
-        for function in rule_functions(Arc::clone(rule)) {
-            let function = Arc::new(ScalarUDF::new_from_impl(function));
+        let explain = ScalarUDF::new_from_impl(ExplainFunction::new(rule));
+        let rule_functions = rule_functions(Arc::clone(rule))
+            .into_iter()
+            .map(ScalarUDF::new_from_impl);
+        for function in rule_functions.chain(std::iter::once(explain)) {
+            let function = Arc::new(function);
             if let Some(earlier) = defined_by.insert(function.name().to_owned(), &rule.file) {
                 return plan_err!(
                     "the rule files {earlier} and {} both define the function {}: rename one",

@@ -60,7 +60,7 @@ impl<'a> BatchColumns<'a> {
         self.arrays[column] = Some(array);
     }
 
-    fn array(&self, column: usize) -> Result<&ArrayRef> {
+    pub fn array(&self, column: usize) -> Result<&ArrayRef> {
         self.arrays
             .get(column)
             .and_then(Option::as_ref)

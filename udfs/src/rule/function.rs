@@ -30,7 +30,7 @@ pub enum RuleOutput {
     Excluded,
 }
 
-const DOC_SECTION_EBI: DocSection = DocSection {
+pub(super) const DOC_SECTION_EBI: DocSection = DocSection {
     include: true,
     label: "EBI rules",
     description: Some("NHS Evidence-Based Interventions rules, compiled from rule files"),
@@ -156,14 +156,7 @@ impl RuleFunction {
         inclusion: Option<Predicate>,
         exclusion: Option<Predicate>,
     ) -> Self {
-        let mut arguments = Vec::new();
-        for predicate in inclusion.iter().chain(exclusion.iter()) {
-            for column in predicate.columns() {
-                if !arguments.contains(&column) {
-                    arguments.push(column);
-                }
-            }
-        }
+        let arguments = arguments_of(inclusion.iter().chain(exclusion.iter()));
         let documentation = document(&name, rule, output, &arguments);
         Self {
             name,
@@ -296,51 +289,11 @@ impl ScalarUDFImpl for RuleFunction {
     }
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        if arg_types.len() != self.arguments.len() {
-            return plan_err!(
-                "{} takes {} arguments ({}), got {}",
-                self.name,
-                self.arguments.len(),
-                self.argument_columns().join(", "),
-                arg_types.len()
-            );
-        }
-        arg_types
-            .iter()
-            .zip(&self.arguments)
-            .enumerate()
-            .map(|(position, (data_type, &column))| {
-                let column = &self.rule.columns[column];
-                match (column.kind, data_type) {
-                    (_, DataType::Null) if column.kind == ColumnKind::Text => Ok(DataType::Utf8),
-                    (ColumnKind::Text, t) if is_string_type(t) => Ok(t.clone()),
-                    (ColumnKind::Number, t)
-                        if t.is_numeric() || t.is_null() || is_string_type(t) =>
-                    {
-                        Ok(DataType::Float64)
-                    }
-                    (kind, t) => plan_err!(
-                        "{}: argument {} ({}) must be {}, got {t}",
-                        self.name,
-                        position + 1,
-                        column.name,
-                        match kind {
-                            ColumnKind::Text => "a string",
-                            ColumnKind::Number => "a number",
-                        }
-                    ),
-                }
-            })
-            .collect()
+        coerce_arguments(&self.name, &self.rule, &self.arguments, arg_types)
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let mode = args
-            .config_options
-            .extensions
-            .get::<EbiqOptions>()
-            .map(|options| options.null_mode)
-            .unwrap_or_default();
+        let mode = null_mode_of(&args);
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
         if arrays.len() != self.arguments.len() {
             return exec_err!(
@@ -362,6 +315,75 @@ impl ScalarUDFImpl for RuleFunction {
     fn documentation(&self) -> Option<&Documentation> {
         Some(&self.documentation)
     }
+}
+
+/// The rule columns `sections` read, in order of first appearance: a rule function's arguments.
+pub(super) fn arguments_of<'a>(sections: impl IntoIterator<Item = &'a Predicate>) -> Vec<usize> {
+    let mut arguments = Vec::new();
+    for predicate in sections {
+        for column in predicate.columns() {
+            if !arguments.contains(&column) {
+                arguments.push(column);
+            }
+        }
+    }
+    arguments
+}
+
+/// The `ebiq.null_mode` a call runs under.
+pub(super) fn null_mode_of(args: &ScalarFunctionArgs) -> NullMode {
+    args.config_options
+        .extensions
+        .get::<EbiqOptions>()
+        .map(|options| options.null_mode)
+        .unwrap_or_default()
+}
+
+/// The argument types a rule function `name` taking `arguments` accepts for `arg_types`: text
+/// columns keep their string type, numbers become Float64; anything else is a planning error
+/// naming the argument and its column.
+pub(super) fn coerce_arguments(
+    name: &str,
+    rule: &Rule,
+    arguments: &[usize],
+    arg_types: &[DataType],
+) -> Result<Vec<DataType>> {
+    if arg_types.len() != arguments.len() {
+        let columns: Vec<&str> = arguments
+            .iter()
+            .map(|&c| rule.columns[c].name.as_str())
+            .collect();
+        return plan_err!(
+            "{name} takes {} arguments ({}), got {}",
+            arguments.len(),
+            columns.join(", "),
+            arg_types.len()
+        );
+    }
+    arg_types
+        .iter()
+        .zip(arguments)
+        .enumerate()
+        .map(|(position, (data_type, &column))| {
+            let column = &rule.columns[column];
+            match (column.kind, data_type) {
+                (_, DataType::Null) if column.kind == ColumnKind::Text => Ok(DataType::Utf8),
+                (ColumnKind::Text, t) if is_string_type(t) => Ok(t.clone()),
+                (ColumnKind::Number, t) if t.is_numeric() || t.is_null() || is_string_type(t) => {
+                    Ok(DataType::Float64)
+                }
+                (kind, t) => plan_err!(
+                    "{name}: argument {} ({}) must be {}, got {t}",
+                    position + 1,
+                    column.name,
+                    match kind {
+                        ColumnKind::Text => "a string",
+                        ColumnKind::Number => "a number",
+                    }
+                ),
+            }
+        })
+        .collect()
 }
 
 fn document(name: &str, rule: &Rule, output: RuleOutput, arguments: &[usize]) -> Documentation {

@@ -5,12 +5,14 @@ mod between;
 mod convert;
 mod error;
 mod eval;
+mod explain;
 mod file;
 mod function;
 
 use std::fmt;
 
 pub use error::{RuleFileError, split_location};
+pub use explain::{ExplainFunction, OUTCOMES};
 pub use file::parse_rule_file;
 pub use function::{RuleFunction, RuleOutput, rule_functions};
 
