@@ -59,6 +59,7 @@
 //! so the exclusion columns are read only for records the inclusion accepts. Literal `tsql_like`
 //! patterns are compiled once and cached.
 
+mod collation;
 mod multi;
 mod options;
 mod pattern;

@@ -2,7 +2,9 @@
 
 use std::fmt;
 
-/// A pattern that cannot be compiled, such as one with a `[` that is never closed.
+use crate::collation::weight;
+
+/// A `LIKE` that SQL Server refuses: an `ESCAPE` that is not one character.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PatternError {
     /// The pattern as given.
@@ -15,7 +17,7 @@ impl fmt::Display for PatternError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "malformed LIKE pattern '{}': {}",
+            "invalid LIKE pattern '{}': {}",
             self.pattern, self.message
         )
     }
@@ -42,10 +44,11 @@ enum CharClass {
     Any,
     /// A literal character, case-folded.
     Char(char),
-    /// `[...]` or `[^...]`, with members as inclusive ranges of case-folded characters.
+    /// `[...]` or `[^...]`, with members as inclusive ranges of collation weights
+    /// ([`weight`]); a range whose ends are reversed (`[c-a]`) holds nothing.
     Set {
         negated: bool,
-        ranges: Vec<(char, char)>,
+        ranges: Vec<(u32, u32)>,
     },
 }
 
@@ -56,7 +59,8 @@ impl CharClass {
             CharClass::Any => true,
             CharClass::Char(c) => *c == folded,
             CharClass::Set { negated, ranges } => {
-                ranges.iter().any(|&(lo, hi)| lo <= folded && folded <= hi) != *negated
+                let weight = weight(folded);
+                ranges.iter().any(|&(lo, hi)| lo <= weight && weight <= hi) != *negated
             }
         }
     }
@@ -113,9 +117,34 @@ pub struct LikePattern {
 }
 
 impl LikePattern {
-    /// Compiles `pattern`; a malformed one is an error saying why.
+    /// Compiles `pattern` without an escape character. Every pattern compiles: one that SQL
+    /// Server would find malformed (a `[` never closed) matches nothing, as there.
     pub fn compile(pattern: &str) -> Result<Self, PatternError> {
-        let tokens = parse(pattern)?;
+        Self::compile_with_escape(pattern, None)
+    }
+
+    /// Compiles `pattern` with `LIKE ... ESCAPE 'c'`: in the pattern, `c` makes the character
+    /// after it literal (`'10!%' ESCAPE '!'` matches `10%`), in a set too; a `c` that ends the
+    /// pattern leaves it matching nothing. `escape` must be one character (SQL Server refuses
+    /// `ESCAPE ''` and `ESCAPE 'ab'`); `None` (no ESCAPE, or `ESCAPE NULL`) escapes nothing.
+    pub fn compile_with_escape(pattern: &str, escape: Option<&str>) -> Result<Self, PatternError> {
+        let escape = match escape.map(|e| {
+            let mut chars = e.chars();
+            (chars.next(), chars.next())
+        }) {
+            None => None,
+            Some((Some(c), None)) => Some(c),
+            Some(_) => {
+                return Err(PatternError {
+                    pattern: pattern.to_owned(),
+                    message: format!(
+                        "the escape character '{}' is not one character",
+                        escape.unwrap_or_default()
+                    ),
+                });
+            }
+        };
+        let tokens = parse(pattern, escape).unwrap_or_else(|| vec![Token::One(NOTHING)]);
         let ascii_tokens: Vec<Option<u128>> = tokens
             .iter()
             .map(|t| match t {
@@ -172,15 +201,25 @@ impl LikePattern {
     }
 
     /// Does `text LIKE pattern` hold (for non-NULL text)?
+    ///
+    /// The text's trailing blanks are not significant: it matches if it does with any number of
+    /// them dropped, so `'a  ' LIKE 'a '` holds (the pattern's one blank is significant and the
+    /// text has it). A pattern ending in `%` absorbs them anyway.
     pub fn matches(&self, text: &str) -> bool {
         if self.matches_untrimmed(text) {
             return true;
         }
-        // Trailing blanks in the text are not significant; a pattern ending in `%` already absorbs them.
-        let ends_with_any_run = matches!(self.tokens.last(), Some(Token::AnyRun));
-        !ends_with_any_run
-            && text.ends_with(' ')
-            && self.matches_untrimmed(text.trim_end_matches(' '))
+        if matches!(self.tokens.last(), Some(Token::AnyRun)) {
+            return false;
+        }
+        let mut trimmed = text;
+        while let Some(shorter) = trimmed.strip_suffix(' ') {
+            if self.matches_untrimmed(shorter) {
+                return true;
+            }
+            trimmed = shorter;
+        }
+        false
     }
 
     fn matches_untrimmed(&self, text: &str) -> bool {
@@ -286,12 +325,24 @@ fn glob_ascii(tokens: &[Option<u128>], text: &[u8]) -> bool {
     tokens[p..].iter().all(Option::is_none)
 }
 
-fn parse(pattern: &str) -> Result<Vec<Token>, PatternError> {
+/// A class no character is in: what a pattern SQL Server cannot parse is made of.
+const NOTHING: CharClass = CharClass::Set {
+    negated: false,
+    ranges: Vec::new(),
+};
+
+/// The tokens of `pattern`; `None` when SQL Server would match nothing with it: a `[` that is
+/// never closed, or an escape character that ends the pattern.
+fn parse(pattern: &str, escape: Option<char>) -> Option<Vec<Token>> {
     let chars: Vec<char> = pattern.chars().collect();
     let mut tokens = Vec::with_capacity(chars.len());
     let mut i = 0;
     while i < chars.len() {
         match chars[i] {
+            c if Some(c) == escape => {
+                i += 1;
+                tokens.push(Token::One(CharClass::Char(fold(*chars.get(i)?))));
+            }
             '%' => {
                 if tokens.last() != Some(&Token::AnyRun) {
                     tokens.push(Token::AnyRun);
@@ -299,10 +350,7 @@ fn parse(pattern: &str) -> Result<Vec<Token>, PatternError> {
             }
             '_' => tokens.push(Token::One(CharClass::Any)),
             '[' => {
-                let (class, close) = parse_set(&chars, i).map_err(|message| PatternError {
-                    pattern: pattern.to_owned(),
-                    message,
-                })?;
+                let (class, close) = parse_set(&chars, i, escape)?;
                 tokens.push(Token::One(class));
                 i = close;
             }
@@ -310,44 +358,54 @@ fn parse(pattern: &str) -> Result<Vec<Token>, PatternError> {
         }
         i += 1;
     }
-    Ok(tokens)
+    Some(tokens)
 }
 
-/// Parses the set opened by the `[` at `open`; returns it with the index of its closing `]`.
-fn parse_set(chars: &[char], open: usize) -> Result<(CharClass, usize), String> {
+/// Parses the set opened by the `[` at `open`; returns it with the index of its closing `]`, or
+/// `None` if nothing closes it.
+fn parse_set(chars: &[char], open: usize, escape: Option<char>) -> Option<(CharClass, usize)> {
     let mut j = open + 1;
     let negated = chars.get(j) == Some(&'^');
     if negated {
         j += 1;
     }
-    let mut ranges = Vec::new();
+    // Members as (character, escaped), so that an escaped `]` or `-` is only a member.
+    let mut members = Vec::new();
     let first_member = j;
     loop {
-        let Some(&c) = chars.get(j) else {
-            return Err(format!(
-                "the '[' at character {} is never closed by ']'",
-                open + 1
-            ));
-        };
+        let c = *chars.get(j)?;
+        if Some(c) == escape {
+            members.push((*chars.get(j + 1)?, true));
+            j += 2;
+            continue;
+        }
         if c == ']' && j > first_member {
             break;
         }
-        match (chars.get(j + 1), chars.get(j + 2)) {
-            (Some('-'), Some(&hi)) if hi != ']' => {
-                ranges.push((fold(c), fold(hi)));
-                j += 3;
+        members.push((c, false));
+        j += 1;
+    }
+    let mut ranges = Vec::new();
+    let mut m = 0;
+    while m < members.len() {
+        let (c, _) = members[m];
+        match (members.get(m + 1), members.get(m + 2)) {
+            (Some(('-', false)), Some(&(hi, _))) => {
+                ranges.push((weight(fold(c)), weight(fold(hi))));
+                m += 3;
             }
             _ => {
-                ranges.push((fold(c), fold(c)));
-                j += 1;
+                let w = weight(fold(c));
+                ranges.push((w, w));
+                m += 1;
             }
         }
     }
-    let class = match ranges.as_slice() {
-        [(lo, hi)] if lo == hi && !negated => CharClass::Char(*lo),
+    let class = match (members.as_slice(), negated) {
+        ([(c, _)], false) => CharClass::Char(fold(*c)),
         _ => CharClass::Set { negated, ranges },
     };
-    Ok((class, j))
+    Some((class, j))
 }
 
 #[cfg(test)]
@@ -411,15 +469,66 @@ mod tests {
     }
 
     #[test]
-    fn unclosed_bracket_is_an_error_naming_the_pattern() {
-        let error = LikePattern::compile("%U05[45%").expect_err("unclosed set");
-        assert_eq!(error.pattern, "%U05[45%");
-        assert_eq!(
-            error.to_string(),
-            "malformed LIKE pattern '%U05[45%': the '[' at character 5 is never closed by ']'"
-        );
-        assert!(LikePattern::compile("[").is_err());
-        assert!(LikePattern::compile("[^]").is_err());
+    fn a_pattern_sql_server_cannot_parse_matches_nothing() {
+        for pattern in ["[", "[^]", "%U05[45%", "a[%", "[%", "abc!"] {
+            let compiled = LikePattern::compile_with_escape(pattern, Some("!")).unwrap();
+            for text in ["", "a", "abc", "a[b", "U054", "[", "abc!"] {
+                assert!(
+                    !compiled.matches(text),
+                    "'{text}' LIKE '{pattern}' ESCAPE '!'"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn ranges_follow_the_collation_not_code_points() {
+        let cases: &[(&str, &str, bool)] = &[
+            ("=", "[0-a]", false),
+            ("A", "[0-a]", true),
+            ("5", "[0-a]", true),
+            ("á", "[0-a]", false),
+            ("á", "[a-b]", true),
+            ("Ñ", "[a-z]", true),
+            ("_", "[0-9]", false),
+            ("_", "[!-~]", true),
+            ("b", "[c-a]", false),
+        ];
+        for &(text, pattern, expected) in cases {
+            assert_eq!(like(text, pattern), expected, "'{text}' LIKE '{pattern}'");
+        }
+    }
+
+    #[test]
+    fn the_texts_trailing_blanks_may_go_the_patterns_stay() {
+        assert!(like("a  ", "a "));
+        assert!(like("a  ", "a"));
+        assert!(like("a ", "a_"));
+        assert!(!like("a", "a "));
+        assert!(!like(" a", "a"));
+        assert!(like("a   b  ", "a%b"));
+    }
+
+    #[test]
+    fn escape_makes_the_next_character_literal_in_and_out_of_sets() {
+        let like_escaped = |text: &str, pattern: &str| {
+            LikePattern::compile_with_escape(pattern, Some("!"))
+                .unwrap()
+                .matches(text)
+        };
+        assert!(like_escaped("10%", "10!%"));
+        assert!(!like_escaped("100", "10!%"));
+        assert!(like_escaped("a_b", "a!_b"));
+        assert!(!like_escaped("axb", "a!_b"));
+        assert!(like_escaped("[x]", "![x!]"));
+        assert!(like_escaped("!", "!!"));
+        assert!(like_escaped("]", "[!]]"));
+        assert!(like_escaped("-", "[a!-c]") && !like_escaped("b", "[a!-c]"));
+        assert!(like_escaped("ab", "a!b"));
+        for escape in ["", "ab"] {
+            let error = LikePattern::compile_with_escape("a", Some(escape)).unwrap_err();
+            assert!(error.to_string().contains("not one character"), "{error}");
+        }
     }
 
     #[test]

@@ -24,7 +24,7 @@ const CACHED_PATTERNS: usize = 1024;
 #[derive(Debug)]
 pub struct TsqlLike {
     signature: Signature,
-    compiled: Mutex<HashMap<String, Arc<LikePattern>>>,
+    compiled: Mutex<HashMap<(String, Option<String>), Arc<LikePattern>>>,
 }
 
 impl Default for TsqlLike {
@@ -42,22 +42,23 @@ impl TsqlLike {
         Self::default()
     }
 
-    fn compile_cached(&self, pattern: &str) -> Result<Arc<LikePattern>> {
+    fn compile_cached(&self, pattern: &str, escape: Option<&str>) -> Result<Arc<LikePattern>> {
         let mut compiled = self
             .compiled
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(found) = compiled.get(pattern) {
+        let key = (pattern.to_owned(), escape.map(str::to_owned));
+        if let Some(found) = compiled.get(&key) {
             return Ok(Arc::clone(found));
         }
-        let fresh = match LikePattern::compile(pattern) {
+        let fresh = match LikePattern::compile_with_escape(pattern, escape) {
             Ok(fresh) => Arc::new(fresh),
             Err(error) => return exec_err!("tsql_like: {error}"),
         };
         if compiled.len() >= CACHED_PATTERNS {
             compiled.clear();
         }
-        compiled.insert(pattern.to_owned(), Arc::clone(&fresh));
+        compiled.insert(key, Arc::clone(&fresh));
         Ok(fresh)
     }
 }
@@ -97,15 +98,15 @@ impl ScalarUDFImpl for TsqlLike {
     }
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        if arg_types.len() != 2 {
+        if !(2..=3).contains(&arg_types.len()) {
             return plan_err!(
-                "tsql_like takes 2 arguments (text, pattern), got {}",
+                "tsql_like takes 2 or 3 arguments (text, pattern[, escape]), got {}",
                 arg_types.len()
             );
         }
         arg_types
             .iter()
-            .zip(["text", "pattern"])
+            .zip(["text", "pattern", "escape character"])
             .map(|(data_type, role)| match data_type {
                 DataType::Null => Ok(DataType::Utf8),
                 t if is_string_type(t) => Ok(t.clone()),
@@ -117,9 +118,14 @@ impl ScalarUDFImpl for TsqlLike {
     /// Checks a literal pattern while the query is planned, so a malformed one fails before any
     /// data is read.
     fn simplify(&self, args: Vec<Expr>, _info: &SimplifyContext) -> Result<ExprSimplifyResult> {
+        let escape = match args.get(2) {
+            None => None,
+            Some(Expr::Literal(escape, _)) => scalar_str(escape)?,
+            Some(_) => return plan_err!("tsql_like: the escape character must be a literal"),
+        };
         if let Some(Expr::Literal(pattern, _)) = args.get(1)
             && let Ok(Some(pattern)) = scalar_str(pattern)
-            && let Err(error) = LikePattern::compile(pattern)
+            && let Err(error) = LikePattern::compile_with_escape(pattern, escape)
         {
             return plan_err!("tsql_like: {error}");
         }
@@ -127,15 +133,18 @@ impl ScalarUDFImpl for TsqlLike {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let [text, pattern] = args.args.as_slice() else {
-            return exec_err!("tsql_like takes 2 arguments, got {}", args.args.len());
+        let (text, pattern, escape) = match args.args.as_slice() {
+            [text, pattern] => (text, pattern, None),
+            [text, pattern, ColumnarValue::Scalar(escape)] => (text, pattern, scalar_str(escape)?),
+            [_, _, _] => return exec_err!("tsql_like: the escape character must be a literal"),
+            other => return exec_err!("tsql_like takes 2 or 3 arguments, got {}", other.len()),
         };
         match (text, pattern) {
             (_, ColumnarValue::Scalar(pattern)) => {
                 let Some(pattern) = scalar_str(pattern)? else {
                     return Ok(ColumnarValue::Scalar(ScalarValue::Boolean(None)));
                 };
-                let pattern = self.compile_cached(pattern)?;
+                let pattern = self.compile_cached(pattern, escape)?;
                 match text {
                     ColumnarValue::Array(text) => {
                         Ok(ColumnarValue::Array(like_array(text.as_ref(), &pattern)?))
@@ -157,7 +166,7 @@ impl ScalarUDFImpl for TsqlLike {
                         continue;
                     };
                     if !compiled.contains_key(source) {
-                        match LikePattern::compile(source) {
+                        match LikePattern::compile_with_escape(source, escape) {
                             Ok(pattern) => compiled.insert(source, pattern),
                             Err(error) => return exec_err!("tsql_like: {error}"),
                         };
@@ -173,18 +182,22 @@ impl ScalarUDFImpl for TsqlLike {
         static DOCUMENTATION: LazyLock<Documentation> = LazyLock::new(|| {
             Documentation::builder(
                 DOC_SECTION_STRING,
-                "SQL Server LIKE: '%' matches any run of characters, '_' one character, '[45]' one \
-                 of a set, '[0-9]' a range, '[^x]' anything but x ('[[]' is a literal '['). Letters \
-                 compare case-insensitively, as under SQL Server's default collation, and trailing \
-                 blanks in the text are not significant. NULL text or pattern gives NULL; a pattern \
-                 with an unclosed '[' is an error.",
-                "tsql_like(text, pattern)",
+                "SQL Server LIKE under its default collation SQL_Latin1_General_CP1_CI_AS: '%' \
+                 matches any run of characters, '_' one character, '[45]' one of a set, '[0-9]' a \
+                 range by the collation's sort order (marks, then digits, then letters, accented \
+                 letters after their base), '[^x]' anything but x ('[[]' is a literal '['). Letters \
+                 compare case-insensitively; the text's trailing blanks are not significant, the \
+                 pattern's are. With a third argument, LIKE ... ESCAPE: that one character makes \
+                 the next literal. NULL text or pattern gives NULL; a pattern SQL Server cannot \
+                 parse (a '[' never closed) matches nothing, as there.",
+                "tsql_like(text, pattern[, escape])",
             )
             .with_sql_example(
                 "```sql\n> SELECT tsql_like('X621,u054', '%U05[45]%');\n+------+\n| true |\n+------+\n```",
             )
             .with_argument("text", "String expression to test (Utf8, LargeUtf8, Utf8View or dictionary).")
             .with_argument("pattern", "SQL Server LIKE pattern.")
+            .with_argument("escape", "Optional: the ESCAPE character, one character (NULL: none).")
             .build()
         });
         Some(&DOCUMENTATION)

@@ -108,15 +108,42 @@ fn a_missing_then_is_reported_at_the_end_of_the_section() {
 }
 
 #[test]
-fn a_malformed_pattern_names_its_place() {
+fn an_invalid_escape_names_its_place() {
     let error = error_of(
         "r.sql",
-        "-- @section code_script\nWHEN x like '%U05[45%' THEN 'f'\n",
+        "-- @section code_script\nWHEN x like '%U05!%%' ESCAPE '!!' THEN 'f'\n",
     );
     assert_eq!(
         error,
-        "r.sql:2:13: malformed LIKE pattern '%U05[45%': the '[' at character 5 is never closed by ']'"
+        "r.sql:2:13: invalid LIKE pattern '%U05!%%': the escape character '!!' is not one character"
     );
+}
+
+#[test]
+fn a_pattern_sql_server_cannot_parse_is_a_clause_that_matches_nothing() {
+    // As on SQL Server: an unclosed '[' is no error, and the LIKE is false for every text.
+    let rule = parse_rule_file(
+        "r.sql",
+        "-- @section code_script\nWHEN x like '%U05[45%' OR x like '%Z66[5%' THEN 'f'\n",
+    )
+    .unwrap();
+    let patterns = rule.columns[0].patterns.patterns();
+    assert_eq!(patterns.len(), 2);
+    for text in ["U054", "%U05[45%", "U05[", "", "Z66[5"] {
+        assert!(patterns.iter().all(|p| !p.matches(text)), "{text}");
+    }
+}
+
+#[test]
+fn like_escape_in_a_rule_file_makes_the_next_character_literal() {
+    let rule = parse_rule_file(
+        "r.sql",
+        "-- @section code_script\nWHEN x like '%10!%%' ESCAPE '!' AND x NOT LIKE '%!_%' ESCAPE '!' THEN 'f'\n",
+    )
+    .unwrap();
+    let patterns = rule.columns[0].patterns.patterns();
+    assert!(patterns[0].matches("a 10% rise") && !patterns[0].matches("a 100 rise"));
+    assert!(patterns[1].matches("a_b") && !patterns[1].matches("ab"));
 }
 
 #[test]

@@ -61,20 +61,20 @@ async fn tsql_like_in_sql() {
 }
 
 #[tokio::test]
-async fn a_malformed_literal_pattern_fails_at_planning_naming_the_pattern() {
+async fn an_invalid_escape_fails_at_planning_naming_the_pattern() {
     let ctx = session();
     // No table is read: the error comes from planning, before any data.
     let plan = ctx
-        .sql("SELECT tsql_like(column1, '%U05[45%') FROM (VALUES ('a'))")
+        .sql("SELECT tsql_like(column1, '%U05[45%', 'ab') FROM (VALUES ('a'))")
         .await;
     let error = match plan {
         Err(error) => error,
         Ok(frame) => frame.into_optimized_plan().unwrap_err(),
     };
     assert!(
-        error
-            .to_string()
-            .contains("malformed LIKE pattern '%U05[45%'"),
+        error.to_string().contains(
+            "invalid LIKE pattern '%U05[45%': the escape character 'ab' is not one character"
+        ),
         "{error}"
     );
 }

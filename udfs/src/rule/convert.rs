@@ -104,7 +104,7 @@ impl<'a> Converter<'a> {
                 any: false,
                 expr: text,
                 pattern,
-                escape_char: None,
+                escape_char,
             } => {
                 let source = string_literal(pattern).ok_or_else(|| {
                     self.error(
@@ -112,8 +112,20 @@ impl<'a> Converter<'a> {
                         format!("expected a string pattern after LIKE, found '{pattern}'"),
                     )
                 })?;
-                let compiled =
-                    LikePattern::compile(source).map_err(|e| self.error(pattern, e.to_string()))?;
+                let escape = match escape_char.as_ref().map(|e| &e.value) {
+                    None | Some(Value::Null) => None,
+                    Some(Value::SingleQuotedString(c) | Value::NationalStringLiteral(c)) => {
+                        Some(c.as_str())
+                    }
+                    Some(other) => {
+                        return Err(self.error(
+                            pattern,
+                            format!("expected a one-character string after ESCAPE, found {other}"),
+                        ));
+                    }
+                };
+                let compiled = LikePattern::compile_with_escape(source, escape)
+                    .map_err(|e| self.error(pattern, e.to_string()))?;
                 let column = self.column(text, Some(ColumnKind::Text))?;
                 let patterns = &mut self.columns[column].patterns;
                 let index = match patterns.iter().position(|p| *p == compiled) {
