@@ -471,7 +471,8 @@ mod tests {
     #[test]
     fn a_pattern_sql_server_cannot_parse_matches_nothing() {
         for pattern in ["[", "[^]", "%U05[45%", "a[%", "[%", "abc!"] {
-            let compiled = LikePattern::compile_with_escape(pattern, Some("!")).unwrap();
+            let compiled =
+                LikePattern::compile_with_escape(pattern, Some("!")).expect("one-character escape");
             for text in ["", "a", "abc", "a[b", "U054", "[", "abc!"] {
                 assert!(
                     !compiled.matches(text),
@@ -513,7 +514,7 @@ mod tests {
     fn escape_makes_the_next_character_literal_in_and_out_of_sets() {
         let like_escaped = |text: &str, pattern: &str| {
             LikePattern::compile_with_escape(pattern, Some("!"))
-                .unwrap()
+                .expect("one-character escape")
                 .matches(text)
         };
         assert!(like_escaped("10%", "10!%"));
@@ -526,7 +527,8 @@ mod tests {
         assert!(like_escaped("-", "[a!-c]") && !like_escaped("b", "[a!-c]"));
         assert!(like_escaped("ab", "a!b"));
         for escape in ["", "ab"] {
-            let error = LikePattern::compile_with_escape("a", Some(escape)).unwrap_err();
+            let error =
+                LikePattern::compile_with_escape("a", Some(escape)).expect_err("not one character");
             assert!(error.to_string().contains("not one character"), "{error}");
         }
     }
