@@ -16,6 +16,9 @@ use datafusion_expr::{
 use crate::pattern::LikePattern;
 use crate::strings::{collect_strings, is_string_type, scalar_str, test_strings};
 
+/// A literal pattern and its escape character, as the cache knows them.
+type PatternKey = (String, Option<String>);
+
 /// Compiled literal patterns kept at most; past this the cache starts again.
 const CACHED_PATTERNS: usize = 1024;
 
@@ -24,7 +27,7 @@ const CACHED_PATTERNS: usize = 1024;
 #[derive(Debug)]
 pub struct TsqlLike {
     signature: Signature,
-    compiled: Mutex<HashMap<(String, Option<String>), Arc<LikePattern>>>,
+    compiled: Mutex<HashMap<PatternKey, Arc<LikePattern>>>,
 }
 
 impl Default for TsqlLike {
