@@ -8,7 +8,10 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use datafusion::datasource::TableProvider;
 use datafusion::prelude::SessionContext;
-use deltalake::{DeltaTable, DeltaTableBuilder};
+use deltalake::logstore::{
+    LogStore, LogStoreFactory, ObjectStoreRef, StorageConfig, default_logstore, logstore_factories,
+};
+use deltalake::{DeltaResult, DeltaTable, DeltaTableBuilder};
 use url::Url;
 
 use crate::storage::{Location, register_store};
@@ -88,6 +91,7 @@ pub async fn open(
         // The store ebiq configured from the environment, so a Delta table is reached with the
         // same credentials as Parquet files.
         let store = register_store(ctx, &url)?;
+        read_log_over_any_store(url.scheme());
         builder = builder.with_storage_backend(store, url.clone());
     }
     builder = match as_of {
@@ -130,6 +134,34 @@ pub async fn open(
         version,
     };
     Ok((provider, files, read))
+}
+
+/// `deltalake` finds how to read a table's log by its URL scheme, and knows only `file://` and
+/// `memory://` without its cloud crates. ebiq only reads, and brings its own object store, so the
+/// default log store (plain reads of `_delta_log/`) serves every scheme ebiq can reach.
+fn read_log_over_any_store(scheme: &str) {
+    let Ok(key) = Url::parse(&format!("{scheme}://")) else {
+        return;
+    };
+    let factories = logstore_factories();
+    if !factories.contains_key(&key) {
+        factories.insert(key, Arc::new(ReadingLogStores));
+    }
+}
+
+/// Log stores for reading a table over an object store ebiq configured.
+struct ReadingLogStores;
+
+impl LogStoreFactory for ReadingLogStores {
+    fn with_options(
+        &self,
+        prefixed_store: ObjectStoreRef,
+        root_store: ObjectStoreRef,
+        location: &Url,
+        options: &StorageConfig,
+    ) -> DeltaResult<Arc<dyn LogStore>> {
+        Ok(default_logstore(prefixed_store, root_store, location, options))
+    }
 }
 
 /// A local path or URL as the URL `deltalake` wants (absolute, with a trailing slash).
