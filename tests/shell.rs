@@ -63,7 +63,7 @@ fn an_error_mid_session_is_shown_and_the_session_goes_on() {
     // The statement over two lines ran after the error, in the format switched to by \pset.
     assert!(stdout.contains("rows\n60000\n"), "{stdout}");
     assert!(stdout.contains("ebi_lower_back_imaging_included_by_der_procedure_all("));
-    assert!(stdout.contains("tsql_like(text, pattern)"));
+    assert!(stdout.contains("tsql_like(text, pattern[, escape])"));
     assert!(stdout.contains("sus_month(der_activity_month)"));
     assert!(
         stdout.contains("der_diagnosis_all"),
