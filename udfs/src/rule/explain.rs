@@ -11,13 +11,13 @@ use arrow::array::{
 };
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Fields, Float64Type};
-use datafusion_common::{Result, exec_err};
+use datafusion_common::Result;
 use datafusion_expr::{
     ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
 };
 
 use super::eval::BatchColumns;
-use super::function::{DOC_SECTION_EBI, arguments_of, coerce_arguments, null_mode_of};
+use super::function::{DOC_SECTION_EBI, arguments_of, batch_of, coerce_arguments, null_mode_of};
 use super::{Number, Predicate, Rule};
 use crate::options::{NULL_MODE_HELP, NullMode};
 
@@ -181,20 +181,8 @@ impl ScalarUDFImpl for ExplainFunction {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let mode = null_mode_of(&args);
-        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
-        if arrays.len() != self.arguments.len() {
-            return exec_err!(
-                "{} takes {} arguments, got {}",
-                self.name,
-                self.arguments.len(),
-                arrays.len()
-            );
-        }
         let rows = args.number_rows;
-        let mut batch = BatchColumns::new(&self.rule, rows);
-        for (array, &column) in arrays.into_iter().zip(&self.arguments) {
-            batch.set(column, array);
-        }
+        let mut batch = batch_of(&self.name, &self.rule, &self.arguments, &args)?;
         let included = batch.evaluate(&self.rule.inclusion)?;
         let likes = self
             .inclusion_likes

@@ -294,19 +294,7 @@ impl ScalarUDFImpl for RuleFunction {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let mode = null_mode_of(&args);
-        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
-        if arrays.len() != self.arguments.len() {
-            return exec_err!(
-                "{} takes {} arguments, got {}",
-                self.name,
-                self.arguments.len(),
-                arrays.len()
-            );
-        }
-        let mut batch = BatchColumns::new(&self.rule, args.number_rows);
-        for (array, &column) in arrays.into_iter().zip(&self.arguments) {
-            batch.set(column, array);
-        }
+        let mut batch = batch_of(&self.name, &self.rule, &self.arguments, &args)?;
         let result = self.evaluate(&mut batch, mode)?;
         debug_assert_eq!(result.len(), batch.rows());
         Ok(ColumnarValue::Array(result))
@@ -328,6 +316,28 @@ pub(super) fn arguments_of<'a>(sections: impl IntoIterator<Item = &'a Predicate>
         }
     }
     arguments
+}
+
+/// A call's argument arrays as the batch of rule columns they carry.
+pub(super) fn batch_of<'a>(
+    name: &str,
+    rule: &'a Rule,
+    arguments: &[usize],
+    args: &ScalarFunctionArgs,
+) -> Result<BatchColumns<'a>> {
+    let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+    if arrays.len() != arguments.len() {
+        return exec_err!(
+            "{name} takes {} arguments, got {}",
+            arguments.len(),
+            arrays.len()
+        );
+    }
+    let mut batch = BatchColumns::new(rule, args.number_rows);
+    for (array, &column) in arrays.into_iter().zip(arguments) {
+        batch.set(column, array);
+    }
+    Ok(batch)
 }
 
 /// The `ebiq.null_mode` a call runs under.
