@@ -6,7 +6,6 @@
 //! `generate::run`, `cluster::run_scheduler`, `cluster::run_executor`); the querying ones open their
 //! session over a dataset with [`session::open`].
 
-pub mod clause_first;
 pub mod cluster;
 pub mod dataset;
 pub mod delta;

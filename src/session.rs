@@ -10,7 +10,6 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use ebiq_udfs::{EbiqOptions, NullMode, register_rules};
 
-use crate::clause_first::RuleClausesFirst;
 use crate::cluster;
 use crate::dataset::Dataset;
 use crate::delta::{AsOf, DeltaRead};
@@ -152,8 +151,5 @@ pub fn new_session(settings: &SessionSettings, rules: &Rules) -> Result<SessionC
         .context("cannot set up the query runtime")?;
     let mut ctx = SessionContext::new_with_config_rt(config, runtime);
     register_rules(&mut ctx, rules.as_slice()).context("cannot register the rule functions")?;
-    if std::env::var_os("EBIQ_EXPERIMENT_NO_CLAUSE_FIRST").is_none() {
-        ctx.add_optimizer_rule(Arc::new(RuleClausesFirst));
-    }
     Ok(ctx)
 }

@@ -180,34 +180,6 @@ impl RuleFunction {
         self.output
     }
 
-    /// For the flag function: the rule's single-column inclusion clauses as functions, each with
-    /// the position of its one argument among this function's. Each is TRUE wherever the flag is
-    /// not NULL, so `ebi_<rule>(...) IS NOT NULL` may be preceded by them without changing any
-    /// answer: a scan can then test the procedure codes alone and read the other columns only for
-    /// the rows they keep. Empty for the other functions, and for a rule whose inclusion tests one
-    /// column.
-    pub fn necessary_clauses(&self) -> Vec<(RuleFunction, usize)> {
-        if self.output != RuleOutput::Flag {
-            return Vec::new();
-        }
-        let base = format!("ebi_{}", self.rule.name);
-        single_column_clauses(&self.rule.inclusion)
-            .into_iter()
-            .filter_map(|(column, clause)| {
-                let position = self.arguments.iter().position(|&a| a == column)?;
-                let column_name = self.rule.columns[column].name.to_ascii_lowercase();
-                let function = RuleFunction::new(
-                    format!("{base}_included_by_{column_name}"),
-                    &self.rule,
-                    RuleOutput::Included,
-                    Some(clause),
-                    None,
-                );
-                Some((function, position))
-            })
-            .collect()
-    }
-
     /// The names of the columns its arguments carry, in order.
     pub fn argument_columns(&self) -> Vec<&str> {
         self.arguments
