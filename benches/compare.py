@@ -1,4 +1,5 @@
-"""Side-by-side: ebiq against DuckDB, Polars and stock DataFusion (Python) on the same data.
+"""Side-by-side: ebiq against DuckDB, Polars, ClickHouse (chdb, in-process) and stock DataFusion
+(Python) on the same data.
 
 Each engine answers the main report, outpatient appointments the EBI rule "Low back pain imaging"
 flags by provider and month (queries/01_flagged_by_provider_month.sql), in its own process, so
@@ -68,6 +69,35 @@ def run_duckdb(data, matcher):
     return con.execute(duckdb_sql(data, matcher)).fetchall()
 
 
+def clickhouse_sql(data, matcher):
+    p, d = "Der_Procedure_All", "Der_Diagnosis_All"
+    if matcher == "match":
+        def any_of(col, pattern, _codes):
+            return f"match({col}, '(?i){pattern}')"
+    else:
+        def any_of(col, _pattern, codes):
+            listed = ", ".join(f"'{c}'" for c in codes)
+            return f"multiSearchAnyCaseInsensitive({col}, [{listed}])"
+    code = "Der_Provider_Code"
+    return f"""
+        SELECT if(length({code}) = 5 AND right({code}, 2) = '00', left({code}, 3), {code}) AS provider,
+               Der_Activity_Month AS month, count(*) AS flagged
+        FROM file('{data}/opa/*.parquet', Parquet)
+        WHERE ({any_of(p, SPINE, SPINE_CODES)}
+               OR ({any_of(p, IMAGING, IMAGING_CODES)} AND {any_of(p, SITE, SITE_CODES)}))
+          AND coalesce(Age_at_Start_of_Episode_SUS, Der_Age_at_CDS_Activity_Date) BETWEEN 19 AND 120
+          AND NOT coalesce(match({d}, '(?i){CANCER}'), false)
+          AND NOT coalesce(trimRight(Administrative_Category) = '02', false)
+          AND match(Der_Activity_Month, '{MONTH}')
+        GROUP BY provider, month ORDER BY provider, month"""
+
+
+def run_clickhouse(data, matcher):
+    import chdb
+    text = str(chdb.query(clickhouse_sql(data, matcher), "CSV"))
+    return [tuple(row) for row in csv.reader(io.StringIO(text))]
+
+
 def run_polars(data):
     import polars as pl
     p, d = pl.col("Der_Procedure_All"), pl.col("Der_Diagnosis_All")
@@ -117,6 +147,8 @@ def worker(engine, data):
         "duckdb (regexp)": lambda: run_duckdb(data, "regexp"),
         "duckdb (contains)": lambda: run_duckdb(data, "contains"),
         "polars": lambda: run_polars(data),
+        "clickhouse (match)": lambda: run_clickhouse(data, "match"),
+        "clickhouse (multiSearch)": lambda: run_clickhouse(data, "multisearch"),
         "datafusion-python": lambda: run_datafusion(data),
     }
     out = csv.writer(sys.stdout, lineterminator="\n")
@@ -135,10 +167,12 @@ def opa_rows(data):
 
 
 def versions():
+    import chdb
     import datafusion
     import duckdb
     import polars
-    return f"duckdb {duckdb.__version__}, polars {polars.__version__}, datafusion-python {datafusion.__version__}"
+    return (f"duckdb {duckdb.__version__}, polars {polars.__version__}, chdb {chdb.__version__} "
+            f"(ClickHouse {chdb.engine_version}), datafusion-python {datafusion.__version__}")
 
 
 def main():
@@ -159,7 +193,9 @@ def main():
             "ebiq": [args.ebiq, "report", "--quiet", "--format", "csv", "--data", args.data,
                      "--queries", only_main],
         }
-        for engine in ("duckdb (regexp)", "duckdb (contains)", "polars", "datafusion-python"):
+        peers = ("duckdb (regexp)", "duckdb (contains)", "polars", "clickhouse (match)",
+                 "clickhouse (multiSearch)", "datafusion-python")
+        for engine in peers:
             commands[engine] = [sys.executable, __file__, "--worker", engine, "--data", args.data]
         walls = {engine: [] for engine in commands}
         peaks = {engine: 0 for engine in commands}

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# ebiq against DuckDB, Polars and stock DataFusion (Python), side by side, on one generated dataset.
+# ebiq against DuckDB, Polars, ClickHouse (chdb) and stock DataFusion (Python), side by side, on one
+# generated dataset.
 #
 #   benches/compare.sh [--rows N] [--runs R] [--data DIR]
 #
@@ -18,7 +19,7 @@ while [ $# -gt 0 ]; do
         --rows) rows=$2; shift 2 ;;
         --runs) runs=$2; shift 2 ;;
         --data) data=$2; shift 2 ;;
-        -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
         *) echo "compare.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
     esac
 done
