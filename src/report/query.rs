@@ -105,7 +105,11 @@ pub fn load_queries(dir: &Path) -> Result<Vec<QueryFile>> {
 
 /// The values of the placeholders a report may use.
 #[derive(Debug, Clone)]
-pub struct Parameters(HashMap<&'static str, ScalarValue>);
+pub struct Parameters {
+    values: HashMap<&'static str, ScalarValue>,
+    /// Whether `--from` or `--to` narrowed the months.
+    bounded: bool,
+}
 
 impl Parameters {
     /// `$from_month` and `$to_month` as yyyymm text; an open end takes in every month.
@@ -113,10 +117,18 @@ impl Parameters {
         let month = |m: Option<Month>, default: &str| {
             ScalarValue::Utf8(Some(m.map_or_else(|| default.to_owned(), |m| m.yyyymm())))
         };
-        Self(HashMap::from([
-            ("from_month", month(from, "000000")),
-            ("to_month", month(to, "999999")),
-        ]))
+        Self {
+            values: HashMap::from([
+                ("from_month", month(from, "000000")),
+                ("to_month", month(to, "999999")),
+            ]),
+            bounded: from.is_some() || to.is_some(),
+        }
+    }
+
+    /// Whether the month range leaves out any valid month.
+    pub fn is_bounded(&self) -> bool {
+        self.bounded
     }
 }
 
@@ -163,8 +175,8 @@ pub async fn run_query(
         .with_context(at)?;
     let mut values = HashMap::new();
     for name in used.keys() {
-        let Some(value) = parameters.0.get(name.trim_start_matches('$')) else {
-            let mut known: Vec<_> = parameters.0.keys().map(|k| format!("${k}")).collect();
+        let Some(value) = parameters.values.get(name.trim_start_matches('$')) else {
+            let mut known: Vec<_> = parameters.values.keys().map(|k| format!("${k}")).collect();
             known.sort();
             bail!(
                 "{} uses the parameter {name}, which ebiq does not provide (it provides {})",

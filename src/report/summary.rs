@@ -93,9 +93,10 @@ impl ReportSummary {
     }
 }
 
-/// `opa` rows in the month range and the [`DataQuality`] counts, in one scan that reads only the
-/// rows in the range or with an invalid month (so a month-partitioned table is pruned), with the
-/// files it read.
+/// `opa` rows in the month range and the [`DataQuality`] counts, in one scan, with the files it
+/// read. With a month range, the scan reads only the rows in it or with an invalid month, so that
+/// month partitions and row groups outside it are skipped; without one, that filter would only
+/// cost time.
 pub(super) async fn scan_summary(
     ctx: &SessionContext,
     parameters: &Parameters,
@@ -109,8 +110,12 @@ pub(super) async fn scan_summary(
            count(*) FILTER (WHERE {in_range} AND {age} = 999) AS unknown_age, \
            count(*) FILTER (WHERE {in_range} AND {age} NOT BETWEEN 0 AND 130 AND {age} <> 999 \
                               AND {age} NOT BETWEEN 7001 AND 7007) AS impossible_age \
-         FROM opa \
-         WHERE {in_range} OR sus_month(der_activity_month) IS NULL"
+         FROM opa{}",
+        if parameters.is_bounded() {
+            format!(" WHERE {in_range} OR sus_month(der_activity_month) IS NULL")
+        } else {
+            String::new()
+        }
     );
     let result = run_query(ctx, &internal_query("summary", &sql), parameters).await?;
     let batches = result.batches;
