@@ -26,6 +26,7 @@ use crate::months::Month;
 use crate::output::{OutputFormat, ResultsOut, write_atomically, write_batches, write_file};
 use crate::progress::Progress;
 use crate::session::{self, SessionSettings};
+use crate::validate::InputFile;
 use manifest::{RunRecord, write_manifest};
 use summary::{scan_summary, sum_column};
 use suppress::suppress;
@@ -71,7 +72,7 @@ pub async fn run(
     let mut summary = run_report(&session.ctx, settings, page.as_ref(), progress, &mut stdout)
         .await
         .map_err(|error| missing_column(&error, &session.inputs).unwrap_or(error))?;
-    summary.files_total = session.inputs.len();
+    summary.files_total = files_of_tables_read(&session.inputs, summary.files_read.as_ref());
     stdout.flush()?;
     for path in &summary.outputs {
         eprintln!("wrote {}", path.display());
@@ -91,6 +92,23 @@ pub async fn run(
     }
     summary.print();
     Ok(())
+}
+
+/// How many files the tables the run read have (a table no query reads, such as `apcs` for the
+/// outpatient reports, is not counted), so that fewer files read means partitions were skipped.
+fn files_of_tables_read(inputs: &[InputFile], read: Option<&BTreeSet<String>>) -> usize {
+    let Some(read) = read else {
+        return inputs.len();
+    };
+    let tables: BTreeSet<&str> = inputs
+        .iter()
+        .filter(|file| read.contains(&file.path))
+        .map(|file| file.table.as_str())
+        .collect();
+    inputs
+        .iter()
+        .filter(|file| tables.contains(file.table.as_str()))
+        .count()
 }
 
 /// Adds a query's files to the run's; the run's become unknown if any query's are.

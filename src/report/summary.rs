@@ -32,7 +32,7 @@ pub struct ReportSummary {
     /// The files the queries and the summary read, after partition pruning; `None` when the
     /// plans do not say (on a cluster).
     pub files_read: Option<BTreeSet<String>>,
-    /// The files the tables have.
+    /// The files of the tables the run read.
     pub files_total: usize,
     /// Wall time of the queries and their outputs.
     pub elapsed: Duration,
@@ -77,7 +77,7 @@ impl ReportSummary {
             && read.len() < self.files_total
         {
             eprintln!(
-                "read {} of {} files (the partitions outside the month range were skipped)",
+                "read {} of {} files (partition pruning skipped the rest)",
                 read.len(),
                 self.files_total
             );
