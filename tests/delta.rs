@@ -108,6 +108,18 @@ async fn each_version_of_a_delta_table_answers_as_its_rows_do() {
     assert_same_counts(&dir.join("v1"), &flat_all);
     assert_same_counts(&dir.join("newest"), &flat_all);
 
+    // The HTML page says which version it counted.
+    let page_dir = dir.join("page");
+    let page_out = page_dir.to_str().unwrap();
+    ebiq_ok(&[
+        "report", "--quiet", "--format", "html", "--out", page_out, "--data", data, "--as-of", "0",
+    ]);
+    let page = read(&page_dir.join("report.html"));
+    assert!(
+        page.contains("opa Delta version 0"),
+        "the page names the version"
+    );
+
     // The manifest lists the data files of the version read: version 1 adds to version 0's.
     let files = |m: &serde_json::Value| m["inputs"].as_array().unwrap().len();
     assert!(files(&v1) > files(&v0), "{v0} {v1}");

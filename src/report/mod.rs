@@ -67,7 +67,7 @@ pub async fn run(
         }
     }
     let page = (settings.format == OutputFormat::Html)
-        .then(|| page_info(session_settings, settings, &session.rules, started));
+        .then(|| page_info(session_settings, settings, &session, started));
     let mut stdout = ResultsOut::stdout();
     let mut summary = run_report(&session.ctx, settings, page.as_ref(), progress, &mut stdout)
         .await
@@ -145,9 +145,20 @@ async fn missing_requirement(ctx: &SessionContext, query: &QueryFile) -> Result<
 fn page_info(
     session: &SessionSettings,
     settings: &ReportSettings,
-    rules: &crate::rules::Rules,
+    opened: &session::Session,
     started: chrono::DateTime<chrono::Utc>,
 ) -> html::PageInfo {
+    let rules = &opened.rules;
+    let versions: Vec<String> = opened
+        .delta
+        .iter()
+        .map(|read| format!("{} Delta version {}", read.table, read.version))
+        .collect();
+    let data = if versions.is_empty() {
+        session.data.clone()
+    } else {
+        format!("{} ({})", session.data, versions.join(", "))
+    };
     let month = |m: Option<Month>, open: &str| m.map_or_else(|| open.to_owned(), |m| m.to_string());
     html::PageInfo {
         rules: rules
@@ -169,7 +180,7 @@ fn page_info(
             month(settings.from, "the first"),
             month(settings.to, "the last")
         ),
-        data: session.data.clone(),
+        data,
         suppressed: settings.suppress,
         started: started.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     }
