@@ -14,6 +14,7 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::ListingTableUrl;
+use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::prelude::SessionContext;
 use futures::{StreamExt, TryStreamExt};
 use object_store::{ObjectMeta, ObjectStore};
@@ -67,7 +68,7 @@ pub async fn check_table(
         futures::stream::iter(files.iter().map(|file| {
             let (store, format, state, url) = (&store, &format, &state, &url);
             async move {
-                let name = display_name(url, &file.location);
+                let name = file_name(&url.object_store(), &file.location);
                 let schema = format
                     .infer_schema(state, store, std::slice::from_ref(file))
                     .await
@@ -93,7 +94,7 @@ pub async fn check_table(
             .iter()
             .map(|file| InputFile {
                 table: table.to_owned(),
-                path: display_name(&url, &file.location),
+                path: file_name(&url.object_store(), &file.location),
                 bytes: file.size,
                 modified: file.last_modified,
             })
@@ -198,18 +199,19 @@ pub async fn input_files(
         .iter()
         .map(|file| InputFile {
             table: table.to_owned(),
-            path: display_name(&url, &file.location),
+            path: file_name(&url.object_store(), &file.location),
             bytes: file.size,
             modified: file.last_modified,
         })
         .collect())
 }
 
-/// A file as the user would write it: a local path, or the store's URL and the object's path.
-fn display_name(url: &ListingTableUrl, location: &object_store::path::Path) -> String {
-    if url.scheme() == "file" {
+/// A file as the user would write it, and as the run's records name it: a local path, or the
+/// store's URL and the object's path.
+pub fn file_name(store: &ObjectStoreUrl, location: &object_store::path::Path) -> String {
+    if store.as_str().starts_with("file://") {
         format!("/{location}")
     } else {
-        format!("{}{location}", url.object_store().as_str())
+        format!("{}{location}", store.as_str())
     }
 }

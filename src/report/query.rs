@@ -21,6 +21,7 @@ use datafusion::sql::sqlparser::parser::ParserError;
 use ebiq_udfs::split_location;
 
 use crate::months::Month;
+use crate::validate::file_name;
 
 /// One report query: a `.sql` file whose leading comment says what it answers.
 #[derive(Debug, Clone)]
@@ -220,15 +221,12 @@ fn files_scanned(plan: &Arc<dyn ExecutionPlan>) -> Option<BTreeSet<String>> {
             .and_then(|exec| exec.data_source().downcast_ref::<FileScanConfig>())
         {
             found_scan = true;
-            let store = config.object_store_url.as_str();
             for group in &config.file_groups {
                 for file in group.files() {
-                    let location = &file.object_meta.location;
-                    files.insert(if store.starts_with("file://") {
-                        format!("/{location}")
-                    } else {
-                        format!("{store}{location}")
-                    });
+                    files.insert(file_name(
+                        &config.object_store_url,
+                        &file.object_meta.location,
+                    ));
                 }
             }
         }
