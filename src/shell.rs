@@ -192,7 +192,11 @@ async fn meta_command(
     meta: &str,
     print: &mut PrintOptions,
 ) -> Next {
-    if let Some(condition) = meta.strip_prefix("why") {
+    // `\why` alone, or followed by a condition; `\whyever` is not it.
+    if let Some(condition) = meta
+        .strip_prefix("why")
+        .filter(|rest| rest.is_empty() || rest.starts_with(char::is_whitespace))
+    {
         why(ctx, rules, condition.trim(), print).await;
         return Next::Continue;
     }
