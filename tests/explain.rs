@@ -127,7 +127,7 @@ fn why_in_the_shell_explains_the_records_a_condition_picks() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let script = format!("\\why opa_ident = {flagged}\n\\why\n");
+    let script = format!("\\why opa_ident = {flagged}\n\\why\n\\whyever\n");
     child
         .stdin
         .take()
@@ -144,6 +144,11 @@ fn why_in_the_shell_explains_the_records_a_condition_picks() {
     );
     assert!(
         stderr(&output).contains("\\why takes a condition"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        stderr(&output).contains("unknown command '\\whyever'"),
         "{}",
         stderr(&output)
     );
