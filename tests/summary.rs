@@ -1,0 +1,125 @@
+//! The run summary's counts (rows in the month range, invalid months, unknown and impossible
+//! ages) against the same counts made row by row in plain SQL, with neither `sus_month` nor
+//! `coalesce`, over a dataset seeded with every kind of odd value.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::Path;
+
+use common::{ebiq_ok, scratch};
+
+/// The sample's outpatient rows with months that are not yyyymm (and NULL), and ages that are
+/// unknown (999), impossible (150, -1, 7010) or infants' (7003), in either age column.
+const ODD_VALUES: &str = "SELECT * REPLACE ( \
+    CASE opa_ident % 50 WHEN 0 THEN '202413' WHEN 1 THEN NULL WHEN 2 THEN '2024-5' \
+         WHEN 3 THEN ' 202404' ELSE der_activity_month END AS der_activity_month, \
+    CASE WHEN opa_ident % 7 = 0 THEN NULL WHEN opa_ident % 11 = 0 THEN 999 \
+         WHEN opa_ident % 13 = 0 THEN 150 WHEN opa_ident % 17 = 0 THEN 7003 \
+         WHEN opa_ident % 19 = 0 THEN -1 ELSE age_at_start_of_episode_sus END \
+         AS age_at_start_of_episode_sus, \
+    CASE WHEN opa_ident % 23 = 0 THEN 999 WHEN opa_ident % 29 = 0 THEN 7010 \
+         ELSE der_age_at_cds_activity_date END AS der_age_at_cds_activity_date) \
+    FROM opa";
+
+/// The four counts, row by row: `first` and `last` are yyyymm text.
+fn row_by_row(data: &Path, first: &str, last: &str) -> Vec<u64> {
+    let age = "CASE WHEN age_at_start_of_episode_sus IS NOT NULL \
+               THEN age_at_start_of_episode_sus ELSE der_age_at_cds_activity_date END";
+    let valid = "der_activity_month ~ '^[0-9]{4}(0[1-9]|1[0-2])$'";
+    let in_range =
+        format!("{valid} AND der_activity_month >= '{first}' AND der_activity_month <= '{last}'");
+    let sql = format!(
+        "SELECT count(*) FILTER (WHERE {in_range}), \
+                count(*) FILTER (WHERE der_activity_month IS NULL OR NOT ({valid})), \
+                count(*) FILTER (WHERE {in_range} AND {age} = 999), \
+                count(*) FILTER (WHERE {in_range} AND ({age} < 0 OR {age} > 130) AND {age} <> 999 \
+                                 AND ({age} < 7001 OR {age} > 7007)) \
+         FROM opa"
+    );
+    let output = ebiq_ok(&[
+        "sql",
+        "--data",
+        data.to_str().unwrap(),
+        "--format",
+        "csv",
+        &sql,
+    ]);
+    let text = String::from_utf8(output.stdout).unwrap();
+    let counts: Vec<u64> = text
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert!(
+        counts.iter().all(|&n| n > 0),
+        "every kind should occur: {counts:?}"
+    );
+    counts
+}
+
+/// The same four counts from the manifest of `ebiq report` with `range` arguments.
+fn from_report(data: &Path, out: &Path, range: &[&str]) -> Vec<u64> {
+    let queries = out.with_extension("queries");
+    std::fs::create_dir_all(&queries).unwrap();
+    std::fs::copy(
+        common::project().join("queries/01_flagged_by_provider_month.sql"),
+        queries.join("01_flagged_by_provider_month.sql"),
+    )
+    .unwrap();
+    let mut args = vec![
+        "report",
+        "--quiet",
+        "--data",
+        data.to_str().unwrap(),
+        "--queries",
+        queries.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(range);
+    ebiq_ok(&args);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    let quality = &manifest["data_quality"];
+    [
+        &manifest["rows_scanned"],
+        &quality["invalid_activity_month"],
+        &quality["unknown_age"],
+        &quality["impossible_age"],
+    ]
+    .iter()
+    .map(|value| value.as_u64().unwrap())
+    .collect()
+}
+
+#[test]
+fn the_summary_counts_what_a_row_by_row_count_does() {
+    let dir = scratch("summary");
+    let data = dir.join("data");
+    std::fs::create_dir_all(data.join("opa")).unwrap();
+    let copy = format!(
+        "COPY ({ODD_VALUES}) TO '{}'",
+        data.join("opa/odd.parquet").display()
+    );
+    ebiq_ok(&["sql", "--format", "csv", &copy]);
+
+    assert_eq!(
+        from_report(&data, &dir.join("all"), &[]),
+        row_by_row(&data, "000000", "999999"),
+        "no month range: rows scanned, invalid months, unknown ages, impossible ages"
+    );
+    assert_eq!(
+        from_report(
+            &data,
+            &dir.join("range"),
+            &["--from", "2024-04", "--to", "2024-09"]
+        ),
+        row_by_row(&data, "202404", "202409"),
+        "--from 2024-04 --to 2024-09"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
