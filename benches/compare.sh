@@ -10,7 +10,7 @@
 # a table of median wall time, rows/s, peak memory and the ratio to ebiq.
 set -euo pipefail
 
-root=$(cd "$(dirname "$0")/.." && pwd)
+source "$(dirname "$0")/common.sh"
 rows=20000000
 runs=3
 data=""
@@ -25,15 +25,8 @@ while [ $# -gt 0 ]; do
 done
 data=${data:-$root/bench-data/sus-$rows}
 
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/ebiq-target}
-echo "building ebiq (release)..." >&2
-cargo build --release --quiet --manifest-path "$root/Cargo.toml"
-ebiq=$CARGO_TARGET_DIR/release/ebiq
-
-if [ ! -f "$data/.complete-$rows" ]; then
-    "$ebiq" generate --rows "$rows" --seed 2026 --out "$data" --force
-    touch "$data/.complete-$rows"
-fi
+build_ebiq
+ensure_dataset "$rows" "$data"
 
 venv=${EBIQ_BENCH_VENV:-$root/benches/.venv}
 if [ ! -x "$venv/bin/python" ]; then

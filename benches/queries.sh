@@ -9,7 +9,7 @@
 # times each (default 3): a table of median wall time and peak resident memory (GNU time).
 set -euo pipefail
 
-root=$(cd "$(dirname "$0")/.." && pwd)
+source "$(dirname "$0")/common.sh"
 rows=20000000
 runs=3
 data=""
@@ -24,33 +24,10 @@ while [ $# -gt 0 ]; do
 done
 data=${data:-$root/bench-data/sus-$rows}
 
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/ebiq-target}
-echo "building ebiq (release)..." >&2
-cargo build --release --quiet --manifest-path "$root/Cargo.toml"
-ebiq=$CARGO_TARGET_DIR/release/ebiq
-
-if [ ! -f "$data/.complete-$rows-population" ]; then
-    "$ebiq" generate --rows "$rows" --seed 2026 --out "$data" --force
-    touch "$data/.complete-$rows-population"
-fi
-
+build_ebiq
+ensure_dataset "$rows" "$data"
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
-
-# median wall seconds and median peak RSS (MB) of R runs of "$@"
-measure() {
-    local walls=() peaks=()
-    for _ in $(seq "$runs"); do
-        /usr/bin/time -f '%e %M' -o "$scratch/time" "$@" > /dev/null 2> "$scratch/stderr" \
-            || { cat "$scratch/stderr" >&2; exit 1; }
-        read -r wall peak < "$scratch/time"
-        walls+=("$wall"); peaks+=("$peak")
-    done
-    local wall peak
-    wall=$(printf '%s\n' "${walls[@]}" | sort -n | sed -n "$(( (runs + 1) / 2 ))p")
-    peak=$(printf '%s\n' "${peaks[@]}" | sort -n | sed -n "$(( (runs + 1) / 2 ))p")
-    printf '%s %d\n' "$wall" $(( peak / 1024 ))
-}
 
 echo "| report | median wall (s) | peak memory (MB) |"
 echo "|---|---:|---:|"
@@ -58,10 +35,10 @@ for query in "$root"/queries/*.sql; do
     name=$(basename "$query" .sql)
     mkdir -p "$scratch/$name"
     cp "$query" "$scratch/$name/"
-    read -r wall peak < <(measure "$ebiq" report --quiet --data "$data" --queries "$scratch/$name" --format csv)
+    measure "$runs" "$ebiq" report --quiet --data "$data" --queries "$scratch/$name" --format csv
     echo "| $name alone | $wall | $peak |"
 done
-read -r wall peak < <(measure "$ebiq" report --quiet --data "$data" --format csv --out "$scratch/csv")
+measure "$runs" "$ebiq" report --quiet --data "$data" --format csv --out "$scratch/csv"
 echo "| all $(ls "$root"/queries/*.sql | wc -l) queries, --format csv --out | $wall | $peak |"
-read -r wall peak < <(measure "$ebiq" report --quiet --data "$data" --format html --out "$scratch/html")
+measure "$runs" "$ebiq" report --quiet --data "$data" --format html --out "$scratch/html"
 echo "| all queries, --format html --out (one page) | $wall | $peak |"

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# How ebiq's cost grows with the data, and what the main report costs over the rule's own yardstick.
+#
+#   benches/scaling.sh [--sizes "1000000 5000000 ..."] [--runs R] [--keep]
+#
+# Builds ebiq (release) and, for each size (default 1M, 5M, 20M, 100M outpatient rows), generates a
+# dataset into bench-data/sus-N unless one is there, then measures, R times each (default 3):
+#   clause  SELECT count(*) FROM opa WHERE <the rule's procedure clause>   (ebiq sql)
+#   query   01's SQL alone, months bound as literals                       (ebiq sql -f)
+#   report  ebiq report with only queries/01, so with the input checks and the run summary
+# and prints a table of median wall times, the report's ns per row and its ratio to the clause.
+# Datasets above 20M rows are deleted after their row unless --keep (500M rows is 6.5 GB).
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+
+sizes="1000000 5000000 20000000 100000000"
+runs=3
+keep=false
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --sizes) sizes=$2; shift 2 ;;
+        --runs) runs=$2; shift 2 ;;
+        --keep) keep=true; shift ;;
+        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+        *) echo "scaling.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
+    esac
+done
+
+build_ebiq
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+main=$root/queries/01_flagged_by_provider_month.sql
+mkdir -p "$scratch/queries"
+cp "$main" "$scratch/queries/"
+sed 's/\$from_month/'"'000000'"'/; s/\$to_month/'"'999999'"'/' "$main" > "$scratch/01_bound.sql"
+clause="SELECT count(*) FROM opa WHERE \
+ebi_lower_back_imaging_included_by_der_procedure_all(der_procedure_all)"
+
+echo "| outpatient rows | clause (s) | 01 SQL (s) | report (s) | report ns/row | report / clause | report peak (MB) |"
+echo "|---:|---:|---:|---:|---:|---:|---:|"
+for rows in $sizes; do
+    data=$root/bench-data/sus-$rows
+    ensure_dataset "$rows" "$data"
+    measure "$runs" "$ebiq" sql --data "$data" --format csv "$clause"
+    clause_wall=$wall
+    measure "$runs" "$ebiq" sql --data "$data" --format csv -f "$scratch/01_bound.sql"
+    query_wall=$wall
+    measure "$runs" "$ebiq" report --quiet --data "$data" --queries "$scratch/queries" --format csv
+    awk -v rows="$rows" -v c="$clause_wall" -v q="$query_wall" -v r="$wall" -v p="$peak" 'BEGIN {
+        printf "| %d | %.2f | %.2f | %.2f | %.0f | %.2fx | %d |\n", rows, c, q, r, r * 1e9 / rows, r / c, p }'
+    if [ "$keep" = false ] && [ "$rows" -gt 20000000 ]; then
+        rm -rf "$data"
+    fi
+done
