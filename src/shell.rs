@@ -30,7 +30,7 @@ use crate::session::{self, SessionSettings};
 
 const HELP: &str = "\
 ebiq shell: SQL over the SUS tables (opa, apcs) with every EBI rule function.
-  \\rules            list the EBI rule functions, tsql_like, sus_month and the statistics
+  \\rules            list the EBI rule functions, tsql_like, sus_month, sus_age_* and the statistics
   \\rules NAME       show one function's documentation
   \\why CONDITION    why each rule flags the opa records CONDITION picks, or not
                     (\\why opa_ident = 1042; at most 20 records)
@@ -254,7 +254,7 @@ async fn why(ctx: &SessionContext, rules: &Rules, condition: &str, print: &mut P
 /// Records `\why` explains at most, per rule.
 const WHY_LIMIT: usize = 20;
 
-/// ebiq's functions (the rule functions, `tsql_like`, `sus_month` and the statistics), or one of
+/// ebiq's functions (the rule functions, `tsql_like`, `sus_month`, the `sus_age_*` checks and the statistics), or one of
 /// them in full.
 fn function_docs(ctx: &SessionContext, name: Option<&str>) -> String {
     let state = ctx.state();

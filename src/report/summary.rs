@@ -103,7 +103,7 @@ pub(super) async fn scan_summary(
     ctx: &SessionContext,
     parameters: &Parameters,
 ) -> Result<(u64, DataQuality, Option<BTreeSet<String>>)> {
-    let age = "coalesce(age_at_start_of_episode_sus, der_age_at_cds_activity_date)";
+    let ages = "age_at_start_of_episode_sus, der_age_at_cds_activity_date";
     let in_range = |month: &str| format!("sus_month({month}) BETWEEN $from_month AND $to_month");
     let narrowed = if parameters.is_bounded() {
         format!(
@@ -116,9 +116,8 @@ pub(super) async fn scan_summary(
     let sql = format!(
         "WITH by_month AS ( \
            SELECT der_activity_month AS month, count(*) AS records, \
-             count(*) FILTER (WHERE {age} = 999) AS unknown_age, \
-             count(*) FILTER (WHERE {age} NOT BETWEEN 0 AND 130 AND {age} <> 999 \
-                                AND {age} NOT BETWEEN 7001 AND 7007) AS impossible_age \
+             count(*) FILTER (WHERE sus_age_unknown({ages})) AS unknown_age, \
+             count(*) FILTER (WHERE sus_age_impossible({ages})) AS impossible_age \
            FROM opa{narrowed} GROUP BY der_activity_month) \
          SELECT \
            sum(records) FILTER (WHERE {in_range}) AS in_range, \

@@ -5,6 +5,8 @@
 //!
 //! - `tsql_like(text, pattern)`: SQL Server `LIKE` ([`LikePattern`] documents the grammar).
 //! - `sus_month(month)`: a valid yyyymm activity month, else NULL.
+//! - `sus_age_unknown(a, b)` and `sus_age_impossible(a, b)`: whether the age a rule reads,
+//!   `ISNULL(a, b)`, is 999 (not known), or none of 0-130, 999 and 7001-7007.
 //! - The statistics EBI analysts publish, as the PHE/OHID indicator methods and NHS Making Data
 //!   Count compute them: `wilson(x, n, confidence)`, `byar(o, confidence)`,
 //!   `funnel_proportion(baseline, n, confidence)`, the aggregate
@@ -67,6 +69,7 @@ mod prefilter;
 mod rule;
 mod stats;
 mod strings;
+mod sus_age;
 mod sus_month;
 mod tsql_like;
 
@@ -89,6 +92,7 @@ pub use stats::{
     Byar, Dsr, DsrSums, ESP2013, EspAgeBand, FunnelProportion, SpecialCause, Wilson, Xmr, XmrPoint,
     byar_interval, esp_age_band, esp2013, funnel_limits, wilson_interval, xmr_chart, z_score,
 };
+use sus_age::{AgeCheck, SusAgeCheck};
 pub use sus_month::SusMonth;
 pub use tsql_like::TsqlLike;
 
@@ -131,7 +135,7 @@ pub fn load_rules(dir: &Path) -> Result<Vec<Arc<Rule>>> {
         .collect()
 }
 
-/// Every function this crate provides: `tsql_like`, `sus_month`, the statistics functions, and
+/// Every function this crate provides: `tsql_like`, `sus_month`, the `sus_age_*` checks, the statistics functions, and
 /// the functions of each rule.
 #[derive(Debug, Clone)]
 pub struct Functions {
@@ -151,6 +155,12 @@ pub fn functions(rules: &[Arc<Rule>]) -> Result<Functions> {
     let mut scalar = vec![
         Arc::new(ScalarUDF::new_from_impl(TsqlLike::new())),
         Arc::new(ScalarUDF::new_from_impl(SusMonth::new())),
+        Arc::new(ScalarUDF::new_from_impl(SusAgeCheck::new(
+            AgeCheck::Unknown,
+        ))),
+        Arc::new(ScalarUDF::new_from_impl(SusAgeCheck::new(
+            AgeCheck::Impossible,
+        ))),
         Arc::new(ScalarUDF::new_from_impl(Wilson::new())),
         Arc::new(ScalarUDF::new_from_impl(Byar::new())),
         Arc::new(ScalarUDF::new_from_impl(FunnelProportion::new())),

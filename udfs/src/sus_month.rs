@@ -1,17 +1,17 @@
 //! `sus_month(text)`: a SUS activity month (`yyyymm`) if the text is one, else NULL, so that a
-//! report's month range never counts a malformed month such as `202413`.
+//! report's month range never counts a malformed month such as `202413`. The column comes back in
+//! its own string type with only its NULLs changed: every report query calls this on every row,
+//! and copying each month into a new array cost more than testing it.
 
-use std::sync::Arc;
-
-use arrow::array::StringArray;
+use arrow::compute::{not, nullif};
 use arrow::datatypes::DataType;
-use datafusion_common::{Result, ScalarValue, exec_datafusion_err, exec_err, plan_err};
+use datafusion_common::{Result, ScalarValue, exec_err, plan_err};
 use datafusion_expr::scalar_doc_sections::DOC_SECTION_STRING;
 use datafusion_expr::{
     ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
 };
 
-use crate::strings::{collect_strings, is_string_type, scalar_str};
+use crate::strings::{is_string_type, test_strings};
 
 /// Is `text` six digits, the last two a month from 01 to 12?
 pub fn is_sus_month(text: &str) -> bool {
@@ -24,7 +24,8 @@ pub fn is_sus_month(text: &str) -> bool {
         )
 }
 
-/// `sus_month(month)`: a valid SUS activity month (yyyymm) as it is, anything else NULL.
+/// `sus_month(month)`: a valid SUS activity month (yyyymm) as it is, anything else NULL, in the
+/// month's own string type.
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct SusMonth {
     signature: Signature,
@@ -54,8 +55,8 @@ impl ScalarUDFImpl for SusMonth {
         &self.signature
     }
 
-    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
-        Ok(DataType::Utf8)
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        Ok(arg_types.first().cloned().unwrap_or(DataType::Utf8))
     }
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
@@ -73,18 +74,19 @@ impl ScalarUDFImpl for SusMonth {
         };
         match month {
             ColumnarValue::Array(months) => {
-                let valid: StringArray = collect_strings(months.as_ref())?
-                    .into_iter()
-                    .map(|m| m.filter(|m| is_sus_month(m)))
-                    .collect();
-                Ok(ColumnarValue::Array(Arc::new(valid)))
+                let valid = test_strings(months.as_ref(), None, |m: &str| is_sus_month(m))?;
+                Ok(ColumnarValue::Array(nullif(
+                    months.as_ref(),
+                    &not(&valid)?,
+                )?))
             }
             ColumnarValue::Scalar(scalar) => {
-                let month = scalar_str(scalar)
-                    .map_err(|e| exec_datafusion_err!("sus_month: {}", e.strip_backtrace()))?;
-                Ok(ColumnarValue::Scalar(ScalarValue::Utf8(
-                    month.filter(|m| is_sus_month(m)).map(str::to_owned),
-                )))
+                let months = scalar.to_array()?;
+                let valid = test_strings(months.as_ref(), None, |m: &str| is_sus_month(m))?;
+                let month = nullif(months.as_ref(), &not(&valid)?)?;
+                Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(
+                    &month, 0,
+                )?))
             }
         }
     }
@@ -110,6 +112,7 @@ impl ScalarUDFImpl for SusMonth {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     #[test]
     fn only_six_digits_with_a_real_month() {
@@ -158,12 +161,55 @@ mod tests {
                 return_field: Arc::new(Field::new("out", DataType::Utf8, true)),
                 config_options: Arc::new(ConfigOptions::new()),
             };
-            let ColumnarValue::Scalar(ScalarValue::Utf8(got)) =
-                SusMonth::new().invoke_with_args(args)?
-            else {
-                return exec_err!("sus_month gave no Utf8 scalar for {month:?}");
+            let ColumnarValue::Scalar(got) = SusMonth::new().invoke_with_args(args)? else {
+                return exec_err!("sus_month gave no scalar for {month:?}");
             };
-            assert_eq!(got.as_deref(), expected, "{month:?}");
+            assert_eq!(got.data_type(), month.data_type(), "the type of {month:?}");
+            let got = crate::strings::scalar_str(&got)?;
+            assert_eq!(got, expected, "{month:?}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn an_array_keeps_its_type_and_loses_only_bad_months() -> Result<()> {
+        use arrow::array::{
+            Array, ArrayRef, AsArray, DictionaryArray, LargeStringArray, StringArray,
+            StringViewArray,
+        };
+        use arrow::datatypes::{Field, Int32Type};
+        use datafusion_common::config::ConfigOptions;
+
+        let months = [
+            Some("202404"),
+            Some("202413"),
+            None,
+            Some("a much longer text than twelve bytes"),
+            Some("202412"),
+        ];
+        let expected = [Some("202404"), None, None, None, Some("202412")];
+        let arrays: [ArrayRef; 4] = [
+            Arc::new(StringArray::from(months.to_vec())),
+            Arc::new(LargeStringArray::from(months.to_vec())),
+            Arc::new(StringViewArray::from(months.to_vec())),
+            Arc::new(months.into_iter().collect::<DictionaryArray<Int32Type>>()),
+        ];
+        for array in arrays {
+            let data_type = array.data_type().clone();
+            let args = ScalarFunctionArgs {
+                arg_fields: vec![Arc::new(Field::new("m", data_type.clone(), true))],
+                args: vec![ColumnarValue::Array(array)],
+                number_rows: months.len(),
+                return_field: Arc::new(Field::new("out", data_type.clone(), true)),
+                config_options: Arc::new(ConfigOptions::new()),
+            };
+            let ColumnarValue::Array(got) = SusMonth::new().invoke_with_args(args)? else {
+                return exec_err!("sus_month gave a scalar for an array");
+            };
+            assert_eq!(got.data_type(), &data_type);
+            let text = arrow::compute::cast(&got, &DataType::Utf8)?;
+            let text: Vec<Option<&str>> = text.as_string::<i32>().iter().collect();
+            assert_eq!(text, expected, "{data_type}");
         }
         Ok(())
     }

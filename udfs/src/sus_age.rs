@@ -1,0 +1,294 @@
+//! `sus_age_unknown(a, b)` and `sus_age_impossible(a, b)`: the data-quality tests of the age a rule
+//! reads, `ISNULL(Age_At_Start_of_Episode_SUS, Der_Age_at_CDS_Activity_Date)`, for the report's
+//! summary. One pass over both columns' buffers, with no coalesced column in between: over 100M
+//! rows the same tests written with `coalesce` and comparisons cost the summary about a second.
+
+use std::sync::{Arc, LazyLock};
+
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, PrimitiveArray};
+use arrow::buffer::BooleanBuffer;
+use arrow::datatypes::{ArrowPrimitiveType, DataType, Int32Type, Int64Type};
+use datafusion_common::{Result, exec_err, plan_err};
+use datafusion_expr::scalar_doc_sections::DOC_SECTION_OTHER;
+use datafusion_expr::{
+    ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+};
+
+/// SUS's code for an age not known.
+const UNKNOWN_AGE: i64 = 999;
+
+/// Which test of the age a function makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AgeCheck {
+    /// The age is 999, SUS's "not known".
+    Unknown,
+    /// The age is none of 0-130, 999, or 7001-7007 (SUS's codes for infants under a year).
+    Impossible,
+}
+
+impl AgeCheck {
+    /// Does `age` fail this test?
+    pub fn fails(self, age: i64) -> bool {
+        match self {
+            Self::Unknown => age == UNKNOWN_AGE,
+            Self::Impossible => {
+                !(0..=130).contains(&age) && age != UNKNOWN_AGE && !(7001..=7007).contains(&age)
+            }
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Unknown => "sus_age_unknown",
+            Self::Impossible => "sus_age_impossible",
+        }
+    }
+}
+
+/// `sus_age_unknown(a, b)` or `sus_age_impossible(a, b)`: whether `ISNULL(a, b)` fails the test;
+/// false when both are NULL.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct SusAgeCheck {
+    check: AgeCheck,
+    signature: Signature,
+}
+
+impl SusAgeCheck {
+    /// The function making `check`.
+    pub fn new(check: AgeCheck) -> Self {
+        Self {
+            check,
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
+    }
+}
+
+/// Whether `ISNULL(first, second)` fails `check`, row by row, from both buffers.
+fn test_ages<T: ArrowPrimitiveType>(
+    check: AgeCheck,
+    first: &PrimitiveArray<T>,
+    second: &PrimitiveArray<T>,
+) -> BooleanArray
+where
+    T::Native: Into<i64>,
+{
+    let (first_values, second_values) = (first.values(), second.values());
+    let (first_nulls, second_nulls) = (first.nulls(), second.nulls());
+    let bits = BooleanBuffer::collect_bool(first.len(), |row| {
+        if first_nulls.is_none_or(|nulls| nulls.is_valid(row)) {
+            check.fails(first_values[row].into())
+        } else {
+            second_nulls.is_none_or(|nulls| nulls.is_valid(row))
+                && check.fails(second_values[row].into())
+        }
+    });
+    BooleanArray::new(bits, None)
+}
+
+impl ScalarUDFImpl for SusAgeCheck {
+    fn name(&self) -> &str {
+        self.check.name()
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Boolean)
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        let name = self.name();
+        let [first, second] = arg_types else {
+            return plan_err!("{name} takes 2 arguments, got {}", arg_types.len());
+        };
+        for age in [first, second] {
+            if !(age.is_integer() || *age == DataType::Null) {
+                return plan_err!("{name}: an age must be a whole number, got {age}");
+            }
+        }
+        // SUS files hold ages as Int32 or Int64; both the same is read as it is.
+        let common = if (first, second) == (&DataType::Int32, &DataType::Int32) {
+            DataType::Int32
+        } else {
+            DataType::Int64
+        };
+        Ok(vec![common.clone(), common])
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let [first, second] = arrays.as_slice() else {
+            return exec_err!("{} takes 2 arguments, got {}", self.name(), arrays.len());
+        };
+        let result: ArrayRef = match (first.data_type(), second.data_type()) {
+            (DataType::Int32, DataType::Int32) => Arc::new(test_ages::<Int32Type>(
+                self.check,
+                first.as_primitive(),
+                second.as_primitive(),
+            )),
+            (DataType::Int64, DataType::Int64) => Arc::new(test_ages::<Int64Type>(
+                self.check,
+                first.as_primitive(),
+                second.as_primitive(),
+            )),
+            (a, b) => return exec_err!("{}: ages of types {a} and {b}", self.name()),
+        };
+        Ok(ColumnarValue::Array(result))
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        static UNKNOWN: LazyLock<Documentation> = LazyLock::new(|| {
+            Documentation::builder(
+                DOC_SECTION_OTHER,
+                "Whether the age a rule reads, ISNULL(first, second), is 999 (SUS's code for not \
+                 known); false when both are NULL.",
+                "sus_age_unknown(age_at_start_of_episode_sus, der_age_at_cds_activity_date)",
+            )
+            .with_argument("first", "the age used when it is not NULL")
+            .with_argument("second", "the age used when the first is NULL")
+            .with_sql_example(
+                "```sql\nSELECT count(*) FILTER (WHERE sus_age_unknown(\
+                 age_at_start_of_episode_sus, der_age_at_cds_activity_date)) FROM opa;\n```",
+            )
+            .build()
+        });
+        static IMPOSSIBLE: LazyLock<Documentation> = LazyLock::new(|| {
+            Documentation::builder(
+                DOC_SECTION_OTHER,
+                "Whether the age a rule reads, ISNULL(first, second), is impossible: none of 0 to \
+                 130, 999 (not known) or 7001 to 7007 (SUS's codes for infants under a year); \
+                 false when both are NULL.",
+                "sus_age_impossible(age_at_start_of_episode_sus, der_age_at_cds_activity_date)",
+            )
+            .with_argument("first", "the age used when it is not NULL")
+            .with_argument("second", "the age used when the first is NULL")
+            .with_sql_example(
+                "```sql\nSELECT count(*) FILTER (WHERE sus_age_impossible(\
+                 age_at_start_of_episode_sus, der_age_at_cds_activity_date)) FROM opa;\n```",
+            )
+            .build()
+        });
+        Some(match self.check {
+            AgeCheck::Unknown => &UNKNOWN,
+            AgeCheck::Impossible => &IMPOSSIBLE,
+        })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int32Array, Int64Array};
+    use arrow::datatypes::Field;
+    use datafusion_common::ScalarValue;
+    use datafusion_common::config::ConfigOptions;
+
+    /// (first, second, unknown?, impossible?): the first age wins when present, NULL never fails.
+    const CASES: &[(Option<i32>, Option<i32>, bool, bool)] = &[
+        (Some(42), Some(999), false, false),
+        (Some(999), Some(42), true, false),
+        (None, Some(999), true, false),
+        (None, None, false, false),
+        (Some(0), None, false, false),
+        (Some(130), None, false, false),
+        (Some(131), Some(40), false, true),
+        (Some(-1), None, false, true),
+        (None, Some(7001), false, false),
+        (None, Some(7007), false, false),
+        (None, Some(7008), false, true),
+        (Some(7000), Some(7001), false, true),
+        (Some(998), None, false, true),
+    ];
+
+    fn invoke(check: AgeCheck, first: ColumnarValue, second: ColumnarValue) -> Vec<bool> {
+        let rows = match (&first, &second) {
+            (ColumnarValue::Array(a), _) | (_, ColumnarValue::Array(a)) => a.len(),
+            _ => 1,
+        };
+        let args = ScalarFunctionArgs {
+            arg_fields: vec![
+                Arc::new(Field::new("a", first.data_type(), true)),
+                Arc::new(Field::new("b", second.data_type(), true)),
+            ],
+            args: vec![first, second],
+            number_rows: rows,
+            return_field: Arc::new(Field::new("out", DataType::Boolean, false)),
+            config_options: Arc::new(ConfigOptions::new()),
+        };
+        let result = SusAgeCheck::new(check).invoke_with_args(args).unwrap();
+        let ColumnarValue::Array(array) = result else {
+            panic!("{check:?} gave a scalar");
+        };
+        let flags = array.as_boolean();
+        assert_eq!(flags.null_count(), 0, "{check:?} never returns NULL");
+        flags.iter().map(Option::unwrap_or_default).collect()
+    }
+
+    #[test]
+    fn each_case_in_int32_and_int64() {
+        let firsts: Vec<Option<i32>> = CASES.iter().map(|c| c.0).collect();
+        let seconds: Vec<Option<i32>> = CASES.iter().map(|c| c.1).collect();
+        let int32 =
+            |v: &[Option<i32>]| ColumnarValue::Array(Arc::new(Int32Array::from(v.to_vec())));
+        let int64 = |v: &[Option<i32>]| {
+            ColumnarValue::Array(Arc::new(
+                v.iter().map(|a| a.map(i64::from)).collect::<Int64Array>(),
+            ))
+        };
+        for (check, expected) in [
+            (
+                AgeCheck::Unknown,
+                CASES.iter().map(|c| c.2).collect::<Vec<_>>(),
+            ),
+            (AgeCheck::Impossible, CASES.iter().map(|c| c.3).collect()),
+        ] {
+            assert_eq!(invoke(check, int32(&firsts), int32(&seconds)), expected);
+            assert_eq!(invoke(check, int64(&firsts), int64(&seconds)), expected);
+        }
+    }
+
+    #[test]
+    fn a_scalar_age_is_spread_over_the_rows() {
+        let first = ColumnarValue::Scalar(ScalarValue::Int64(None));
+        let second = ColumnarValue::Array(Arc::new(Int64Array::from(vec![999, 40, 7010])));
+        assert_eq!(
+            invoke(AgeCheck::Unknown, first.clone(), second.clone()),
+            [true, false, false]
+        );
+        assert_eq!(
+            invoke(AgeCheck::Impossible, first, second),
+            [false, false, true]
+        );
+    }
+
+    #[test]
+    fn ages_are_coerced_to_one_integer_type_and_text_is_refused() {
+        let udf = SusAgeCheck::new(AgeCheck::Unknown);
+        assert_eq!(
+            udf.coerce_types(&[DataType::Int32, DataType::Int32])
+                .unwrap(),
+            [DataType::Int32, DataType::Int32]
+        );
+        assert_eq!(
+            udf.coerce_types(&[DataType::Int16, DataType::Int32])
+                .unwrap(),
+            [DataType::Int64, DataType::Int64]
+        );
+        assert_eq!(
+            udf.coerce_types(&[DataType::Null, DataType::Int32])
+                .unwrap(),
+            [DataType::Int64, DataType::Int64]
+        );
+        let refused = udf
+            .coerce_types(&[DataType::Utf8, DataType::Int32])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            refused.contains("sus_age_unknown: an age must be a whole number, got Utf8"),
+            "{refused}"
+        );
+    }
+}
