@@ -139,42 +139,39 @@ impl ScalarUDFImpl for SusAgeCheck {
     }
 
     fn documentation(&self) -> Option<&Documentation> {
-        static UNKNOWN: LazyLock<Documentation> = LazyLock::new(|| {
-            Documentation::builder(
-                DOC_SECTION_OTHER,
-                "Whether the age a rule reads, ISNULL(first, second), is 999 (SUS's code for not \
-                 known); false when both are NULL.",
-                "sus_age_unknown(age_at_start_of_episode_sus, der_age_at_cds_activity_date)",
-            )
-            .with_argument("first", "the age used when it is not NULL")
-            .with_argument("second", "the age used when the first is NULL")
-            .with_sql_example(
-                "```sql\nSELECT count(*) FILTER (WHERE sus_age_unknown(\
-                 age_at_start_of_episode_sus, der_age_at_cds_activity_date)) FROM opa;\n```",
-            )
-            .build()
-        });
+        static UNKNOWN: LazyLock<Documentation> =
+            LazyLock::new(|| documentation(AgeCheck::Unknown, "is 999 (SUS's code for not known)"));
         static IMPOSSIBLE: LazyLock<Documentation> = LazyLock::new(|| {
-            Documentation::builder(
-                DOC_SECTION_OTHER,
-                "Whether the age a rule reads, ISNULL(first, second), is impossible: none of 0 to \
-                 130, 999 (not known) or 7001 to 7007 (SUS's codes for infants under a year); \
-                 false when both are NULL.",
-                "sus_age_impossible(age_at_start_of_episode_sus, der_age_at_cds_activity_date)",
+            documentation(
+                AgeCheck::Impossible,
+                "is impossible: none of 0 to 130, 999 (not known) or 7001 to 7007 (SUS's codes \
+                 for infants under a year)",
             )
-            .with_argument("first", "the age used when it is not NULL")
-            .with_argument("second", "the age used when the first is NULL")
-            .with_sql_example(
-                "```sql\nSELECT count(*) FILTER (WHERE sus_age_impossible(\
-                 age_at_start_of_episode_sus, der_age_at_cds_activity_date)) FROM opa;\n```",
-            )
-            .build()
         });
         Some(match self.check {
             AgeCheck::Unknown => &UNKNOWN,
             AgeCheck::Impossible => &IMPOSSIBLE,
         })
     }
+}
+
+/// The documentation of `check`'s function, whose test `fails` describes.
+fn documentation(check: AgeCheck, fails: &str) -> Documentation {
+    let name = check.name();
+    let ages = "age_at_start_of_episode_sus, der_age_at_cds_activity_date";
+    Documentation::builder(
+        DOC_SECTION_OTHER,
+        format!(
+            "Whether the age a rule reads, ISNULL(first, second), {fails}; false when both are NULL."
+        ),
+        format!("{name}({ages})"),
+    )
+    .with_argument("first", "the age used when it is not NULL")
+    .with_argument("second", "the age used when the first is NULL")
+    .with_sql_example(format!(
+        "```sql\nSELECT count(*) FILTER (WHERE {name}({ages})) FROM opa;\n```"
+    ))
+    .build()
 }
 
 #[cfg(test)]
