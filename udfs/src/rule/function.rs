@@ -350,7 +350,8 @@ pub(super) fn null_mode_of(args: &ScalarFunctionArgs) -> NullMode {
 }
 
 /// The argument types a rule function `name` taking `arguments` accepts for `arg_types`: text
-/// columns keep their string type, numbers become Float64; anything else is a planning error
+/// columns keep their string type, numbers their numeric type, NULL and text for a number become
+/// Float64 (text as SQL Server converts it); anything else is a planning error
 /// naming the argument and its column.
 pub(super) fn coerce_arguments(
     name: &str,
@@ -379,7 +380,11 @@ pub(super) fn coerce_arguments(
             match (column.kind, data_type) {
                 (_, DataType::Null) if column.kind == ColumnKind::Text => Ok(DataType::Utf8),
                 (ColumnKind::Text, t) if is_string_type(t) => Ok(t.clone()),
-                (ColumnKind::Number, t) if t.is_numeric() || t.is_null() || is_string_type(t) => {
+                // A numeric column is read as it is (`BETWEEN` compares each native type as its
+                // f64, as a cast would); a cast to Float64 here would copy every row's age, when
+                // the rule reads only the rows its procedures include.
+                (ColumnKind::Number, t) if t.is_numeric() => Ok(t.clone()),
+                (ColumnKind::Number, t) if t.is_null() || is_string_type(t) => {
                     Ok(DataType::Float64)
                 }
                 (kind, t) => plan_err!(
