@@ -254,8 +254,8 @@ async fn why(ctx: &SessionContext, rules: &Rules, condition: &str, print: &mut P
 /// Records `\why` explains at most, per rule.
 const WHY_LIMIT: usize = 20;
 
-/// ebiq's functions (the rule functions, `tsql_like`, `sus_month`, the `sus_age_*` checks and the statistics), or one of
-/// them in full.
+/// ebiq's functions (the rule functions, `tsql_like`, `sus_month`, the `sus_age_*` checks and the
+/// statistics), or one of them in full.
 fn function_docs(ctx: &SessionContext, name: Option<&str>) -> String {
     let state = ctx.state();
     let own: Vec<String> = ebiq_udfs::functions(&[]).map_or_else(

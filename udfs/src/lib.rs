@@ -135,8 +135,8 @@ pub fn load_rules(dir: &Path) -> Result<Vec<Arc<Rule>>> {
         .collect()
 }
 
-/// Every function this crate provides: `tsql_like`, `sus_month`, the `sus_age_*` checks, the statistics functions, and
-/// the functions of each rule.
+/// Every function this crate provides: `tsql_like`, `sus_month`, the `sus_age_*` checks, the
+/// statistics functions, and the functions of each rule.
 #[derive(Debug, Clone)]
 pub struct Functions {
     /// Scalar functions.

@@ -3,6 +3,7 @@
 //! its own string type with only its NULLs changed: every report query calls this on every row,
 //! and copying each month into a new array cost more than testing it.
 
+use arrow::array::ArrayRef;
 use arrow::compute::{not, nullif};
 use arrow::datatypes::DataType;
 use datafusion_common::{Result, ScalarValue, exec_err, plan_err};
@@ -22,6 +23,12 @@ pub fn is_sus_month(text: &str) -> bool {
             (bytes[4], bytes[5]),
             (b'0', b'1'..=b'9') | (b'1', b'0'..=b'2')
         )
+}
+
+/// `months` with every value that is not a SUS month made NULL, nothing else changed.
+fn valid_only(months: &ArrayRef) -> Result<ArrayRef> {
+    let valid = test_strings(months.as_ref(), None, |m: &str| is_sus_month(m))?;
+    Ok(nullif(months.as_ref(), &not(&valid)?)?)
 }
 
 /// `sus_month(month)`: a valid SUS activity month (yyyymm) as it is, anything else NULL, in the
@@ -73,21 +80,10 @@ impl ScalarUDFImpl for SusMonth {
             return exec_err!("sus_month takes 1 argument, got {}", args.args.len());
         };
         match month {
-            ColumnarValue::Array(months) => {
-                let valid = test_strings(months.as_ref(), None, |m: &str| is_sus_month(m))?;
-                Ok(ColumnarValue::Array(nullif(
-                    months.as_ref(),
-                    &not(&valid)?,
-                )?))
-            }
-            ColumnarValue::Scalar(scalar) => {
-                let months = scalar.to_array()?;
-                let valid = test_strings(months.as_ref(), None, |m: &str| is_sus_month(m))?;
-                let month = nullif(months.as_ref(), &not(&valid)?)?;
-                Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(
-                    &month, 0,
-                )?))
-            }
+            ColumnarValue::Array(months) => Ok(ColumnarValue::Array(valid_only(months)?)),
+            ColumnarValue::Scalar(scalar) => Ok(ColumnarValue::Scalar(
+                ScalarValue::try_from_array(&valid_only(&scalar.to_array()?)?, 0)?,
+            )),
         }
     }
 
