@@ -134,10 +134,12 @@ struct SqlArgs {
     session: SessionArgs,
 
     /// The SQL to run (or use -f)
+    // Hyphens allowed: SQL pasted from a query file often begins with a `--` comment.
     #[arg(
         value_name = "SQL",
         required_unless_present = "file",
-        conflicts_with = "file"
+        conflicts_with = "file",
+        allow_hyphen_values = true
     )]
     sql: Option<String>,
 

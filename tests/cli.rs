@@ -200,6 +200,17 @@ fn sql_runs_one_statement_or_a_file_and_names_the_failing_statement() {
     ]);
     assert!(count.status.success(), "{}", stderr(&count));
     assert_eq!(String::from_utf8_lossy(&count.stdout), "n\n2500\n");
+    let commented = ebiq(&[
+        "sql",
+        "--format",
+        "csv",
+        "-- as pasted from a query file\nSELECT 2 AS n",
+    ]);
+    assert!(commented.status.success(), "{}", stderr(&commented));
+    assert_eq!(String::from_utf8_lossy(&commented.stdout), "n\n2\n");
+    let flag_after = ebiq(&["sql", "SELECT 3 AS n", "--format", "csv"]);
+    assert!(flag_after.status.success(), "{}", stderr(&flag_after));
+    assert_eq!(String::from_utf8_lossy(&flag_after.stdout), "n\n3\n");
 
     let dir = scratch("sql");
     std::fs::create_dir_all(&dir).unwrap();
