@@ -61,15 +61,17 @@ fn row_by_row(data: &Path, first: &str, last: &str) -> Vec<u64> {
     counts
 }
 
-/// The same four counts from the manifest of `ebiq report` with `range` arguments.
-fn from_report(data: &Path, out: &Path, range: &[&str]) -> Vec<u64> {
+/// The same four counts from the manifest of `ebiq report` running `query` (a file of queries/
+/// or SQL text) with `range` arguments, and the query whose scan counted them (if one did).
+fn from_report(data: &Path, out: &Path, query: &str, range: &[&str]) -> (Vec<u64>, Option<String>) {
     let queries = out.with_extension("queries");
     std::fs::create_dir_all(&queries).unwrap();
-    std::fs::copy(
-        common::project().join("queries/01_flagged_by_provider_month.sql"),
-        queries.join("01_flagged_by_provider_month.sql"),
-    )
-    .unwrap();
+    let shipped = common::project().join("queries").join(query);
+    if shipped.exists() {
+        std::fs::copy(&shipped, queries.join(query)).unwrap();
+    } else {
+        std::fs::write(queries.join("q.sql"), query).unwrap();
+    }
     let mut args = vec![
         "report",
         "--quiet",
@@ -85,7 +87,7 @@ fn from_report(data: &Path, out: &Path, range: &[&str]) -> Vec<u64> {
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
     let quality = &manifest["data_quality"];
-    [
+    let counts = [
         &manifest["rows_scanned"],
         &quality["invalid_activity_month"],
         &quality["unknown_age"],
@@ -93,8 +95,12 @@ fn from_report(data: &Path, out: &Path, range: &[&str]) -> Vec<u64> {
     ]
     .iter()
     .map(|value| value.as_u64().unwrap())
-    .collect()
+    .collect();
+    let counted_by = quality["counted_by_query"].as_str().map(str::to_owned);
+    (counts, counted_by)
 }
+
+const MAIN: &str = "01_flagged_by_provider_month.sql";
 
 #[test]
 fn the_summary_counts_what_a_row_by_row_count_does() {
@@ -106,20 +112,29 @@ fn the_summary_counts_what_a_row_by_row_count_does() {
         data.join("opa/odd.parquet").display()
     );
     ebiq_ok(&["sql", "--format", "csv", &copy]);
+    let everything = row_by_row(&data, "000000", "999999");
+    let in_range = row_by_row(&data, "202404", "202409");
+    let range = ["--from", "2024-04", "--to", "2024-09"];
 
+    // The main query reads every row's month and ages: its scan counts the summary.
+    let counted_by_main = Some("01_flagged_by_provider_month".to_owned());
+    let (counts, by) = from_report(&data, &dir.join("all"), MAIN, &[]);
     assert_eq!(
-        from_report(&data, &dir.join("all"), &[]),
-        row_by_row(&data, "000000", "999999"),
-        "no month range: rows scanned, invalid months, unknown ages, impossible ages"
+        counts, everything,
+        "rows, invalid months, unknown, impossible ages"
     );
-    assert_eq!(
-        from_report(
-            &data,
-            &dir.join("range"),
-            &["--from", "2024-04", "--to", "2024-09"]
-        ),
-        row_by_row(&data, "202404", "202409"),
-        "--from 2024-04 --to 2024-09"
-    );
+    assert_eq!(by, counted_by_main);
+    let (counts, by) = from_report(&data, &dir.join("range"), MAIN, &range);
+    assert_eq!(counts, in_range, "--from 2024-04 --to 2024-09");
+    assert_eq!(by, counted_by_main);
+
+    // A query that reads no ages, or stops after a few rows, leaves the summary its own scan.
+    let no_ages = "SELECT count(*) AS flagged FROM opa WHERE der_activity_month = '202404'";
+    let (counts, by) = from_report(&data, &dir.join("no-ages"), no_ages, &range);
+    assert_eq!((counts, by), (in_range.clone(), None), "{no_ages}");
+    let few_rows = "SELECT der_activity_month, age_at_start_of_episode_sus, \
+                    der_age_at_cds_activity_date FROM opa LIMIT 3";
+    let (counts, by) = from_report(&data, &dir.join("few-rows"), few_rows, &[]);
+    assert_eq!((counts, by), (everything, None), "{few_rows}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

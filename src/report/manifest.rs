@@ -109,6 +109,8 @@ fn manifest(run: &RunRecord<'_>) -> Result<Value> {
             "invalid_activity_month": run.summary.quality.invalid_month,
             "unknown_age": run.summary.quality.unknown_age,
             "impossible_age": run.summary.quality.impossible_age,
+            // Which query's scan counted the above, or null when the summary had its own scan.
+            "counted_by_query": run.summary.counted_by,
         },
     }))
 }

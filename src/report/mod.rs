@@ -7,6 +7,7 @@ mod manifest;
 mod query;
 mod summary;
 pub mod suppress;
+mod tap;
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -28,7 +29,8 @@ use crate::progress::Progress;
 use crate::session::{self, SessionSettings};
 use crate::validate::InputFile;
 use manifest::{RunRecord, write_manifest};
-use summary::{scan_summary, sum_column};
+use query::run_query_with;
+use summary::{scan_summary, sum_column, summary_from_tallies};
 use suppress::suppress;
 
 /// What to run and where to put it, already validated.
@@ -69,7 +71,19 @@ pub async fn run(
     let page = (settings.format == OutputFormat::Html)
         .then(|| page_info(session_settings, settings, &session, started));
     let mut stdout = ResultsOut::stdout();
-    let mut summary = run_report(&session.ctx, settings, page.as_ref(), progress, &mut stdout)
+    // A cluster's plans hide their scans, so its summary always has a scan of its own.
+    let opa_files: Option<BTreeSet<String>> = session_settings.cluster.is_none().then(|| {
+        let opa = session.inputs.iter().filter(|file| file.table == "opa");
+        opa.map(|file| file.path.clone()).collect()
+    });
+    let run = ReportRun {
+        ctx: &session.ctx,
+        opa_files: opa_files.as_ref(),
+        settings,
+        page: page.as_ref(),
+        progress,
+    };
+    let mut summary = run_report(&run, &mut stdout)
         .await
         .map_err(|error| missing_column(&error, &session.inputs).unwrap_or(error))?;
     summary.files_total = files_of_tables_read(&session.inputs, summary.files_read.as_ref());
@@ -186,15 +200,30 @@ fn page_info(
     }
 }
 
+/// What [`run_report`] runs, and where.
+struct ReportRun<'a> {
+    ctx: &'a SessionContext,
+    /// Every file of `opa`, if a query's scan of them may also count the run summary.
+    opa_files: Option<&'a BTreeSet<String>>,
+    settings: &'a ReportSettings,
+    /// With a page, one HTML page holds every result.
+    page: Option<&'a html::PageInfo>,
+    progress: &'a Progress,
+}
+
 /// Runs every query of `settings.queries` over `ctx` and writes one output per query, or with
 /// `page` one HTML page holding them all.
-pub async fn run_report(
-    ctx: &SessionContext,
-    settings: &ReportSettings,
-    page: Option<&html::PageInfo>,
-    progress: &Progress,
+async fn run_report(
+    run: &ReportRun<'_>,
     stdout: &mut (impl Write + Send),
 ) -> Result<ReportSummary> {
+    let ReportRun {
+        ctx,
+        opa_files,
+        settings,
+        page,
+        progress,
+    } = *run;
     let started = Instant::now();
     let queries = load_queries(&settings.queries)?;
     let parameters = Parameters::new(settings.from, settings.to);
@@ -209,6 +238,7 @@ pub async fn run_report(
     let bar = progress.bar(queries.len() as u64, "queries");
     // Every query runs before anything is written, so a failing query leaves no new outputs.
     let mut results = Vec::with_capacity(queries.len());
+    let mut tallies = None;
     for query in &queries {
         bar.set_message(query.name.clone());
         if let Some(missing) = missing_requirement(ctx, query).await? {
@@ -217,7 +247,22 @@ pub async fn run_report(
             bar.inc(1);
             continue;
         }
-        let result = run_query(ctx, query, &parameters).await?;
+        let result = match opa_files.filter(|_| tallies.is_none()) {
+            Some(files) => {
+                let mut tapped = None;
+                let result = run_query_with(ctx, query, &parameters, |plan| {
+                    let (plan, tap) = tap::tap(ctx, plan, files)?;
+                    tapped = tap;
+                    Ok(plan)
+                })
+                .await?;
+                tallies = tapped
+                    .and_then(tap::Tap::into_tallies)
+                    .map(|counted| (query.name.clone(), counted));
+                result
+            }
+            None => run_query(ctx, query, &parameters).await?,
+        };
         read_from(&mut summary.files_read, result.files_read);
         let (schema, batches) = (result.schema, result.batches);
         if summary.rows_flagged.is_none() {
@@ -285,7 +330,14 @@ pub async fn run_report(
     bar.finish_and_clear();
     summary.queries = summary.ran.len();
     let files_read;
-    (summary.rows_scanned, summary.quality, files_read) = scan_summary(ctx, &parameters).await?;
+    (summary.rows_scanned, summary.quality, files_read) = match tallies {
+        Some((query, tallies)) => {
+            summary.counted_by = Some(query);
+            let (rows, quality) = summary_from_tallies(ctx, tallies, &parameters).await?;
+            (rows, quality, Some(BTreeSet::new()))
+        }
+        None => scan_summary(ctx, &parameters).await?,
+    };
     read_from(&mut summary.files_read, files_read);
     summary.elapsed = started.elapsed();
     Ok(summary)

@@ -165,6 +165,16 @@ pub async fn run_query(
     query: &QueryFile,
     parameters: &Parameters,
 ) -> Result<QueryResult> {
+    run_query_with(ctx, query, parameters, Ok).await
+}
+
+/// [`run_query`], with `rewrite` applied to the physical plan before it runs.
+pub async fn run_query_with(
+    ctx: &SessionContext,
+    query: &QueryFile,
+    parameters: &Parameters,
+    rewrite: impl FnOnce(Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>>,
+) -> Result<QueryResult> {
     let at = || format!("query {}", query.path.display());
     let frame = match ctx.sql(&query.sql).await {
         Ok(frame) => frame,
@@ -199,7 +209,7 @@ pub async fn run_query(
     };
     let schema = frame.schema().inner().clone();
     let task = frame.task_ctx();
-    let plan = frame.create_physical_plan().await.with_context(at)?;
+    let plan = rewrite(frame.create_physical_plan().await.with_context(at)?)?;
     let files_read = files_scanned(&plan);
     let batches = collect(plan, Arc::new(task)).await.with_context(at)?;
     Ok(QueryResult {

@@ -6,11 +6,15 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Result;
-use datafusion::arrow::array::{AsArray, RecordBatch};
-use datafusion::arrow::datatypes::Int64Type;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, AsArray, Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema};
+use datafusion::execution::FunctionRegistry;
 use datafusion::prelude::SessionContext;
 
 use super::query::{Parameters, QueryFile, internal_query, run_query};
+use super::tap::{Tallies, Tally};
 
 /// What a report run did.
 #[derive(Debug, Default)]
@@ -34,6 +38,9 @@ pub struct ReportSummary {
     pub files_read: Option<BTreeSet<String>>,
     /// The files of the tables the run read.
     pub files_total: usize,
+    /// The report query whose scan of `opa` the summary was counted from; `None` when the summary
+    /// needed a scan of its own.
+    pub counted_by: Option<String>,
     /// Wall time of the queries and their outputs.
     pub elapsed: Duration,
 }
@@ -104,7 +111,6 @@ pub(super) async fn scan_summary(
     parameters: &Parameters,
 ) -> Result<(u64, DataQuality, Option<BTreeSet<String>>)> {
     let ages = "age_at_start_of_episode_sus, der_age_at_cds_activity_date";
-    let in_range = |month: &str| format!("sus_month({month}) BETWEEN $from_month AND $to_month");
     let narrowed = if parameters.is_bounded() {
         format!(
             " WHERE {} OR sus_month(der_activity_month) IS NULL",
@@ -118,27 +124,70 @@ pub(super) async fn scan_summary(
            SELECT der_activity_month AS month, count(*) AS records, \
              count(*) FILTER (WHERE sus_age_unknown({ages})) AS unknown_age, \
              count(*) FILTER (WHERE sus_age_impossible({ages})) AS impossible_age \
-           FROM opa{narrowed} GROUP BY der_activity_month) \
-         SELECT \
-           sum(records) FILTER (WHERE {in_range}) AS in_range, \
-           sum(records) FILTER (WHERE sus_month(month) IS NULL) AS invalid_month, \
-           sum(unknown_age) FILTER (WHERE {in_range}) AS unknown_age, \
-           sum(impossible_age) FILTER (WHERE {in_range}) AS impossible_age \
-         FROM by_month",
-        in_range = in_range("month"),
+           FROM opa{narrowed} GROUP BY der_activity_month) {TOTALS}",
     );
     let result = run_query(ctx, &internal_query("summary", &sql), parameters).await?;
-    let batches = result.batches;
-    let quality = DataQuality {
-        invalid_month: sum_column(&batches, "invalid_month").unwrap_or(0),
-        unknown_age: sum_column(&batches, "unknown_age").unwrap_or(0),
-        impossible_age: sum_column(&batches, "impossible_age").unwrap_or(0),
+    let (in_range, quality) = totals(&result.batches);
+    Ok((in_range, quality, result.files_read))
+}
+
+/// The same counts from tallies a report query's scan made ([`super::tap`]), in a session of its
+/// own so that the user's sees no extra table.
+pub(super) async fn summary_from_tallies(
+    ctx: &SessionContext,
+    tallies: Tallies,
+    parameters: &Parameters,
+) -> Result<(u64, DataQuality)> {
+    let (months, counts): (Vec<Option<String>>, Vec<Tally>) = tallies.into_iter().unzip();
+    let column = |count: fn(&Tally) -> u64| -> ArrayRef {
+        Arc::new(Int64Array::from_iter_values(
+            counts.iter().map(|tally| count(tally) as i64),
+        ))
     };
-    Ok((
-        sum_column(&batches, "in_range").unwrap_or(0),
-        quality,
-        result.files_read,
-    ))
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("month", DataType::Utf8, true),
+        Field::new("records", DataType::Int64, false),
+        Field::new("unknown_age", DataType::Int64, false),
+        Field::new("impossible_age", DataType::Int64, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        Arc::clone(&schema),
+        vec![
+            Arc::new(StringArray::from(months)),
+            column(|tally| tally.records),
+            column(|tally| tally.unknown_age),
+            column(|tally| tally.impossible_age),
+        ],
+    )?;
+    let own = SessionContext::new();
+    own.register_udf(ctx.udf("sus_month")?.as_ref().clone());
+    own.register_batch("by_month", batch)?;
+    let result = run_query(&own, &internal_query("summary", TOTALS), parameters).await?;
+    Ok(totals(&result.batches))
+}
+
+/// The totals over `by_month` (`month`, `records`, `unknown_age`, `impossible_age`): only
+/// records in the month range count, but every invalid month does.
+const TOTALS: &str = "SELECT \
+    sum(records) FILTER (WHERE sus_month(month) BETWEEN $from_month AND $to_month) AS in_range, \
+    sum(records) FILTER (WHERE sus_month(month) IS NULL) AS invalid_month, \
+    sum(unknown_age) FILTER (WHERE sus_month(month) BETWEEN $from_month AND $to_month) \
+      AS unknown_age, \
+    sum(impossible_age) FILTER (WHERE sus_month(month) BETWEEN $from_month AND $to_month) \
+      AS impossible_age \
+    FROM by_month";
+
+fn in_range(month: &str) -> String {
+    format!("sus_month({month}) BETWEEN $from_month AND $to_month")
+}
+
+fn totals(batches: &[RecordBatch]) -> (u64, DataQuality) {
+    let quality = DataQuality {
+        invalid_month: sum_column(batches, "invalid_month").unwrap_or(0),
+        unknown_age: sum_column(batches, "unknown_age").unwrap_or(0),
+        impossible_age: sum_column(batches, "impossible_age").unwrap_or(0),
+    };
+    (sum_column(batches, "in_range").unwrap_or(0), quality)
 }
 
 /// The sum of an Int64 column over `batches`; `None` if they have no such column.

@@ -1,0 +1,379 @@
+//! The run summary counted from a report query's own scan of `opa`, when that scan reads every row.
+//!
+//! The summary's own scan cost a third of the main report's time, nearly all of it decoding the
+//! month and both ages, which queries/01 has just decoded. A pass-through node over the query's
+//! scan tallies them as the batches go by. Its tallies are used only when they are provably
+//! whole: the scan was given every `opa` file and passed on exactly as many rows as their footers
+//! hold. Row-group pruning, a limit, a filter pushed into the reader or a stream dropped early
+//! would each pass on fewer, and the report then falls back to the summary's own scan.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use datafusion::arrow::array::{Array, ArrayAccessor, AsArray, BooleanArray};
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::common::stats::Precision;
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::{Column, DFSchema, exec_datafusion_err, exec_err};
+use datafusion::datasource::physical_plan::FileScanConfig;
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::error::Result;
+use datafusion::execution::{FunctionRegistry, SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::Expr;
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
+use datafusion::prelude::SessionContext;
+use futures::StreamExt;
+
+use crate::validate::file_name;
+
+/// The month column and the two age columns the summary reads, as the report queries name them.
+const MONTH: &str = "der_activity_month";
+const AGES: [&str; 2] = [
+    "age_at_start_of_episode_sus",
+    "der_age_at_cds_activity_date",
+];
+
+/// Records of one raw `der_activity_month` value, and how many of them have an unknown or an
+/// impossible age.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Tally {
+    pub records: u64,
+    pub unknown_age: u64,
+    pub impossible_age: u64,
+}
+
+impl Tally {
+    fn add(&mut self, other: Tally) {
+        self.records += other.records;
+        self.unknown_age += other.unknown_age;
+        self.impossible_age += other.impossible_age;
+    }
+}
+
+/// Tallies by raw month value (`None` for NULL).
+pub(super) type Tallies = HashMap<Option<String>, Tally>;
+
+#[derive(Debug, Default)]
+struct Seen {
+    by_month: Tallies,
+    rows: u64,
+}
+
+/// What a tapped scan has seen; read it once the plan has run.
+#[derive(Debug)]
+pub(super) struct Tap {
+    seen: Arc<Mutex<Seen>>,
+    rows_in_files: u64,
+}
+
+impl Tap {
+    /// The tallies, if the scan passed on every row of its files; `None` if it passed on fewer.
+    pub(super) fn into_tallies(self) -> Option<Tallies> {
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        (seen.rows == self.rows_in_files).then(|| std::mem::take(&mut seen.by_month))
+    }
+}
+
+/// `plan` with a tallying node over its scan of exactly `opa_files`, if it has one whose output
+/// holds the month (as text) and both ages and whose files' footers give their row counts;
+/// otherwise `plan` unchanged and no tap.
+pub(super) fn tap(
+    ctx: &SessionContext,
+    plan: Arc<dyn ExecutionPlan>,
+    opa_files: &BTreeSet<String>,
+) -> Result<(Arc<dyn ExecutionPlan>, Option<Tap>)> {
+    let Some((scan, rows_in_files)) = scan_of_all(&plan, opa_files) else {
+        return Ok((plan, None));
+    };
+    let schema = scan.schema();
+    let Some(month) = column_index(&schema, MONTH) else {
+        return Ok((plan, None));
+    };
+    if !matches!(
+        schema.field(month).data_type(),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+    ) {
+        return Ok((plan, None));
+    }
+    let mut ages = Vec::with_capacity(AGES.len());
+    for age in AGES {
+        let Some(index) = column_index(&schema, age) else {
+            return Ok((plan, None));
+        };
+        ages.push(Expr::Column(Column::new_unqualified(
+            schema.field(index).name(),
+        )));
+    }
+    let df_schema = DFSchema::try_from(Arc::clone(&schema))?;
+    let check = |name: &str| -> Result<Arc<dyn PhysicalExpr>> {
+        ctx.create_physical_expr(ctx.udf(name)?.call(ages.clone()), &df_schema)
+    };
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let node: Arc<dyn ExecutionPlan> = Arc::new(TapExec {
+        input: Arc::clone(&scan),
+        month,
+        unknown_age: check("sus_age_unknown")?,
+        impossible_age: check("sus_age_impossible")?,
+        seen: Arc::clone(&seen),
+    });
+    let mut node = Some(node);
+    let plan = plan
+        .transform_up(|each| {
+            if Arc::ptr_eq(&each, &scan)
+                && let Some(node) = node.take()
+            {
+                Ok(Transformed::yes(node))
+            } else {
+                Ok(Transformed::no(each))
+            }
+        })?
+        .data;
+    Ok((
+        plan,
+        Some(Tap {
+            seen,
+            rows_in_files,
+        }),
+    ))
+}
+
+/// The first file scan in `plan` given exactly `files` (a large file may be split into byte
+/// ranges, each read once), with the rows the files' footers say they hold.
+fn scan_of_all(
+    plan: &Arc<dyn ExecutionPlan>,
+    files: &BTreeSet<String>,
+) -> Option<(Arc<dyn ExecutionPlan>, u64)> {
+    let mut found = None;
+    plan.apply(|node| {
+        let Some(config) = node
+            .downcast_ref::<DataSourceExec>()
+            .and_then(|exec| exec.data_source().downcast_ref::<FileScanConfig>())
+        else {
+            return Ok(TreeNodeRecursion::Continue);
+        };
+        let mut rows_by_file = HashMap::new();
+        for file in config.file_groups.iter().flat_map(|group| group.files()) {
+            let rows = match file.statistics.as_ref().map(|stats| stats.num_rows) {
+                Some(Precision::Exact(rows)) => Some(rows as u64),
+                _ => None,
+            };
+            let name = file_name(&config.object_store_url, &file.object_meta.location);
+            rows_by_file.insert(name, rows);
+        }
+        let same_files = rows_by_file.len() == files.len()
+            && files.iter().all(|file| rows_by_file.contains_key(file));
+        if same_files && let Some(rows) = rows_by_file.values().copied().sum::<Option<u64>>() {
+            found = Some((Arc::clone(node), rows));
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })
+    .ok()?;
+    found
+}
+
+/// The index of the field named `name` in any case, if exactly one is.
+fn column_index(schema: &SchemaRef, name: &str) -> Option<usize> {
+    let mut matching = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .filter(|(_, field)| field.name().eq_ignore_ascii_case(name));
+    let (index, _) = matching.next()?;
+    matching.next().is_none().then_some(index)
+}
+
+/// Passes its input's batches on unchanged, tallying each by month and age.
+#[derive(Debug)]
+struct TapExec {
+    input: Arc<dyn ExecutionPlan>,
+    month: usize,
+    unknown_age: Arc<dyn PhysicalExpr>,
+    impossible_age: Arc<dyn PhysicalExpr>,
+    seen: Arc<Mutex<Seen>>,
+}
+
+impl DisplayAs for TapExec {
+    fn fmt_as(&self, _format: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SummaryTapExec")
+    }
+}
+
+impl ExecutionPlan for TapExec {
+    fn name(&self) -> &str {
+        "SummaryTapExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        self.input.properties()
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.input]
+    }
+
+    fn apply_expressions(
+        &self,
+        f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        for expr in [&self.unknown_age, &self.impossible_age] {
+            if f(expr)? == TreeNodeRecursion::Stop {
+                return Ok(TreeNodeRecursion::Stop);
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        mut children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        if children.len() != 1 {
+            return exec_err!("SummaryTapExec takes one input, not {}", children.len());
+        }
+        Ok(Arc::new(TapExec {
+            input: children.swap_remove(0),
+            month: self.month,
+            unknown_age: Arc::clone(&self.unknown_age),
+            impossible_age: Arc::clone(&self.impossible_age),
+            seen: Arc::clone(&self.seen),
+        }))
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let input = self.input.execute(partition, context)?;
+        let schema = input.schema();
+        let month = self.month;
+        let checks = [
+            Arc::clone(&self.unknown_age),
+            Arc::clone(&self.impossible_age),
+        ];
+        let seen = Arc::clone(&self.seen);
+        let tallied = input.map(move |batch| {
+            let batch = batch?;
+            let [unknown, impossible] = [&checks[0], &checks[1]].map(|check| {
+                check
+                    .evaluate(&batch)
+                    .and_then(|value| value.into_array(batch.num_rows()))
+            });
+            let (unknown, impossible) = (unknown?, impossible?);
+            let mut by_month = Tallies::new();
+            tally_batch(
+                batch.column(month).as_ref(),
+                as_bools(&unknown)?,
+                as_bools(&impossible)?,
+                &mut by_month,
+            )?;
+            let mut seen = seen.lock().unwrap_or_else(PoisonError::into_inner);
+            seen.rows += batch.num_rows() as u64;
+            for (month, tally) in by_month {
+                seen.by_month.entry(month).or_default().add(tally);
+            }
+            Ok(batch)
+        });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, tallied)))
+    }
+}
+
+fn as_bools(array: &Arc<dyn Array>) -> Result<&BooleanArray> {
+    array
+        .as_boolean_opt()
+        .ok_or_else(|| exec_datafusion_err!("an age check gave {}", array.data_type()))
+}
+
+/// Adds the rows of one batch to `into`, a run of equal months at a time (a file usually holds
+/// one month, so a batch is usually one run).
+fn tally_batch(
+    month: &dyn Array,
+    unknown: &BooleanArray,
+    impossible: &BooleanArray,
+    into: &mut Tallies,
+) -> Result<()> {
+    match month.data_type() {
+        DataType::Utf8 => tally_runs(month.as_string::<i32>(), unknown, impossible, into),
+        DataType::LargeUtf8 => tally_runs(month.as_string::<i64>(), unknown, impossible, into),
+        DataType::Utf8View => tally_runs(month.as_string_view(), unknown, impossible, into),
+        other => return exec_err!("the activity month became {other} during the scan"),
+    }
+    Ok(())
+}
+
+fn tally_runs<'a>(
+    months: impl ArrayAccessor<Item = &'a str>,
+    unknown: &BooleanArray,
+    impossible: &BooleanArray,
+    into: &mut Tallies,
+) {
+    let month_at = |row: usize| months.is_valid(row).then(|| months.value(row));
+    let mut start = 0;
+    while start < months.len() {
+        let month = month_at(start);
+        let end = (start + 1..months.len())
+            .find(|&row| month_at(row) != month)
+            .unwrap_or(months.len());
+        let run = Tally {
+            records: (end - start) as u64,
+            unknown_age: unknown.slice(start, end - start).true_count() as u64,
+            impossible_age: impossible.slice(start, end - start).true_count() as u64,
+        };
+        into.entry(month.map(str::to_owned)).or_default().add(run);
+        start = end;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use datafusion::arrow::array::{LargeStringArray, StringArray, StringViewArray};
+
+    use super::*;
+
+    #[test]
+    fn runs_of_equal_months_are_tallied_for_every_string_type() {
+        let months = [
+            Some("202404"),
+            Some("202404"),
+            None,
+            None,
+            Some("202404"),
+            Some("202413"),
+        ];
+        let unknown = BooleanArray::from(vec![true, false, true, true, false, false]);
+        let impossible = BooleanArray::from(vec![false, true, false, true, true, true]);
+        let arrays: [Arc<dyn Array>; 3] = [
+            Arc::new(StringArray::from(months.to_vec())),
+            Arc::new(LargeStringArray::from(months.to_vec())),
+            Arc::new(StringViewArray::from(months.to_vec())),
+        ];
+        for array in arrays {
+            let mut tallies = Tallies::new();
+            tally_batch(array.as_ref(), &unknown, &impossible, &mut tallies).unwrap();
+            let tally = |month: Option<&str>| tallies[&month.map(str::to_owned)];
+            let expected = |records, unknown_age, impossible_age| Tally {
+                records,
+                unknown_age,
+                impossible_age,
+            };
+            assert_eq!(tallies.len(), 3, "{}", array.data_type());
+            assert_eq!(tally(Some("202404")), expected(3, 1, 2));
+            assert_eq!(tally(None), expected(2, 2, 1));
+            assert_eq!(tally(Some("202413")), expected(1, 0, 1));
+        }
+    }
+
+    #[test]
+    fn a_month_of_another_type_is_an_error() {
+        let months = datafusion::arrow::array::Int32Array::from(vec![202404]);
+        let flags = BooleanArray::from(vec![false]);
+        let error = tally_batch(&months, &flags, &flags, &mut Tallies::new()).unwrap_err();
+        assert!(error.to_string().contains("Int32"), "{error}");
+    }
+}
