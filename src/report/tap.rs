@@ -296,19 +296,31 @@ fn tally_batch(
     impossible: &BooleanArray,
     into: &mut Tallies,
 ) -> Result<()> {
+    let flags = [unknown, impossible];
     match month.data_type() {
-        DataType::Utf8 => tally_runs(month.as_string::<i32>(), unknown, impossible, into),
-        DataType::LargeUtf8 => tally_runs(month.as_string::<i64>(), unknown, impossible, into),
-        DataType::Utf8View => tally_runs(month.as_string_view(), unknown, impossible, into),
+        DataType::Utf8 => tally_runs(month.as_string::<i32>(), |_, _| false, flags, into),
+        DataType::LargeUtf8 => tally_runs(month.as_string::<i64>(), |_, _| false, flags, into),
+        DataType::Utf8View => {
+            // Equal views are equal months (a short month is held in its view), so most rows
+            // cost one 16-byte comparison; unequal views still compare their text.
+            let months = month.as_string_view();
+            let views = months.views();
+            let same_view = |a: usize, b: usize| {
+                views[a] == views[b] && months.is_valid(a) == months.is_valid(b)
+            };
+            tally_runs(months, same_view, flags, into);
+        }
         other => return exec_err!("the activity month became {other} during the scan"),
     }
     Ok(())
 }
 
+/// `surely_same(a, b)` may say rows `a` and `b` hold the same month without comparing text; when
+/// it says no, the text decides.
 fn tally_runs<'a>(
     months: impl ArrayAccessor<Item = &'a str>,
-    unknown: &BooleanArray,
-    impossible: &BooleanArray,
+    surely_same: impl Fn(usize, usize) -> bool,
+    [unknown, impossible]: [&BooleanArray; 2],
     into: &mut Tallies,
 ) {
     let month_at = |row: usize| months.is_valid(row).then(|| months.value(row));
@@ -316,7 +328,7 @@ fn tally_runs<'a>(
     while start < months.len() {
         let month = month_at(start);
         let end = (start + 1..months.len())
-            .find(|&row| month_at(row) != month)
+            .find(|&row| !surely_same(start, row) && month_at(row) != month)
             .unwrap_or(months.len());
         let run = Tally {
             records: (end - start) as u64,
@@ -345,9 +357,18 @@ mod tests {
             None,
             Some("202404"),
             Some("202413"),
+            Some("2024-04 (a month in words)"),
+            Some("2024-04 (a month in words)"),
+            // Its view is all zeros, as a NULL's is.
+            Some(""),
+            None,
         ];
-        let unknown = BooleanArray::from(vec![true, false, true, true, false, false]);
-        let impossible = BooleanArray::from(vec![false, true, false, true, true, true]);
+        let unknown = BooleanArray::from(vec![
+            true, false, true, true, false, false, true, true, false, false,
+        ]);
+        let impossible = BooleanArray::from(vec![
+            false, true, false, true, true, true, false, true, true, false,
+        ]);
         let arrays: [Arc<dyn Array>; 3] = [
             Arc::new(StringArray::from(months.to_vec())),
             Arc::new(LargeStringArray::from(months.to_vec())),
@@ -362,10 +383,12 @@ mod tests {
                 unknown_age,
                 impossible_age,
             };
-            assert_eq!(tallies.len(), 3, "{}", array.data_type());
+            assert_eq!(tallies.len(), 5, "{}", array.data_type());
             assert_eq!(tally(Some("202404")), expected(3, 1, 2));
-            assert_eq!(tally(None), expected(2, 2, 1));
+            assert_eq!(tally(None), expected(3, 2, 1));
             assert_eq!(tally(Some("202413")), expected(1, 0, 1));
+            assert_eq!(tally(Some("2024-04 (a month in words)")), expected(2, 2, 1));
+            assert_eq!(tally(Some("")), expected(1, 0, 1));
         }
     }
 

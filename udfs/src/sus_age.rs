@@ -72,16 +72,24 @@ fn test_ages<T: ArrowPrimitiveType>(
 where
     T::Native: Into<i64>,
 {
-    let (first_values, second_values) = (first.values(), second.values());
-    let (first_nulls, second_nulls) = (first.nulls(), second.nulls());
-    let bits = BooleanBuffer::collect_bool(first.len(), |row| {
-        if first_nulls.is_none_or(|nulls| nulls.is_valid(row)) {
-            check.fails(first_values[row].into())
-        } else {
-            second_nulls.is_none_or(|nulls| nulls.is_valid(row))
-                && check.fails(second_values[row].into())
+    // Every value is tested, NULL slots too, and the null masks pick the age that counts: word
+    // by word, which costs a fraction of choosing between the columns row by row.
+    let fails = |ages: &PrimitiveArray<T>| {
+        let values = ages.values();
+        BooleanBuffer::collect_bool(values.len(), |row| check.fails(values[row].into()))
+    };
+    let first_fails = fails(first);
+    let bits = match first.nulls() {
+        None => first_fails,
+        Some(first_valid) => {
+            let first_valid = first_valid.inner();
+            let second_counts = match second.nulls() {
+                None => &fails(second) & &!first_valid,
+                Some(second_valid) => &(&fails(second) & second_valid.inner()) & &!first_valid,
+            };
+            &(&first_fails & first_valid) | &second_counts
         }
-    });
+    };
     BooleanArray::new(bits, None)
 }
 
@@ -287,5 +295,57 @@ mod tests {
             refused.contains("sus_age_unknown: an age must be a whole number, got Utf8"),
             "{refused}"
         );
+    }
+
+    proptest::proptest! {
+        /// Against the rule's words row by row, with NULL slots holding ages that would fail
+        /// (arrow leaves their values unspecified) and with arrays sliced off a word boundary.
+        #[test]
+        fn masks_pick_the_age_that_counts(
+            rows in proptest::collection::vec(
+                (
+                    proptest::prop_oneof![0i32..140, -5i32..0, 995i32..1000, 7000i32..7010],
+                    proptest::bool::ANY,
+                    proptest::prop_oneof![0i32..140, 995i32..1000, 7000i32..7010],
+                    proptest::bool::ANY,
+                ),
+                1..200,
+            ),
+            offset in 0usize..9,
+            first_all_valid in proptest::bool::ANY,
+            second_all_valid in proptest::bool::ANY,
+        ) {
+            use arrow::buffer::NullBuffer;
+            let column = |value: fn(&(i32, bool, i32, bool)) -> i32,
+                          valid: fn(&(i32, bool, i32, bool)) -> bool,
+                          all_valid: bool| {
+                let values: Vec<i32> = rows.iter().map(value).collect();
+                let nulls = (!all_valid)
+                    .then(|| NullBuffer::from(rows.iter().map(valid).collect::<Vec<_>>()));
+                let array = Int32Array::new(values.into(), nulls);
+                let offset = offset.min(array.len() - 1);
+                array.slice(offset, array.len() - offset)
+            };
+            let first = column(|r| r.0, |r| r.1, first_all_valid);
+            let second = column(|r| r.2, |r| r.3, second_all_valid);
+            for check in [AgeCheck::Unknown, AgeCheck::Impossible] {
+                let expected: Vec<bool> = (0..first.len())
+                    .map(|row| {
+                        let age = if first.is_valid(row) {
+                            Some(first.value(row))
+                        } else {
+                            second.is_valid(row).then(|| second.value(row))
+                        };
+                        age.is_some_and(|age| check.fails(age.into()))
+                    })
+                    .collect();
+                let got = invoke(
+                    check,
+                    ColumnarValue::Array(Arc::new(first.clone())),
+                    ColumnarValue::Array(Arc::new(second.clone())),
+                );
+                proptest::prop_assert_eq!(got, expected, "{:?}", check);
+            }
+        }
     }
 }
