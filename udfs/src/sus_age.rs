@@ -6,7 +6,7 @@
 use std::sync::{Arc, LazyLock};
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, PrimitiveArray};
-use arrow::buffer::BooleanBuffer;
+use arrow::buffer::{BooleanBuffer, Buffer};
 use arrow::datatypes::{ArrowPrimitiveType, DataType, Int32Type, Int64Type};
 use datafusion_common::{Result, exec_err, plan_err};
 use datafusion_expr::scalar_doc_sections::DOC_SECTION_OTHER;
@@ -74,9 +74,11 @@ where
 {
     // Every value is tested, NULL slots too, and the null masks pick the age that counts: word
     // by word, which costs a fraction of choosing between the columns row by row.
-    let fails = |ages: &PrimitiveArray<T>| {
-        let values = ages.values();
-        BooleanBuffer::collect_bool(values.len(), |row| check.fails(values[row].into()))
+    let fails = |ages: &PrimitiveArray<T>| match check {
+        // One loop per check, so that the test inside is a fixed comparison the compiler can
+        // vectorise rather than a branch on `check` for every value.
+        AgeCheck::Unknown => failing(ages.values(), |age| AgeCheck::Unknown.fails(age)),
+        AgeCheck::Impossible => failing(ages.values(), |age| AgeCheck::Impossible.fails(age)),
     };
     let first_fails = fails(first);
     let bits = match first.nulls() {
@@ -91,6 +93,29 @@ where
         }
     };
     BooleanArray::new(bits, None)
+}
+
+/// A bit per value, set where it fails: 64 values to a word, over slices rather than indices so
+/// that the loop carries no bounds checks.
+fn failing<N: Copy + Into<i64>>(values: &[N], fails: impl Fn(i64) -> bool) -> BooleanBuffer {
+    let word = |chunk: &[N]| {
+        chunk.iter().enumerate().fold(0u64, |word, (bit, &value)| {
+            word | u64::from(fails(value.into())) << bit
+        })
+    };
+    let chunks = values.chunks_exact(64);
+    let tail = chunks.remainder();
+    // Whole words have a fixed trip count, which the compiler turns into vector compares.
+    let mut words: Vec<u64> = chunks
+        .map(|chunk: &[N]| {
+            let chunk: &[N; 64] = chunk.try_into().unwrap_or_else(|_| unreachable!());
+            word(chunk)
+        })
+        .collect();
+    if !tail.is_empty() {
+        words.push(word(tail));
+    }
+    BooleanBuffer::new(Buffer::from_vec(words), 0, values.len())
 }
 
 impl ScalarUDFImpl for SusAgeCheck {
