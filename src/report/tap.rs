@@ -111,12 +111,18 @@ pub(super) fn tap(
     let check = |name: &str| -> Result<Arc<dyn PhysicalExpr>> {
         ctx.create_physical_expr(ctx.udf(name)?.call(ages.clone()), &df_schema)
     };
+    // Ages the checks refuse (text, say) are left for the summary's own scan to report.
+    let (Ok(unknown_age), Ok(impossible_age)) =
+        (check("sus_age_unknown"), check("sus_age_impossible"))
+    else {
+        return Ok((plan, None));
+    };
     let seen = Arc::new(Mutex::new(Seen::default()));
     let node: Arc<dyn ExecutionPlan> = Arc::new(TapExec {
         input: Arc::clone(&scan),
         month,
-        unknown_age: check("sus_age_unknown")?,
-        impossible_age: check("sus_age_impossible")?,
+        unknown_age,
+        impossible_age,
         seen: Arc::clone(&seen),
     });
     let mut node = Some(node);
