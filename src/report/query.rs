@@ -12,6 +12,7 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::metadata::ScalarAndMetadata;
 use datafusion::common::{DataFusionError, ParamValues};
+use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::FileScanConfig;
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::physical_plan::{ExecutionPlan, collect};
@@ -226,23 +227,35 @@ fn files_scanned(plan: &Arc<dyn ExecutionPlan>) -> Option<BTreeSet<String>> {
     let mut found_scan = false;
     let mut pending = vec![plan];
     while let Some(node) = pending.pop() {
-        if let Some(config) = node
-            .downcast_ref::<DataSourceExec>()
-            .and_then(|exec| exec.data_source().downcast_ref::<FileScanConfig>())
-        {
+        if let Some(scan) = as_file_scan(node) {
             found_scan = true;
-            for group in &config.file_groups {
-                for file in group.files() {
-                    files.insert(file_name(
-                        &config.object_store_url,
-                        &file.object_meta.location,
-                    ));
-                }
-            }
+            files.extend(scanned_files(scan).map(|(name, _)| name));
         }
         pending.extend(node.children());
     }
     found_scan.then_some(files)
+}
+
+/// The file scan `node` is, if it is one.
+pub(super) fn as_file_scan(node: &Arc<dyn ExecutionPlan>) -> Option<&FileScanConfig> {
+    node.downcast_ref::<DataSourceExec>()
+        .and_then(|exec| exec.data_source().downcast_ref::<FileScanConfig>())
+}
+
+/// Each file `scan` was given, named as the manifest names input files (a file split into byte
+/// ranges comes once per range).
+pub(super) fn scanned_files(
+    scan: &FileScanConfig,
+) -> impl Iterator<Item = (String, &PartitionedFile)> {
+    scan.file_groups
+        .iter()
+        .flat_map(|group| group.files())
+        .map(|file| {
+            (
+                file_name(&scan.object_store_url, &file.object_meta.location),
+                file,
+            )
+        })
 }
 
 /// A query ebiq runs for itself (counts for the run summary), named like a file in errors.

@@ -5,9 +5,9 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Result;
 use std::sync::Arc;
 
+use anyhow::Result;
 use datafusion::arrow::array::{ArrayRef, AsArray, Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema};
 use datafusion::execution::FunctionRegistry;
@@ -124,7 +124,8 @@ pub(super) async fn scan_summary(
            SELECT der_activity_month AS month, count(*) AS records, \
              count(*) FILTER (WHERE sus_age_unknown({ages})) AS unknown_age, \
              count(*) FILTER (WHERE sus_age_impossible({ages})) AS impossible_age \
-           FROM opa{narrowed} GROUP BY der_activity_month) {TOTALS}",
+           FROM opa{narrowed} GROUP BY der_activity_month) {totals}",
+        totals = totals_sql(),
     );
     let result = run_query(ctx, &internal_query("summary", &sql), parameters).await?;
     let (in_range, quality) = totals(&result.batches);
@@ -151,7 +152,7 @@ pub(super) async fn summary_from_tallies(
         Field::new("impossible_age", DataType::Int64, false),
     ]));
     let batch = RecordBatch::try_new(
-        Arc::clone(&schema),
+        schema,
         vec![
             Arc::new(StringArray::from(months)),
             column(|tally| tally.records),
@@ -162,20 +163,23 @@ pub(super) async fn summary_from_tallies(
     let own = SessionContext::new();
     own.register_udf(ctx.udf("sus_month")?.as_ref().clone());
     own.register_batch("by_month", batch)?;
-    let result = run_query(&own, &internal_query("summary", TOTALS), parameters).await?;
+    let result = run_query(&own, &internal_query("summary", &totals_sql()), parameters).await?;
     Ok(totals(&result.batches))
 }
 
 /// The totals over `by_month` (`month`, `records`, `unknown_age`, `impossible_age`): only
 /// records in the month range count, but every invalid month does.
-const TOTALS: &str = "SELECT \
-    sum(records) FILTER (WHERE sus_month(month) BETWEEN $from_month AND $to_month) AS in_range, \
-    sum(records) FILTER (WHERE sus_month(month) IS NULL) AS invalid_month, \
-    sum(unknown_age) FILTER (WHERE sus_month(month) BETWEEN $from_month AND $to_month) \
-      AS unknown_age, \
-    sum(impossible_age) FILTER (WHERE sus_month(month) BETWEEN $from_month AND $to_month) \
-      AS impossible_age \
-    FROM by_month";
+fn totals_sql() -> String {
+    format!(
+        "SELECT \
+           sum(records) FILTER (WHERE {in_range}) AS in_range, \
+           sum(records) FILTER (WHERE sus_month(month) IS NULL) AS invalid_month, \
+           sum(unknown_age) FILTER (WHERE {in_range}) AS unknown_age, \
+           sum(impossible_age) FILTER (WHERE {in_range}) AS impossible_age \
+         FROM by_month",
+        in_range = in_range("month"),
+    )
+}
 
 fn in_range(month: &str) -> String {
     format!("sus_month({month}) BETWEEN $from_month AND $to_month")

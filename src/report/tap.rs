@@ -16,8 +16,6 @@ use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{Column, DFSchema, exec_datafusion_err, exec_err};
-use datafusion::datasource::physical_plan::FileScanConfig;
-use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::Result;
 use datafusion::execution::{FunctionRegistry, SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::Expr;
@@ -27,7 +25,7 @@ use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Pla
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 
-use crate::validate::file_name;
+use super::query::{as_file_scan, scanned_files};
 
 /// The month column and the two age columns the summary reads, as the report queries name them.
 const MONTH: &str = "der_activity_month";
@@ -121,8 +119,7 @@ pub(super) fn tap(
     let node: Arc<dyn ExecutionPlan> = Arc::new(TapExec {
         input: Arc::clone(&scan),
         month,
-        unknown_age,
-        impossible_age,
+        age_checks: [unknown_age, impossible_age],
         seen: Arc::clone(&seen),
     });
     let mut node = Some(node);
@@ -154,19 +151,15 @@ fn scan_of_all(
 ) -> Option<(Arc<dyn ExecutionPlan>, u64)> {
     let mut found = None;
     plan.apply(|node| {
-        let Some(config) = node
-            .downcast_ref::<DataSourceExec>()
-            .and_then(|exec| exec.data_source().downcast_ref::<FileScanConfig>())
-        else {
+        let Some(scan) = as_file_scan(node) else {
             return Ok(TreeNodeRecursion::Continue);
         };
         let mut rows_by_file = HashMap::new();
-        for file in config.file_groups.iter().flat_map(|group| group.files()) {
+        for (name, file) in scanned_files(scan) {
             let rows = match file.statistics.as_ref().map(|stats| stats.num_rows) {
                 Some(Precision::Exact(rows)) => Some(rows as u64),
                 _ => None,
             };
-            let name = file_name(&config.object_store_url, &file.object_meta.location);
             rows_by_file.insert(name, rows);
         }
         let same_files = rows_by_file.len() == files.len()
@@ -197,8 +190,8 @@ fn column_index(schema: &SchemaRef, name: &str) -> Option<usize> {
 struct TapExec {
     input: Arc<dyn ExecutionPlan>,
     month: usize,
-    unknown_age: Arc<dyn PhysicalExpr>,
-    impossible_age: Arc<dyn PhysicalExpr>,
+    /// `sus_age_unknown` and `sus_age_impossible` of the two ages.
+    age_checks: [Arc<dyn PhysicalExpr>; 2],
     seen: Arc<Mutex<Seen>>,
 }
 
@@ -225,7 +218,7 @@ impl ExecutionPlan for TapExec {
         &self,
         f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
     ) -> Result<TreeNodeRecursion> {
-        for expr in [&self.unknown_age, &self.impossible_age] {
+        for expr in &self.age_checks {
             if f(expr)? == TreeNodeRecursion::Stop {
                 return Ok(TreeNodeRecursion::Stop);
             }
@@ -243,8 +236,7 @@ impl ExecutionPlan for TapExec {
         Ok(Arc::new(TapExec {
             input: children.swap_remove(0),
             month: self.month,
-            unknown_age: Arc::clone(&self.unknown_age),
-            impossible_age: Arc::clone(&self.impossible_age),
+            age_checks: self.age_checks.clone(),
             seen: Arc::clone(&self.seen),
         }))
     }
@@ -257,14 +249,11 @@ impl ExecutionPlan for TapExec {
         let input = self.input.execute(partition, context)?;
         let schema = input.schema();
         let month = self.month;
-        let checks = [
-            Arc::clone(&self.unknown_age),
-            Arc::clone(&self.impossible_age),
-        ];
+        let checks = self.age_checks.clone();
         let seen = Arc::clone(&self.seen);
         let tallied = input.map(move |batch| {
             let batch = batch?;
-            let [unknown, impossible] = [&checks[0], &checks[1]].map(|check| {
+            let [unknown, impossible] = checks.each_ref().map(|check| {
                 check
                     .evaluate(&batch)
                     .and_then(|value| value.into_array(batch.num_rows()))
@@ -273,8 +262,7 @@ impl ExecutionPlan for TapExec {
             let mut by_month = Tallies::new();
             tally_batch(
                 batch.column(month).as_ref(),
-                as_bools(&unknown)?,
-                as_bools(&impossible)?,
+                [as_bools(&unknown)?, as_bools(&impossible)?],
                 &mut by_month,
             )?;
             let mut seen = seen.lock().unwrap_or_else(PoisonError::into_inner);
@@ -296,13 +284,7 @@ fn as_bools(array: &Arc<dyn Array>) -> Result<&BooleanArray> {
 
 /// Adds the rows of one batch to `into`, a run of equal months at a time (a file usually holds
 /// one month, so a batch is usually one run).
-fn tally_batch(
-    month: &dyn Array,
-    unknown: &BooleanArray,
-    impossible: &BooleanArray,
-    into: &mut Tallies,
-) -> Result<()> {
-    let flags = [unknown, impossible];
+fn tally_batch(month: &dyn Array, flags: [&BooleanArray; 2], into: &mut Tallies) -> Result<()> {
     match month.data_type() {
         DataType::Utf8 => tally_runs(month.as_string::<i32>(), |_, _| false, flags, into),
         DataType::LargeUtf8 => tally_runs(month.as_string::<i64>(), |_, _| false, flags, into),
@@ -382,7 +364,7 @@ mod tests {
         ];
         for array in arrays {
             let mut tallies = Tallies::new();
-            tally_batch(array.as_ref(), &unknown, &impossible, &mut tallies).unwrap();
+            tally_batch(array.as_ref(), [&unknown, &impossible], &mut tallies).unwrap();
             let tally = |month: Option<&str>| tallies[&month.map(str::to_owned)];
             let expected = |records, unknown_age, impossible_age| Tally {
                 records,
@@ -402,7 +384,7 @@ mod tests {
     fn a_month_of_another_type_is_an_error() {
         let months = datafusion::arrow::array::Int32Array::from(vec![202404]);
         let flags = BooleanArray::from(vec![false]);
-        let error = tally_batch(&months, &flags, &flags, &mut Tallies::new()).unwrap_err();
+        let error = tally_batch(&months, [&flags, &flags], &mut Tallies::new()).unwrap_err();
         assert!(error.to_string().contains("Int32"), "{error}");
     }
 }

@@ -85,11 +85,11 @@ where
         None => first_fails,
         Some(first_valid) => {
             let first_valid = first_valid.inner();
-            let second_counts = match second.nulls() {
-                None => &fails(second) & &!first_valid,
-                Some(second_valid) => &(&fails(second) & second_valid.inner()) & &!first_valid,
+            let second_fails = match second.nulls() {
+                None => fails(second),
+                Some(second_valid) => &fails(second) & second_valid.inner(),
             };
-            &(&first_fails & first_valid) | &second_counts
+            &(&first_fails & first_valid) | &(&second_fails & &!first_valid)
         }
     };
     BooleanArray::new(bits, None)
