@@ -5,7 +5,6 @@ use std::io::Write;
 
 use anyhow::{Context, Result, bail};
 use datafusion::prelude::SessionContext;
-use ebiq_udfs::ExplainFunction;
 
 use crate::dataset::missing_column;
 use crate::output::{OutputFormat, ResultsOut, write_batches};
@@ -72,9 +71,8 @@ pub async fn explain_sql(
     };
     let mut selects = Vec::new();
     for rule in rules.as_slice() {
-        let function = ExplainFunction::new(rule);
-        let arguments: Vec<String> = function
-            .argument_columns()
+        let arguments: Vec<String> = rule
+            .flag_arguments()
             .iter()
             .map(|c| c.to_lowercase())
             .collect();

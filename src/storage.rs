@@ -40,9 +40,16 @@ impl Location {
     }
 }
 
-/// Builds the store `url` lives on and registers it with `ctx`; returns it for listing.
+/// The store `url` lives on: the one registered with `ctx` for its bucket or container, else one
+/// built from the environment and registered, so that a dataset's checks, its Delta log and its
+/// scans share one store (and its credentials) however many times they ask.
 pub fn register_store(ctx: &SessionContext, url: &Url) -> Result<Arc<dyn ObjectStore>> {
     let scheme = url.scheme();
+    let root = Url::parse(&format!("{scheme}://{}", url.authority()))
+        .with_context(|| format!("{url} has no bucket or container"))?;
+    if let Ok(store) = ctx.runtime_env().object_store_registry.get_store(&root) {
+        return Ok(store);
+    }
     let store: Arc<dyn ObjectStore> = if matches!(scheme, "s3" | "s3a") {
         Arc::new(
             AmazonS3Builder::from_env()
@@ -69,8 +76,6 @@ pub fn register_store(ctx: &SessionContext, url: &Url) -> Result<Arc<dyn ObjectS
             "cannot read {scheme}:// URLs: give a local path, file://, s3://, az:// or abfss:// URL"
         );
     };
-    let root = Url::parse(&format!("{scheme}://{}", url.authority()))
-        .with_context(|| format!("{url} has no bucket or container"))?;
     ctx.register_object_store(&root, Arc::clone(&store));
     Ok(store)
 }
@@ -115,5 +120,21 @@ mod tests {
         let url = Url::parse("ftp://host/sus").unwrap_or_else(|e| panic!("{e}"));
         let error = register_store(&ctx, &url).err().map(|e| e.to_string());
         assert!(error.is_some_and(|e| e.contains("cannot read ftp:// URLs")));
+    }
+
+    #[test]
+    fn one_store_serves_every_path_in_a_bucket() {
+        let ctx = SessionContext::new();
+        let store = |location: &str| {
+            let url = Url::parse(location).unwrap_or_else(|e| panic!("{e}"));
+            register_store(&ctx, &url).unwrap_or_else(|e| panic!("{e:#}"))
+        };
+        let first = store("s3://sus-bucket/opa/");
+        assert!(Arc::ptr_eq(
+            &first,
+            &store("s3://sus-bucket/opa/_delta_log/")
+        ));
+        assert!(Arc::ptr_eq(&first, &store("s3://sus-bucket/apcs/")));
+        assert!(!Arc::ptr_eq(&first, &store("s3://other-bucket/opa/")));
     }
 }

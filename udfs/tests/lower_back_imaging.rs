@@ -418,16 +418,17 @@ fn all_columns(encoding: &str) -> Vec<ArrayRef> {
 
 #[test]
 fn takes_its_columns_in_the_order_the_rule_names_them() {
-    assert_eq!(
-        function("ebi_lower_back_imaging").argument_columns(),
-        [
-            "Der_Procedure_All",
-            "Age_at_Start_of_Episode_SUS",
-            "Der_Age_at_CDS_Activity_Date",
-            "der_diagnosis_all",
-            "Administrative_Category"
-        ]
-    );
+    let flag = function("ebi_lower_back_imaging");
+    let in_order = [
+        "Der_Procedure_All",
+        "Age_at_Start_of_Episode_SUS",
+        "Der_Age_at_CDS_Activity_Date",
+        "der_diagnosis_all",
+        "Administrative_Category",
+    ];
+    assert_eq!(flag.argument_columns(), in_order);
+    // What `ebiq explain` passes to `ebi_<rule>_explain`, which takes the flag's arguments.
+    assert_eq!(flag.rule().flag_arguments(), in_order);
 }
 
 #[test]

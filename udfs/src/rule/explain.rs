@@ -85,11 +85,7 @@ impl ExplainFunction {
         let age = first_between(&rule.inclusion)
             .or_else(|| rule.exclusion.as_ref().and_then(first_between))
             .cloned();
-        let columns: Vec<&str> = arguments
-            .iter()
-            .map(|&c| rule.columns[c].name.as_str())
-            .collect();
-        let call = format!("{name}({})", columns.join(", "));
+        let call = format!("{name}({})", rule.flag_arguments().join(", "));
         let documentation = Documentation::builder(
             DOC_SECTION_EBI,
             format!(
@@ -120,14 +116,6 @@ impl ExplainFunction {
             signature: Signature::user_defined(Volatility::Immutable),
             documentation,
         }
-    }
-
-    /// The names of the columns its arguments carry, in order (those of `ebi_<rule>`).
-    pub fn argument_columns(&self) -> Vec<&str> {
-        self.arguments
-            .iter()
-            .map(|&c| self.rule.columns[c].name.as_str())
-            .collect()
     }
 
     /// The columns of `part` that are NULL in `row`, as `a, b`.

@@ -107,6 +107,14 @@ pub enum Number {
 }
 
 impl Rule {
+    /// The columns `ebi_<rule>` (and `ebi_<rule>_explain`) take, in argument order.
+    pub fn flag_arguments(&self) -> Vec<&str> {
+        function::arguments_of(std::iter::once(&self.inclusion).chain(&self.exclusion))
+            .into_iter()
+            .map(|c| self.columns[c].name.as_str())
+            .collect()
+    }
+
     /// The rule's version and effective date for people to read: `"version 2024-25 v1.2, effective
     /// 2024-04-01"`; empty when the file gives neither.
     pub fn edition(&self) -> String {
