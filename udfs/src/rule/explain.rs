@@ -17,7 +17,7 @@ use datafusion_expr::{
 };
 
 use super::eval::BatchColumns;
-use super::function::{DOC_SECTION_EBI, arguments_of, batch_of, coerce_arguments, null_mode_of};
+use super::function::{DOC_SECTION_EBI, batch_of, coerce_arguments, null_mode_of};
 use super::{Number, Predicate, Rule};
 use crate::options::{NULL_MODE_HELP, NullMode};
 
@@ -66,7 +66,7 @@ impl ExplainFunction {
     /// The explain function of `rule`.
     pub fn new(rule: &Arc<Rule>) -> Self {
         let name = format!("ebi_{}_explain", rule.name);
-        let arguments = arguments_of(std::iter::once(&rule.inclusion).chain(&rule.exclusion));
+        let arguments = rule.flag_argument_columns();
         let mut inclusion_likes = Vec::new();
         collect_likes(&rule.inclusion, &mut inclusion_likes);
         let inclusion_likes = inclusion_likes

@@ -109,10 +109,15 @@ pub enum Number {
 impl Rule {
     /// The columns `ebi_<rule>` (and `ebi_<rule>_explain`) take, in argument order.
     pub fn flag_arguments(&self) -> Vec<&str> {
-        function::arguments_of(std::iter::once(&self.inclusion).chain(&self.exclusion))
+        self.flag_argument_columns()
             .into_iter()
             .map(|c| self.columns[c].name.as_str())
             .collect()
+    }
+
+    /// [`Rule::flag_arguments`] as indices into the rule's columns.
+    pub(crate) fn flag_argument_columns(&self) -> Vec<usize> {
+        function::arguments_of(std::iter::once(&self.inclusion).chain(&self.exclusion))
     }
 
     /// The rule's version and effective date for people to read: `"version 2024-25 v1.2, effective
