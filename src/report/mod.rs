@@ -5,6 +5,7 @@ mod charts;
 mod html;
 mod manifest;
 mod query;
+mod shared;
 mod summary;
 pub mod suppress;
 mod tap;
@@ -29,7 +30,7 @@ use crate::progress::Progress;
 use crate::session::{self, SessionSettings};
 use crate::validate::InputFile;
 use manifest::{RunRecord, write_manifest};
-use query::run_query_with;
+use query::{CteReferences, run_query_with};
 use summary::{scan_summary, sum_column, summary_from_tallies};
 use suppress::suppress;
 
@@ -79,6 +80,11 @@ pub async fn run(
     let run = ReportRun {
         ctx: &session.ctx,
         opa_files: opa_files.as_ref(),
+        ctes: if session_settings.cluster.is_none() {
+            CteReferences::RunOnce
+        } else {
+            CteReferences::Inline
+        },
         settings,
         page: page.as_ref(),
         progress,
@@ -205,6 +211,9 @@ struct ReportRun<'a> {
     ctx: &'a SessionContext,
     /// Every file of `opa`, if a query's scan of them may also count the run summary.
     opa_files: Option<&'a BTreeSet<String>>,
+    /// How a CTE referenced more than once runs: once, unless on a cluster, whose executors
+    /// cannot read this process's temporary files.
+    ctes: CteReferences,
     settings: &'a ReportSettings,
     /// With a page, one HTML page holds every result.
     page: Option<&'a html::PageInfo>,
@@ -220,6 +229,7 @@ async fn run_report(
     let ReportRun {
         ctx,
         opa_files,
+        ctes,
         settings,
         page,
         progress,
@@ -250,7 +260,7 @@ async fn run_report(
         let result = match opa_files.filter(|_| tallies.is_none()) {
             Some(files) => {
                 let mut tapped = None;
-                let result = run_query_with(ctx, query, &parameters, |plan| {
+                let result = run_query_with(ctx, query, &parameters, ctes, |plan| {
                     let (plan, tap) = tap::tap(ctx, plan, files)?;
                     tapped = tap;
                     Ok(plan)
@@ -261,7 +271,7 @@ async fn run_report(
                     .map(|counted| (query.name.clone(), counted));
                 result
             }
-            None => run_query(ctx, query, &parameters).await?,
+            None => run_query_with(ctx, query, &parameters, ctes, Ok).await?,
         };
         read_from(&mut summary.files_read, result.files_read);
         let (schema, batches) = (result.schema, result.batches);

@@ -16,11 +16,12 @@ use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::FileScanConfig;
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::physical_plan::{ExecutionPlan, collect};
-use datafusion::prelude::SessionContext;
+use datafusion::prelude::{DataFrame, SessionContext};
 use datafusion::scalar::ScalarValue;
 use datafusion::sql::sqlparser::parser::ParserError;
 use ebiq_udfs::split_location;
 
+use super::shared::{SharedResults, run_shared_ctes_once};
 use crate::months::Month;
 use crate::validate::file_name;
 
@@ -166,14 +167,25 @@ pub async fn run_query(
     query: &QueryFile,
     parameters: &Parameters,
 ) -> Result<QueryResult> {
-    run_query_with(ctx, query, parameters, Ok).await
+    run_query_with(ctx, query, parameters, CteReferences::Inline, Ok).await
+}
+
+/// How a query runs a CTE it refers to more than once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum CteReferences {
+    /// Each reference runs the CTE again (DataFusion's way; a cluster's only way, since its
+    /// executors cannot read this process's temporary files).
+    Inline,
+    /// A CTE that reads a table runs once ([`shared`](super::shared)).
+    RunOnce,
 }
 
 /// [`run_query`], with `rewrite` applied to the physical plan before it runs.
-pub async fn run_query_with(
+pub(super) async fn run_query_with(
     ctx: &SessionContext,
     query: &QueryFile,
     parameters: &Parameters,
+    ctes: CteReferences,
     rewrite: impl FnOnce(Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>>,
 ) -> Result<QueryResult> {
     let at = || format!("query {}", query.path.display());
@@ -208,11 +220,21 @@ pub async fn run_query_with(
             .with_param_values(ParamValues::Map(values))
             .with_context(at)?
     };
+    let (state, logical) = frame.into_parts();
+    let (logical, shared) = match ctes {
+        CteReferences::Inline => (logical, SharedResults::none()),
+        CteReferences::RunOnce => run_shared_ctes_once(&state, &query.sql, logical)
+            .await
+            .with_context(at)?,
+    };
+    let frame = DataFrame::new(state, logical);
     let schema = frame.schema().inner().clone();
     let task = frame.task_ctx();
     let plan = rewrite(frame.create_physical_plan().await.with_context(at)?)?;
-    let files_read = files_scanned(&plan);
+    let files_read = shared.files_read_with(files_scanned(&plan));
     let batches = collect(plan, Arc::new(task)).await.with_context(at)?;
+    // The set-aside results are read until here.
+    drop(shared);
     Ok(QueryResult {
         schema,
         batches,
@@ -222,7 +244,7 @@ pub async fn run_query_with(
 
 /// The files every file scan of `plan` was given: after partition pruning, before row-group
 /// pruning. `None` if `plan` has no file scan (a cluster's plan hides them).
-fn files_scanned(plan: &Arc<dyn ExecutionPlan>) -> Option<BTreeSet<String>> {
+pub(super) fn files_scanned(plan: &Arc<dyn ExecutionPlan>) -> Option<BTreeSet<String>> {
     let mut files = BTreeSet::new();
     let mut found_scan = false;
     let mut pending = vec![plan];

@@ -1,0 +1,551 @@
+//! A common table expression that reads tables and is referenced more than once runs once.
+//!
+//! DataFusion plans each reference to a CTE as a copy of its body, so a query that uses the
+//! flagged appointments three ways (`queries/07_headline.sql`) scanned `opa` and ran the rule
+//! three times. Before planning, each such CTE (the innermost first) runs once into Arrow IPC
+//! files in a temporary folder, and every reference reads those instead: what the CTE returns
+//! (a few percent of `opa`, for the report's queries) is set aside on disk rather than in memory,
+//! so peak memory stays that of a scan, and the folder goes when the query ends.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use anyhow::{Context, Result};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::ipc::writer::{FileWriter, IpcWriteOptions};
+use datafusion::arrow::ipc::{CompressionType, MetadataVersion};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::tree_node::{Transformed, TreeNodeRecursion};
+use datafusion::datasource::file_format::arrow::ArrowFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::datasource::provider_as_source;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::SessionState;
+use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder, SubqueryAlias};
+use datafusion::physical_plan::execute_stream_partitioned;
+use datafusion::sql::parser::{DFParser, Statement as DFStatement};
+use futures::StreamExt;
+use sqlparser::ast::{Query, Visit, Visitor};
+use tempfile::TempDir;
+use tokio::task::JoinSet;
+
+use super::query::files_scanned;
+
+/// The results set aside for one query: kept until the query has run.
+#[derive(Debug)]
+pub(super) struct SharedResults {
+    folder: Option<TempDir>,
+    /// Each CTE set aside, by its name, and the rows it returned.
+    pub set_aside: Vec<(String, usize)>,
+    /// The files the set-aside CTEs read.
+    files_read: BTreeSet<String>,
+}
+
+impl SharedResults {
+    /// Nothing set aside.
+    pub(super) fn none() -> Self {
+        Self {
+            folder: None,
+            set_aside: Vec::new(),
+            files_read: BTreeSet::new(),
+        }
+    }
+
+    /// The files a query read: `by_query`, the files its plan scanned, with the files the
+    /// set-aside CTEs read, less the set-aside results (which later CTEs may also read).
+    pub(super) fn files_read_with(
+        &self,
+        by_query: Option<BTreeSet<String>>,
+    ) -> Option<BTreeSet<String>> {
+        let Some(folder) = &self.folder else {
+            return by_query;
+        };
+        let folder = folder.path().to_string_lossy();
+        let read = by_query?.into_iter().chain(self.files_read.iter().cloned());
+        Some(
+            read.filter(|file| !file.starts_with(folder.as_ref()))
+                .collect(),
+        )
+    }
+}
+
+/// `plan`, planned from `sql`, with each CTE that reads a table and is referenced more than once
+/// run once and read back from its results.
+pub(super) async fn run_shared_ctes_once(
+    state: &SessionState,
+    sql: &str,
+    plan: LogicalPlan,
+) -> Result<(LogicalPlan, SharedResults)> {
+    run_shared_ctes_once_within(state, sql, plan, SET_ASIDE_LIMIT).await
+}
+
+/// [`run_shared_ctes_once`], leaving inline a CTE whose results pass `limit` bytes.
+async fn run_shared_ctes_once_within(
+    state: &SessionState,
+    sql: &str,
+    mut plan: LogicalPlan,
+    limit: u64,
+) -> Result<(LogicalPlan, SharedResults)> {
+    let mut shared = SharedResults::none();
+    let ctes = cte_names(sql);
+    if ctes.is_empty() || has_recursion(&plan)? {
+        return Ok((plan, shared));
+    }
+    let mut set_aside_tables = BTreeSet::new();
+    let mut left_inline = Vec::new();
+    while let Some(repeated) =
+        innermost_repeated_read(&plan, &ctes, &set_aside_tables, &left_inline)?
+    {
+        let LogicalPlan::SubqueryAlias(alias) = &repeated else {
+            break;
+        };
+        let folder = match &shared.folder {
+            Some(folder) => folder.path().to_path_buf(),
+            None => shared
+                .folder
+                .insert(
+                    tempfile::Builder::new()
+                        .prefix("ebiq-shared-")
+                        .tempdir()
+                        .context("cannot make a temporary folder for a shared CTE's results")?,
+                )
+                .path()
+                .to_path_buf(),
+        };
+        let table = format!("ebiq_shared_{}", shared.set_aside.len());
+        let into = folder.join(&table);
+        let outcome = set_aside(state, &alias.input, &into, limit)
+            .await
+            .with_context(|| format!("cannot run the CTE {} once", alias.alias))?;
+        let SetAside::Written(rows, files) = outcome else {
+            std::fs::remove_dir_all(&into)
+                .with_context(|| format!("cannot remove {}", into.display()))?;
+            left_inline.push(repeated);
+            continue;
+        };
+        shared.files_read.extend(files);
+        let reader = read_back(&into, alias.input.schema().inner())?;
+        let replacement = LogicalPlan::SubqueryAlias(SubqueryAlias::try_new(
+            Arc::new(LogicalPlanBuilder::scan(table.as_str(), reader, None)?.build()?),
+            alias.alias.clone(),
+        )?);
+        plan = plan
+            .transform_down_with_subqueries(|node| {
+                Ok(if node == repeated {
+                    Transformed::new(replacement.clone(), true, TreeNodeRecursion::Jump)
+                } else {
+                    Transformed::no(node)
+                })
+            })?
+            .data;
+        shared.set_aside.push((alias.alias.to_string(), rows));
+        set_aside_tables.insert(table);
+    }
+    Ok((plan, shared))
+}
+
+/// The names `sql`'s `WITH` clauses give, as DataFusion resolves them (unquoted names in lower
+/// case). In a plan, a reference to a CTE and a view read alike (an aliased subquery), and a view
+/// is left alone: it may be a whole table.
+fn cte_names(sql: &str) -> BTreeSet<String> {
+    struct Names(BTreeSet<String>);
+    impl Visitor for Names {
+        type Break = ();
+        fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
+            if let Some(with) = &query.with {
+                self.0.extend(with.cte_tables.iter().map(|cte| {
+                    let name = &cte.alias.name;
+                    match name.quote_style {
+                        Some(_) => name.value.clone(),
+                        None => name.value.to_lowercase(),
+                    }
+                }));
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut names = Names(BTreeSet::new());
+    // A statement that does not parse has already failed to plan.
+    for statement in DFParser::parse_sql(sql).unwrap_or_default() {
+        if let DFStatement::Statement(statement) = statement {
+            let _ = statement.visit(&mut names);
+        }
+    }
+    names.0
+}
+
+/// Whether `plan` has a recursive CTE, whose work table only its own loop can read.
+fn has_recursion(plan: &LogicalPlan) -> Result<bool> {
+    let mut found = false;
+    plan.apply_with_subqueries(|node| {
+        found |= matches!(node, LogicalPlan::RecursiveQuery(_));
+        Ok(if found {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    })?;
+    Ok(found)
+}
+
+/// The smallest reference to one of `ctes` that occurs more than once in `plan`, reads a table
+/// other than those already set aside, keeps fewer rows than it reads (filters, groups or
+/// limits them), refers to no outer query and is not one of `left_inline`.
+fn innermost_repeated_read(
+    plan: &LogicalPlan,
+    ctes: &BTreeSet<String>,
+    set_aside: &BTreeSet<String>,
+    left_inline: &[LogicalPlan],
+) -> Result<Option<LogicalPlan>> {
+    let mut seen: HashMap<LogicalPlan, usize> = HashMap::new();
+    plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::SubqueryAlias(alias) = node
+            && ctes.contains(alias.alias.table())
+        {
+            *seen.entry(node.clone()).or_default() += 1;
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    let mut best: Option<(usize, LogicalPlan)> = None;
+    for (node, uses) in seen {
+        if uses < 2
+            || left_inline.contains(&node)
+            || node.contains_outer_reference()
+            || !reads_a_table(&node, set_aside)?
+            || !narrows(&node)?
+        {
+            continue;
+        }
+        let size = node_count(&node)?;
+        if best.as_ref().is_none_or(|(smallest, _)| size < *smallest) {
+            best = Some((size, node));
+        }
+    }
+    Ok(best.map(|(_, node)| node))
+}
+
+fn reads_a_table(plan: &LogicalPlan, set_aside: &BTreeSet<String>) -> Result<bool> {
+    let mut reads = false;
+    plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node
+            && !set_aside.contains(scan.table_name.table())
+        {
+            reads = true;
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    Ok(reads)
+}
+
+/// Whether `plan` filters, groups or limits rows anywhere: a CTE that only renames or computes
+/// columns of a whole table would be copied whole.
+fn narrows(plan: &LogicalPlan) -> Result<bool> {
+    let mut found = false;
+    plan.apply_with_subqueries(|node| {
+        found |= matches!(
+            node,
+            LogicalPlan::Filter(_)
+                | LogicalPlan::Aggregate(_)
+                | LogicalPlan::Distinct(_)
+                | LogicalPlan::Limit(_)
+        );
+        Ok(if found {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    })?;
+    Ok(found)
+}
+
+fn node_count(plan: &LogicalPlan) -> Result<usize> {
+    let mut count = 0;
+    plan.apply_with_subqueries(|_| {
+        count += 1;
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    Ok(count)
+}
+
+/// Bytes of results set aside for one CTE past which it runs inline instead: a CTE that keeps
+/// most of a national table is cheaper to read again than to copy, and would fill the disk.
+const SET_ASIDE_LIMIT: u64 = 2 << 30;
+
+/// What running a CTE into files gave.
+enum SetAside {
+    /// The rows written and the files the CTE read.
+    Written(usize, BTreeSet<String>),
+    /// Past its limit of bytes: abandoned.
+    TooLarge,
+}
+
+/// Runs `plan` into one Arrow IPC file per output partition under `folder`, each partition on
+/// its own task.
+async fn set_aside(
+    state: &SessionState,
+    plan: &LogicalPlan,
+    folder: &Path,
+    limit: u64,
+) -> Result<SetAside> {
+    std::fs::create_dir_all(folder)
+        .with_context(|| format!("cannot create {}", folder.display()))?;
+    let physical = state.create_physical_plan(plan).await?;
+    // Set aside only in this process, whose plans show every file scan.
+    let files = files_scanned(&physical).unwrap_or_default();
+    let schema = plan.schema().inner().clone();
+    let written = Arc::new(AtomicU64::new(0));
+    // Dropping the set (on an error or past the limit) stops the other partitions' writers.
+    let mut writers = JoinSet::new();
+    for (partition, stream) in execute_stream_partitioned(physical, state.task_ctx())?
+        .into_iter()
+        .enumerate()
+    {
+        let path = folder.join(format!("part-{partition}.arrow"));
+        writers.spawn(write_partition(
+            stream,
+            Arc::clone(&schema),
+            path,
+            Arc::clone(&written),
+            limit,
+        ));
+    }
+    let mut rows = 0;
+    while let Some(writer) = writers.join_next().await {
+        match writer.context("a shared CTE's writer stopped")?? {
+            Some(written) => rows += written,
+            None => {
+                writers.shutdown().await;
+                return Ok(SetAside::TooLarge);
+            }
+        }
+    }
+    Ok(SetAside::Written(rows, files))
+}
+
+/// Writes `stream` to `path` as an Arrow IPC file of `schema` (the CTE's own types and
+/// nullability, which the plan reading it back expects), adding the bytes written to `written`;
+/// the rows written, or `None` once `written` passes `limit`.
+async fn write_partition(
+    mut stream: SendableRecordBatchStream,
+    schema: SchemaRef,
+    path: PathBuf,
+    written: Arc<AtomicU64>,
+    limit: u64,
+) -> Result<Option<usize>> {
+    let file = File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+    let counted = Counted {
+        inner: BufWriter::new(file),
+        written: Arc::clone(&written),
+    };
+    // LZ4 because the views of short strings are mostly zero bytes; it costs little to write.
+    let options = IpcWriteOptions::try_new(8, false, MetadataVersion::V5)?
+        .try_with_compression(Some(CompressionType::LZ4_FRAME))?;
+    let mut writer = FileWriter::try_new_with_options(counted, &schema, options)?;
+    let mut rows = 0;
+    while let Some(batch) = stream.next().await {
+        let batch = RecordBatch::try_new(Arc::clone(&schema), batch?.columns().to_vec())?;
+        rows += batch.num_rows();
+        writer.write(&batch)?;
+        if written.load(Ordering::Relaxed) > limit {
+            return Ok(None);
+        }
+    }
+    writer
+        .finish()
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(Some(rows))
+}
+
+/// A writer that counts the bytes through it.
+#[derive(Debug)]
+struct Counted<W> {
+    inner: W,
+    written: Arc<AtomicU64>,
+}
+
+impl<W: Write> Write for Counted<W> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(bytes)?;
+        self.written.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// A table over the IPC files in `folder`, with `schema`.
+fn read_back(
+    folder: &Path,
+    schema: &SchemaRef,
+) -> Result<Arc<dyn datafusion::logical_expr::TableSource>> {
+    let url = ListingTableUrl::parse(format!("{}/", folder.display()))?;
+    let options = ListingOptions::new(Arc::new(ArrowFormat)).with_file_extension(".arrow");
+    let config = ListingTableConfig::new(url)
+        .with_listing_options(options)
+        .with_schema(Arc::clone(schema));
+    Ok(provider_as_source(Arc::new(ListingTable::try_new(config)?)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::Int32Array;
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::arrow::util::pretty::pretty_format_batches;
+    use datafusion::datasource::MemTable;
+    use datafusion::prelude::{DataFrame, SessionContext};
+
+    fn context() -> SessionContext {
+        let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int32, false)]));
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![Arc::new(Int32Array::from_iter_values(1..=10))],
+        )
+        .expect("a batch of the schema");
+        let ctx = SessionContext::new();
+        let table = MemTable::try_new(schema, vec![vec![batch]]).expect("a table");
+        ctx.register_table("t", Arc::new(table))
+            .expect("registered");
+        ctx
+    }
+
+    /// `sql` run with its shared CTEs set aside, then as DataFusion runs it: both results as
+    /// text, what was set aside, and the tables the rewritten plan still scans.
+    async fn both_ways(
+        ctx: &SessionContext,
+        sql: &str,
+    ) -> (String, String, Vec<(String, usize)>, Vec<String>) {
+        let (state, plan) = ctx.sql(sql).await.expect("planned").into_parts();
+        let (rewritten, shared) = run_shared_ctes_once(&state, sql, plan.clone())
+            .await
+            .expect("set aside");
+        let mut scans = Vec::new();
+        rewritten
+            .apply_with_subqueries(|node| {
+                if let LogicalPlan::TableScan(scan) = node {
+                    scans.push(scan.table_name.table().to_owned());
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+            .expect("walked");
+        let run = |plan| async {
+            let batches = DataFrame::new(state.clone(), plan)
+                .collect()
+                .await
+                .expect("ran");
+            pretty_format_batches(&batches)
+                .expect("printed")
+                .to_string()
+        };
+        let once = run(rewritten).await;
+        let inline = run(plan).await;
+        (once, inline, shared.set_aside.clone(), scans)
+    }
+
+    #[test]
+    fn cte_names_are_those_of_every_with_clause_as_datafusion_resolves_them() {
+        let names = cte_names(
+            "WITH Big AS (SELECT 1 AS a), \"Quoted\" AS (SELECT 2 AS a) \
+             SELECT * FROM big, \"Quoted\" \
+             WHERE EXISTS (WITH inner_one AS (SELECT 3) SELECT * FROM inner_one)",
+        );
+        let expected = ["Quoted", "big", "inner_one"].map(str::to_owned);
+        assert_eq!(names, BTreeSet::from(expected));
+        assert!(cte_names("SELECT 1").is_empty());
+        assert!(cte_names("not sql at all").is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_cte_used_twice_runs_once_with_the_same_answer() {
+        let ctx = context();
+        let sql = "WITH big AS (SELECT a FROM t WHERE a > 3) \
+                   SELECT (SELECT count(*) FROM big) AS n, (SELECT max(a) FROM big) AS top";
+        let (once, inline, set_aside, scans) = both_ways(&ctx, sql).await;
+        assert_eq!(once, inline);
+        assert!(once.contains("| 7 | 10  |"), "{once}");
+        assert_eq!(set_aside, vec![("big".to_owned(), 7)]);
+        assert_eq!(scans, vec!["ebiq_shared_0", "ebiq_shared_0"]);
+    }
+
+    #[tokio::test]
+    async fn the_innermost_shared_cte_is_set_aside_and_ctes_over_it_are_not() {
+        let ctx = context();
+        let sql = "WITH f AS (SELECT a FROM t WHERE a % 2 = 0), \
+                        g AS (SELECT a, count(*) AS n FROM f GROUP BY a) \
+                   SELECT g.a, g.n, h.n AS m, (SELECT count(*) FROM f) AS total \
+                   FROM g JOIN g AS h ON g.a = h.a ORDER BY g.a";
+        let (once, inline, set_aside, scans) = both_ways(&ctx, sql).await;
+        assert_eq!(once, inline);
+        assert_eq!(set_aside, vec![("f".to_owned(), 5)]);
+        assert!(
+            scans.iter().all(|table| table == "ebiq_shared_0"),
+            "{scans:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn views_ctes_used_once_and_bare_reads_are_left_inline() {
+        let ctx = context();
+        ctx.sql("CREATE VIEW v AS SELECT a FROM t WHERE a > 3")
+            .await
+            .expect("view");
+        for sql in [
+            "SELECT x.a FROM v AS x JOIN v AS y ON x.a = y.a ORDER BY 1",
+            "WITH once AS (SELECT a FROM t WHERE a > 3) SELECT count(*) FROM once",
+            "WITH bare AS (SELECT * FROM t) SELECT count(*) FROM bare AS x JOIN bare AS y ON x.a = y.a",
+        ] {
+            let (once, inline, set_aside, _) = both_ways(&ctx, sql).await;
+            assert_eq!(once, inline, "{sql}");
+            assert!(set_aside.is_empty(), "{sql}: {set_aside:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_cte_whose_results_pass_the_limit_runs_inline() {
+        let ctx = context();
+        let sql = "WITH big AS (SELECT a FROM t WHERE a > 3) \
+                   SELECT count(*) FROM big AS x JOIN big AS y ON x.a = y.a";
+        let (state, plan) = ctx.sql(sql).await.expect("planned").into_parts();
+        let (rewritten, shared) = run_shared_ctes_once_within(&state, sql, plan.clone(), 1)
+            .await
+            .expect("ran");
+        assert!(shared.set_aside.is_empty());
+        assert_eq!(rewritten, plan);
+        let folder = shared.folder.as_ref().expect("a folder").path().to_owned();
+        assert_eq!(std::fs::read_dir(folder).expect("listed").count(), 0);
+    }
+
+    #[tokio::test]
+    async fn the_results_folder_goes_with_the_results_and_never_counts_as_input() {
+        let ctx = context();
+        let sql = "WITH big AS (SELECT a FROM t WHERE a > 3) \
+                   SELECT count(*) FROM big AS x JOIN big AS y ON x.a = y.a";
+        let (state, plan) = ctx.sql(sql).await.expect("planned").into_parts();
+        let (_, shared) = run_shared_ctes_once(&state, sql, plan)
+            .await
+            .expect("set aside");
+        let folder = shared.folder.as_ref().expect("a folder").path().to_owned();
+        let part = folder.join("ebiq_shared_0").join("part-0.arrow");
+        assert!(part.exists(), "{}", part.display());
+        let input = "/data/opa/opa_202401.parquet".to_owned();
+        let scanned = BTreeSet::from([part.display().to_string(), input.clone()]);
+        let mut shared = shared;
+        shared.files_read.insert(part.display().to_string());
+        assert_eq!(
+            shared.files_read_with(Some(scanned)),
+            Some(BTreeSet::from([input]))
+        );
+        drop(shared);
+        assert!(!folder.exists());
+    }
+}
