@@ -58,6 +58,23 @@ impl SharedResults {
         }
     }
 
+    /// The query's temporary folder under `root`, made on first use.
+    fn folder_in(&mut self, root: &Path) -> Result<PathBuf> {
+        if let Some(folder) = &self.folder {
+            return Ok(folder.path().to_path_buf());
+        }
+        let folder = tempfile::Builder::new()
+            .prefix("ebiq-shared-")
+            .tempdir_in(root)
+            .with_context(|| {
+                format!(
+                    "cannot make a folder in {} for the results of shared CTEs",
+                    root.display()
+                )
+            })?;
+        Ok(self.folder.insert(folder).path().to_path_buf())
+    }
+
     /// The files a query read: `by_query`, the files its plan scanned, with the files the
     /// set-aside CTEs read, less the set-aside results (which later CTEs may also read).
     pub(super) fn files_read_with(
@@ -83,15 +100,30 @@ pub(super) async fn run_shared_ctes_once(
     sql: &str,
     plan: LogicalPlan,
 ) -> Result<(LogicalPlan, SharedResults)> {
-    run_shared_ctes_once_within(state, sql, plan, SET_ASIDE_LIMIT).await
+    let room = Room {
+        root: std::env::temp_dir(),
+        limit: SET_ASIDE_LIMIT,
+    };
+    run_shared_ctes_once_in(state, sql, plan, &room).await
 }
 
-/// [`run_shared_ctes_once`], leaving inline a CTE whose results pass `limit` bytes.
-async fn run_shared_ctes_once_within(
+/// Where a query's CTEs are set aside, and how much of each.
+#[derive(Debug)]
+struct Room {
+    /// The folder the temporary folder is made in.
+    root: PathBuf,
+    /// Bytes past which a CTE runs inline instead.
+    limit: u64,
+}
+
+/// [`run_shared_ctes_once`] with the results in `room`. A CTE that cannot be set aside (no room
+/// in the temporary folder, say) runs inline, as DataFusion would run it, with a note on stderr:
+/// an error of its own then comes from the query itself.
+async fn run_shared_ctes_once_in(
     state: &SessionState,
     sql: &str,
     mut plan: LogicalPlan,
-    limit: u64,
+    room: &Room,
 ) -> Result<(LogicalPlan, SharedResults)> {
     let mut shared = SharedResults::none();
     let ctes = cte_names(sql);
@@ -106,29 +138,33 @@ async fn run_shared_ctes_once_within(
         let LogicalPlan::SubqueryAlias(alias) = &repeated else {
             break;
         };
-        let folder = match &shared.folder {
-            Some(folder) => folder.path().to_path_buf(),
-            None => shared
-                .folder
-                .insert(
-                    tempfile::Builder::new()
-                        .prefix("ebiq-shared-")
-                        .tempdir()
-                        .context("cannot make a temporary folder for a shared CTE's results")?,
-                )
-                .path()
-                .to_path_buf(),
-        };
         let table = format!("ebiq_shared_{}", shared.set_aside.len());
-        let into = folder.join(&table);
-        let outcome = set_aside(state, &alias.input, &into, limit)
-            .await
-            .with_context(|| format!("cannot run the CTE {} once", alias.alias))?;
-        let SetAside::Written(rows, files) = outcome else {
-            std::fs::remove_dir_all(&into)
-                .with_context(|| format!("cannot remove {}", into.display()))?;
-            left_inline.push(repeated);
-            continue;
+        let into = match shared.folder_in(&room.root) {
+            Ok(folder) => folder.join(&table),
+            Err(error) => {
+                eprintln!("note: {error:#}; each CTE runs once per reference");
+                return Ok((plan, shared));
+            }
+        };
+        let (rows, files) = match set_aside(state, &alias.input, &into, room.limit).await {
+            Ok(SetAside::Written(rows, files)) => (rows, files),
+            Ok(SetAside::TooLarge) => {
+                // Best effort: the folder goes with the query anyway.
+                let _ = std::fs::remove_dir_all(&into);
+                left_inline.push(repeated);
+                continue;
+            }
+            Err(error) => {
+                eprintln!(
+                    "note: the CTE {} runs once per reference: cannot set its results aside \
+                     in {}: {error:#}",
+                    alias.alias,
+                    into.display()
+                );
+                let _ = std::fs::remove_dir_all(&into);
+                left_inline.push(repeated);
+                continue;
+            }
         };
         shared.files_read.extend(files);
         let reader = read_back(&into, alias.input.schema().inner())?;
@@ -516,13 +552,35 @@ mod tests {
         let sql = "WITH big AS (SELECT a FROM t WHERE a > 3) \
                    SELECT count(*) FROM big AS x JOIN big AS y ON x.a = y.a";
         let (state, plan) = ctx.sql(sql).await.expect("planned").into_parts();
-        let (rewritten, shared) = run_shared_ctes_once_within(&state, sql, plan.clone(), 1)
+        let room = Room {
+            root: std::env::temp_dir(),
+            limit: 1,
+        };
+        let (rewritten, shared) = run_shared_ctes_once_in(&state, sql, plan.clone(), &room)
             .await
             .expect("ran");
         assert!(shared.set_aside.is_empty());
         assert_eq!(rewritten, plan);
         let folder = shared.folder.as_ref().expect("a folder").path().to_owned();
         assert_eq!(std::fs::read_dir(folder).expect("listed").count(), 0);
+    }
+
+    #[tokio::test]
+    async fn without_room_for_the_results_every_reference_runs_the_cte() {
+        let ctx = context();
+        let sql = "WITH big AS (SELECT a FROM t WHERE a > 3) \
+                   SELECT count(*) FROM big AS x JOIN big AS y ON x.a = y.a";
+        let (state, plan) = ctx.sql(sql).await.expect("planned").into_parts();
+        let room = Room {
+            root: PathBuf::from("/nonexistent/ebiq-test-no-room"),
+            limit: SET_ASIDE_LIMIT,
+        };
+        let (rewritten, shared) = run_shared_ctes_once_in(&state, sql, plan.clone(), &room)
+            .await
+            .expect("ran inline");
+        assert!(shared.set_aside.is_empty());
+        assert!(shared.folder.is_none());
+        assert_eq!(rewritten, plan);
     }
 
     #[tokio::test]
