@@ -334,6 +334,24 @@ fn a_report_run_leaves_a_manifest_describing_it() {
     assert_eq!(queries[3]["rows"], 3, "three months asked for");
     let flagged = manifest["rows_flagged"].as_u64().unwrap();
     assert!(stderr(&output).contains(&format!("{flagged} flagged")));
+    // The headline's CTEs referred to more than once ran once, innermost first; its `flagged`
+    // CTE holds exactly the appointments the main report counts.
+    let run_once = |query: &serde_json::Value| -> Vec<(String, u64)> {
+        let ctes = query["ctes_run_once"].as_array().unwrap();
+        let cte = |c: &serde_json::Value| {
+            (
+                c["name"].as_str().unwrap().to_owned(),
+                c["rows"].as_u64().unwrap(),
+            )
+        };
+        ctes.iter().map(cte).collect()
+    };
+    assert_eq!(queries[6]["name"], "07_headline");
+    let headline = run_once(&queries[6]);
+    let names: Vec<&str> = headline.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, ["flagged", "population_year", "bands"]);
+    assert_eq!(headline[0].1, flagged);
+    assert!(run_once(&queries[0]).is_empty(), "01 has no CTE");
 }
 
 #[test]

@@ -57,6 +57,9 @@ fn manifest(run: &RunRecord<'_>) -> Result<Value> {
             "sha256": sha256(&text),
             "output": ran.output.as_ref().map(|p| p.display().to_string()),
             "rows": ran.rows,
+            "ctes_run_once": ran.ctes_run_once.iter()
+                .map(|(name, rows)| json!({"name": name, "rows": rows}))
+                .collect::<Vec<_>>(),
         }));
     }
     Ok(json!({

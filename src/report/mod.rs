@@ -10,7 +10,7 @@ mod summary;
 pub mod suppress;
 mod tap;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -249,6 +249,7 @@ async fn run_report(
     // Every query runs before anything is written, so a failing query leaves no new outputs.
     let mut results = Vec::with_capacity(queries.len());
     let mut tallies = None;
+    let mut ctes_run_once = HashMap::new();
     for query in &queries {
         bar.set_message(query.name.clone());
         if let Some(missing) = missing_requirement(ctx, query).await? {
@@ -274,6 +275,7 @@ async fn run_report(
             None => run_query_with(ctx, query, &parameters, ctes, Ok).await?,
         };
         read_from(&mut summary.files_read, result.files_read);
+        ctes_run_once.insert(query.name.clone(), result.ctes_run_once);
         let (schema, batches) = (result.schema, result.batches);
         if summary.rows_flagged.is_none() {
             summary.rows_flagged = sum_column(&batches, "flagged");
@@ -310,6 +312,7 @@ async fn run_report(
                 query: (*query).clone(),
                 output: settings.out.as_ref().map(|out| out.join("report.html")),
                 rows: batches.iter().map(RecordBatch::num_rows).sum(),
+                ctes_run_once: ctes_run_once.remove(&query.name).unwrap_or_default(),
             });
         }
         results.clear();
@@ -335,6 +338,7 @@ async fn run_report(
             query: query.clone(),
             output,
             rows,
+            ctes_run_once: ctes_run_once.remove(&query.name).unwrap_or_default(),
         });
     }
     bar.finish_and_clear();

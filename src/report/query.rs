@@ -159,6 +159,8 @@ pub struct QueryResult {
     /// The files its scans read after partition pruning; `None` when the plan does not say (a
     /// cluster plans the scans itself).
     pub files_read: Option<BTreeSet<String>>,
+    /// The CTEs it referred to more than once that ran once, with the rows each returned.
+    pub ctes_run_once: Vec<(String, usize)>,
 }
 
 /// Plans and runs one query with its parameters bound.
@@ -234,11 +236,12 @@ pub(super) async fn run_query_with(
     let files_read = shared.files_read_with(files_scanned(&plan));
     let batches = collect(plan, Arc::new(task)).await.with_context(at)?;
     // The set-aside results are read until here.
-    drop(shared);
+    let ctes_run_once = shared.into_set_aside();
     Ok(QueryResult {
         schema,
         batches,
         files_read,
+        ctes_run_once,
     })
 }
 

@@ -43,7 +43,7 @@ use super::query::files_scanned;
 pub(super) struct SharedResults {
     folder: Option<TempDir>,
     /// Each CTE set aside, by its name, and the rows it returned.
-    pub set_aside: Vec<(String, usize)>,
+    set_aside: Vec<(String, usize)>,
     /// The files the set-aside CTEs read.
     files_read: BTreeSet<String>,
 }
@@ -56,6 +56,11 @@ impl SharedResults {
             set_aside: Vec::new(),
             files_read: BTreeSet::new(),
         }
+    }
+
+    /// Each CTE set aside, by its name, and the rows it returned; the results themselves go.
+    pub(super) fn into_set_aside(self) -> Vec<(String, usize)> {
+        self.set_aside
     }
 
     /// The query's temporary folder under `root`, made on first use.
@@ -233,7 +238,8 @@ fn has_recursion(plan: &LogicalPlan) -> Result<bool> {
 
 /// The smallest reference to one of `ctes` that occurs more than once in `plan`, reads a table
 /// other than those already set aside, keeps fewer rows than it reads (filters, groups or
-/// limits them), refers to no outer query and is not one of `left_inline`.
+/// limits them), calls no volatile function, refers to no outer query and is not one of
+/// `left_inline`.
 fn innermost_repeated_read(
     plan: &LogicalPlan,
     ctes: &BTreeSet<String>,
@@ -256,6 +262,7 @@ fn innermost_repeated_read(
             || node.contains_outer_reference()
             || !reads_a_table(&node, set_aside)?
             || !narrows(&node)?
+            || is_volatile(&node)?
         {
             continue;
         }
@@ -297,6 +304,23 @@ fn narrows(plan: &LogicalPlan) -> Result<bool> {
             TreeNodeRecursion::Stop
         } else {
             TreeNodeRecursion::Continue
+        })
+    })?;
+    Ok(found)
+}
+
+/// Whether `plan` calls a volatile function (`random()`): DataFusion gives each reference its own
+/// values, and running the CTE once would make them equal.
+fn is_volatile(plan: &LogicalPlan) -> Result<bool> {
+    let mut found = false;
+    plan.apply_with_subqueries(|node| {
+        node.apply_expressions(|expr| {
+            found |= expr.is_volatile();
+            Ok(if found {
+                TreeNodeRecursion::Stop
+            } else {
+                TreeNodeRecursion::Continue
+            })
         })
     })?;
     Ok(found)
@@ -530,7 +554,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn views_ctes_used_once_and_bare_reads_are_left_inline() {
+    async fn views_ctes_used_once_bare_reads_and_volatile_ctes_are_left_inline() {
         let ctx = context();
         ctx.sql("CREATE VIEW v AS SELECT a FROM t WHERE a > 3")
             .await
@@ -539,6 +563,8 @@ mod tests {
             "SELECT x.a FROM v AS x JOIN v AS y ON x.a = y.a ORDER BY 1",
             "WITH once AS (SELECT a FROM t WHERE a > 3) SELECT count(*) FROM once",
             "WITH bare AS (SELECT * FROM t) SELECT count(*) FROM bare AS x JOIN bare AS y ON x.a = y.a",
+            "WITH r AS (SELECT a, random() AS p FROM t WHERE a > 3) \
+             SELECT count(*) FROM r AS x JOIN r AS y ON x.a = y.a",
         ] {
             let (once, inline, set_aside, _) = both_ways(&ctx, sql).await;
             assert_eq!(once, inline, "{sql}");

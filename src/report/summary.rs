@@ -54,6 +54,8 @@ pub struct QueryRun {
     pub output: Option<PathBuf>,
     /// Rows in its result.
     pub rows: usize,
+    /// The CTEs it referred to more than once that ran once, with the rows each returned.
+    pub ctes_run_once: Vec<(String, usize)>,
 }
 
 /// Outpatient records no report can count.
