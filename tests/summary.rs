@@ -128,6 +128,22 @@ fn the_summary_counts_what_a_row_by_row_count_does() {
     assert_eq!(counts, in_range, "--from 2024-04 --to 2024-09");
     assert_eq!(by, counted_by_main);
 
+    // A CTE referred to twice runs once, and its scan of every row counts the summary.
+    let shared = "WITH kept AS (SELECT der_activity_month AS month, \
+                  age_at_start_of_episode_sus AS start_age, der_age_at_cds_activity_date AS cds_age \
+                  FROM opa WHERE length(der_activity_month) >= 0 OR der_activity_month IS NULL) \
+                  SELECT (SELECT count(*) FROM kept) AS records, \
+                  (SELECT count(*) FROM kept WHERE start_age IS NULL) AS no_start_age";
+    let (counts, by) = from_report(&data, &dir.join("shared"), shared, &[]);
+    assert_eq!(
+        (counts, by),
+        (everything.clone(), Some("q".to_owned())),
+        "{shared}"
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("shared/manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["queries"][0]["ctes_run_once"][0]["name"], "kept");
+
     // A query that reads no ages, or stops after a few rows, leaves the summary its own scan.
     let no_ages = "SELECT count(*) AS flagged FROM opa WHERE der_activity_month = '202404'";
     let (counts, by) = from_report(&data, &dir.join("no-ages"), no_ages, &range);

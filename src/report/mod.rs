@@ -261,7 +261,12 @@ async fn run_report(
         let result = match opa_files.filter(|_| tallies.is_none()) {
             Some(files) => {
                 let mut tapped = None;
+                // The first plan that scans every `opa` row counts the summary: a shared CTE's
+                // (the query's own plan then reads its results), else the query's.
                 let result = run_query_with(ctx, query, &parameters, ctes, |plan| {
+                    if tapped.is_some() {
+                        return Ok(plan);
+                    }
                     let (plan, tap) = tap::tap(ctx, plan, files)?;
                     tapped = tap;
                     Ok(plan)

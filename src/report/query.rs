@@ -182,13 +182,14 @@ pub(super) enum CteReferences {
     RunOnce,
 }
 
-/// [`run_query`], with `rewrite` applied to the physical plan before it runs.
+/// [`run_query`], with `rewrite` applied to each physical plan before it runs: those of the CTEs
+/// that run once, in order, then the query's.
 pub(super) async fn run_query_with(
     ctx: &SessionContext,
     query: &QueryFile,
     parameters: &Parameters,
     ctes: CteReferences,
-    rewrite: impl FnOnce(Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>>,
+    mut rewrite: impl FnMut(Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> + Send,
 ) -> Result<QueryResult> {
     let at = || format!("query {}", query.path.display());
     let frame = match ctx.sql(&query.sql).await {
@@ -225,7 +226,7 @@ pub(super) async fn run_query_with(
     let (state, logical) = frame.into_parts();
     let (logical, shared) = match ctes {
         CteReferences::Inline => (logical, SharedResults::none()),
-        CteReferences::RunOnce => run_shared_ctes_once(&state, &query.sql, logical)
+        CteReferences::RunOnce => run_shared_ctes_once(&state, &query.sql, logical, &mut rewrite)
             .await
             .with_context(at)?,
     };

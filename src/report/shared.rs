@@ -29,7 +29,7 @@ use datafusion::datasource::provider_as_source;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder, SubqueryAlias};
-use datafusion::physical_plan::execute_stream_partitioned;
+use datafusion::physical_plan::{ExecutionPlan, execute_stream_partitioned};
 use datafusion::sql::parser::{DFParser, Statement as DFStatement};
 use futures::StreamExt;
 use sqlparser::ast::{Query, Visit, Visitor};
@@ -98,18 +98,23 @@ impl SharedResults {
     }
 }
 
+/// A change made to each physical plan before it runs.
+pub(super) type Rewrite<'a> =
+    dyn FnMut(Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> + Send + 'a;
+
 /// `plan`, planned from `sql`, with each CTE that reads a table and is referenced more than once
-/// run once and read back from its results.
+/// run once (its physical plan through `rewrite`) and read back from its results.
 pub(super) async fn run_shared_ctes_once(
     state: &SessionState,
     sql: &str,
     plan: LogicalPlan,
+    rewrite: &mut Rewrite<'_>,
 ) -> Result<(LogicalPlan, SharedResults)> {
     let room = Room {
         root: std::env::temp_dir(),
         limit: SET_ASIDE_LIMIT,
     };
-    run_shared_ctes_once_in(state, sql, plan, &room).await
+    run_shared_ctes_once_in(state, sql, plan, &room, rewrite).await
 }
 
 /// Where a query's CTEs are set aside, and how much of each.
@@ -129,6 +134,7 @@ async fn run_shared_ctes_once_in(
     sql: &str,
     mut plan: LogicalPlan,
     room: &Room,
+    rewrite: &mut Rewrite<'_>,
 ) -> Result<(LogicalPlan, SharedResults)> {
     let mut shared = SharedResults::none();
     let ctes = cte_names(sql);
@@ -151,7 +157,7 @@ async fn run_shared_ctes_once_in(
                 return Ok((plan, shared));
             }
         };
-        let (rows, files) = match set_aside(state, &alias.input, &into, room.limit).await {
+        let (rows, files) = match set_aside(state, &alias.input, &into, room.limit, rewrite).await {
             Ok(SetAside::Written(rows, files)) => (rows, files),
             Ok(SetAside::TooLarge) => {
                 // Best effort: the folder goes with the query anyway.
@@ -354,10 +360,11 @@ async fn set_aside(
     plan: &LogicalPlan,
     folder: &Path,
     limit: u64,
+    rewrite: &mut Rewrite<'_>,
 ) -> Result<SetAside> {
     std::fs::create_dir_all(folder)
         .with_context(|| format!("cannot create {}", folder.display()))?;
-    let physical = state.create_physical_plan(plan).await?;
+    let physical = rewrite(state.create_physical_plan(plan).await?)?;
     // Set aside only in this process, whose plans show every file scan.
     let files = files_scanned(&physical).unwrap_or_default();
     let schema = plan.schema().inner().clone();
@@ -486,7 +493,7 @@ mod tests {
         sql: &str,
     ) -> (String, String, Vec<(String, usize)>, Vec<String>) {
         let (state, plan) = ctx.sql(sql).await.expect("planned").into_parts();
-        let (rewritten, shared) = run_shared_ctes_once(&state, sql, plan.clone())
+        let (rewritten, shared) = run_shared_ctes_once(&state, sql, plan.clone(), &mut Ok)
             .await
             .expect("set aside");
         let mut scans = Vec::new();
@@ -582,9 +589,10 @@ mod tests {
             root: std::env::temp_dir(),
             limit: 1,
         };
-        let (rewritten, shared) = run_shared_ctes_once_in(&state, sql, plan.clone(), &room)
-            .await
-            .expect("ran");
+        let (rewritten, shared) =
+            run_shared_ctes_once_in(&state, sql, plan.clone(), &room, &mut Ok)
+                .await
+                .expect("ran");
         assert!(shared.set_aside.is_empty());
         assert_eq!(rewritten, plan);
         let folder = shared.folder.as_ref().expect("a folder").path().to_owned();
@@ -601,9 +609,10 @@ mod tests {
             root: PathBuf::from("/nonexistent/ebiq-test-no-room"),
             limit: SET_ASIDE_LIMIT,
         };
-        let (rewritten, shared) = run_shared_ctes_once_in(&state, sql, plan.clone(), &room)
-            .await
-            .expect("ran inline");
+        let (rewritten, shared) =
+            run_shared_ctes_once_in(&state, sql, plan.clone(), &room, &mut Ok)
+                .await
+                .expect("ran inline");
         assert!(shared.set_aside.is_empty());
         assert!(shared.folder.is_none());
         assert_eq!(rewritten, plan);
@@ -615,7 +624,7 @@ mod tests {
         let sql = "WITH big AS (SELECT a FROM t WHERE a > 3) \
                    SELECT count(*) FROM big AS x JOIN big AS y ON x.a = y.a";
         let (state, plan) = ctx.sql(sql).await.expect("planned").into_parts();
-        let (_, shared) = run_shared_ctes_once(&state, sql, plan)
+        let (_, shared) = run_shared_ctes_once(&state, sql, plan, &mut Ok)
             .await
             .expect("set aside");
         let folder = shared.folder.as_ref().expect("a folder").path().to_owned();
