@@ -230,9 +230,19 @@ fn cte_names(sql: &str) -> BTreeSet<String> {
 
 /// Whether `plan` has a recursive CTE, whose work table only its own loop can read.
 fn has_recursion(plan: &LogicalPlan) -> Result<bool> {
+    any_node(plan, |node| {
+        Ok(matches!(node, LogicalPlan::RecursiveQuery(_)))
+    })
+}
+
+/// Whether `test` holds for any node of `plan`, its subqueries' included.
+fn any_node(
+    plan: &LogicalPlan,
+    mut test: impl FnMut(&LogicalPlan) -> datafusion::error::Result<bool>,
+) -> Result<bool> {
     let mut found = false;
     plan.apply_with_subqueries(|node| {
-        found |= matches!(node, LogicalPlan::RecursiveQuery(_));
+        found = test(node)?;
         Ok(if found {
             TreeNodeRecursion::Stop
         } else {
@@ -281,55 +291,37 @@ fn innermost_repeated_read(
 }
 
 fn reads_a_table(plan: &LogicalPlan, set_aside: &BTreeSet<String>) -> Result<bool> {
-    let mut reads = false;
-    plan.apply_with_subqueries(|node| {
-        if let LogicalPlan::TableScan(scan) = node
-            && !set_aside.contains(scan.table_name.table())
-        {
-            reads = true;
-            return Ok(TreeNodeRecursion::Stop);
-        }
-        Ok(TreeNodeRecursion::Continue)
-    })?;
-    Ok(reads)
+    any_node(plan, |node| {
+        Ok(matches!(node, LogicalPlan::TableScan(scan)
+            if !set_aside.contains(scan.table_name.table())))
+    })
 }
 
 /// Whether `plan` filters, groups or limits rows anywhere: a CTE that only renames or computes
 /// columns of a whole table would be copied whole.
 fn narrows(plan: &LogicalPlan) -> Result<bool> {
-    let mut found = false;
-    plan.apply_with_subqueries(|node| {
-        found |= matches!(
+    any_node(plan, |node| {
+        Ok(matches!(
             node,
             LogicalPlan::Filter(_)
                 | LogicalPlan::Aggregate(_)
                 | LogicalPlan::Distinct(_)
                 | LogicalPlan::Limit(_)
-        );
-        Ok(if found {
-            TreeNodeRecursion::Stop
-        } else {
-            TreeNodeRecursion::Continue
-        })
-    })?;
-    Ok(found)
+        ))
+    })
 }
 
 /// Whether `plan` calls a volatile function (`random()`): DataFusion gives each reference its own
 /// values, and running the CTE once would make them equal.
 fn is_volatile(plan: &LogicalPlan) -> Result<bool> {
-    let mut found = false;
-    plan.apply_with_subqueries(|node| {
+    any_node(plan, |node| {
+        let mut volatile = false;
         node.apply_expressions(|expr| {
-            found |= expr.is_volatile();
-            Ok(if found {
-                TreeNodeRecursion::Stop
-            } else {
-                TreeNodeRecursion::Continue
-            })
-        })
-    })?;
-    Ok(found)
+            volatile |= expr.is_volatile();
+            Ok(TreeNodeRecursion::Continue)
+        })?;
+        Ok(volatile)
+    })
 }
 
 fn node_count(plan: &LogicalPlan) -> Result<usize> {
@@ -579,20 +571,25 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_cte_whose_results_pass_the_limit_runs_inline() {
-        let ctx = context();
+    /// A self-join of a shared CTE, run with its results set aside in `room`: the plan as
+    /// DataFusion made it, the plan after, and what was set aside.
+    async fn self_join_in(room: &Room) -> (LogicalPlan, LogicalPlan, SharedResults) {
         let sql = "WITH big AS (SELECT a FROM t WHERE a > 3) \
                    SELECT count(*) FROM big AS x JOIN big AS y ON x.a = y.a";
-        let (state, plan) = ctx.sql(sql).await.expect("planned").into_parts();
+        let (state, plan) = context().sql(sql).await.expect("planned").into_parts();
+        let (rewritten, shared) = run_shared_ctes_once_in(&state, sql, plan.clone(), room, &mut Ok)
+            .await
+            .expect("ran");
+        (plan, rewritten, shared)
+    }
+
+    #[tokio::test]
+    async fn a_cte_whose_results_pass_the_limit_runs_inline() {
         let room = Room {
             root: std::env::temp_dir(),
             limit: 1,
         };
-        let (rewritten, shared) =
-            run_shared_ctes_once_in(&state, sql, plan.clone(), &room, &mut Ok)
-                .await
-                .expect("ran");
+        let (plan, rewritten, shared) = self_join_in(&room).await;
         assert!(shared.set_aside.is_empty());
         assert_eq!(rewritten, plan);
         let folder = shared.folder.as_ref().expect("a folder").path().to_owned();
@@ -601,18 +598,11 @@ mod tests {
 
     #[tokio::test]
     async fn without_room_for_the_results_every_reference_runs_the_cte() {
-        let ctx = context();
-        let sql = "WITH big AS (SELECT a FROM t WHERE a > 3) \
-                   SELECT count(*) FROM big AS x JOIN big AS y ON x.a = y.a";
-        let (state, plan) = ctx.sql(sql).await.expect("planned").into_parts();
         let room = Room {
             root: PathBuf::from("/nonexistent/ebiq-test-no-room"),
             limit: SET_ASIDE_LIMIT,
         };
-        let (rewritten, shared) =
-            run_shared_ctes_once_in(&state, sql, plan.clone(), &room, &mut Ok)
-                .await
-                .expect("ran inline");
+        let (plan, rewritten, shared) = self_join_in(&room).await;
         assert!(shared.set_aside.is_empty());
         assert!(shared.folder.is_none());
         assert_eq!(rewritten, plan);
@@ -620,19 +610,18 @@ mod tests {
 
     #[tokio::test]
     async fn the_results_folder_goes_with_the_results_and_never_counts_as_input() {
-        let ctx = context();
-        let sql = "WITH big AS (SELECT a FROM t WHERE a > 3) \
-                   SELECT count(*) FROM big AS x JOIN big AS y ON x.a = y.a";
-        let (state, plan) = ctx.sql(sql).await.expect("planned").into_parts();
-        let (_, shared) = run_shared_ctes_once(&state, sql, plan, &mut Ok)
-            .await
-            .expect("set aside");
+        let room = Room {
+            root: std::env::temp_dir(),
+            limit: SET_ASIDE_LIMIT,
+        };
+        let (_, _, mut shared) = self_join_in(&room).await;
+        assert_eq!(shared.set_aside, vec![("big".to_owned(), 7)]);
         let folder = shared.folder.as_ref().expect("a folder").path().to_owned();
         let part = folder.join("ebiq_shared_0").join("part-0.arrow");
         assert!(part.exists(), "{}", part.display());
         let input = "/data/opa/opa_202401.parquet".to_owned();
         let scanned = BTreeSet::from([part.display().to_string(), input.clone()]);
-        let mut shared = shared;
+        // A later CTE that read this one's results.
         shared.files_read.insert(part.display().to_string());
         assert_eq!(
             shared.files_read_with(Some(scanned)),
