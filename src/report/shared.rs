@@ -1,8 +1,8 @@
 //! A common table expression that reads tables and is referenced more than once runs once.
 //!
 //! DataFusion plans each reference to a CTE as a copy of its body, so a query that uses the
-//! flagged appointments three ways (`queries/07_headline.sql`) scanned `opa` and ran the rule
-//! three times. Before planning, each such CTE (the innermost first) runs once into Arrow IPC
+//! flagged appointments three ways, one of them through a CTE itself used twice
+//! (`queries/07_headline.sql`), scanned `opa` and ran the rule four times. Before planning, each such CTE (the innermost first) runs once into Arrow IPC
 //! files in a temporary folder, and every reference reads those instead: what the CTE returns
 //! (a few percent of `opa`, for the report's queries) is set aside on disk rather than in memory,
 //! so peak memory stays that of a scan, and the folder goes when the query ends.
