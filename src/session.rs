@@ -14,6 +14,7 @@ use crate::cluster;
 use crate::dataset::Dataset;
 use crate::delta::{AsOf, DeltaRead};
 use crate::rules::{RuleSource, Rules};
+use crate::storage::Location;
 use crate::validate::InputFile;
 
 /// How to open a session, already validated.
@@ -121,6 +122,9 @@ async fn register_esp2013(ctx: &SessionContext) -> Result<()> {
     Ok(())
 }
 
+/// Bytes read from the end of a local Parquet file in the hope of finding its whole footer.
+const LOCAL_FOOTER_HINT: usize = 64 * 1024;
+
 /// A local session with the functions of `rules` registered and `ebiq.*` settings available, but
 /// no tables.
 pub fn new_session(settings: &SessionSettings, rules: &Rules) -> Result<SessionContext> {
@@ -132,6 +136,12 @@ pub fn new_session(settings: &SessionSettings, rules: &Rules) -> Result<SessionC
         .with_information_schema(true);
     if settings.target_partitions > 0 {
         config = config.with_target_partitions(settings.target_partitions);
+    }
+    if matches!(Location::parse(&settings.data), Ok(Location::Local(_))) {
+        // DataFusion reads a file's last 512 KiB to find its footer in one request, which suits
+        // an object store. On local disk that copies most of a small monthly file, for the
+        // footer checks and the planning both; a footer larger than 64 KiB costs a second read.
+        config.options_mut().execution.parquet.metadata_size_hint = Some(LOCAL_FOOTER_HINT);
     }
     let mut runtime = RuntimeEnvBuilder::new();
     if let Some(limit) = settings.memory_limit {
@@ -152,4 +162,34 @@ pub fn new_session(settings: &SessionSettings, rules: &Rules) -> Result<SessionC
     let mut ctx = SessionContext::new_with_config_rt(config, runtime);
     register_rules(&mut ctx, rules.as_slice()).context("cannot register the rule functions")?;
     Ok(ctx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn footer_hint(data: &str) -> Option<usize> {
+        let settings = SessionSettings::over(data);
+        let rules = settings.rules.load().expect("the built-in rules");
+        let ctx = new_session(&settings, &rules).expect("a session");
+        ctx.state()
+            .config()
+            .options()
+            .execution
+            .parquet
+            .metadata_size_hint
+    }
+
+    #[test]
+    fn local_files_read_a_small_footer_hint_and_stores_keep_one_request() {
+        let stores_default = SessionConfig::new()
+            .options()
+            .execution
+            .parquet
+            .metadata_size_hint;
+        assert_eq!(footer_hint("data-samples"), Some(LOCAL_FOOTER_HINT));
+        assert_eq!(footer_hint("file:///data/sus"), Some(LOCAL_FOOTER_HINT));
+        assert_eq!(footer_hint("s3://sus-bucket/sus/"), stores_default);
+        assert_ne!(stores_default, Some(LOCAL_FOOTER_HINT));
+    }
 }
