@@ -63,7 +63,8 @@ pub async fn check_table(
         bail!("the {table} table has no Parquet files (*.parquet) at {location}");
     }
     let state = ctx.state();
-    let format = ParquetFormat::default();
+    // The session's Parquet options, so that the footer is read as the scans will read it.
+    let format = ParquetFormat::default().with_options(state.table_options().parquet.clone());
     let schemas: Vec<(String, BTreeMap<String, DataType>)> =
         futures::stream::iter(files.iter().map(|file| {
             let (store, format, state, url) = (&store, &format, &state, &url);
