@@ -225,7 +225,7 @@ pub(super) async fn run_query_with(
     };
     let (state, logical) = frame.into_parts();
     let (logical, shared) = match ctes {
-        CteReferences::Inline => (logical, SharedResults::none()),
+        CteReferences::Inline => (logical, SharedResults::default()),
         CteReferences::RunOnce => run_shared_ctes_once(&state, &query.sql, logical, &mut rewrite)
             .await
             .with_context(at)?,

@@ -38,8 +38,8 @@ use tokio::task::JoinSet;
 
 use super::query::files_scanned;
 
-/// The results set aside for one query: kept until the query has run.
-#[derive(Debug)]
+/// The results set aside for one query (none by default): kept until the query has run.
+#[derive(Debug, Default)]
 pub(super) struct SharedResults {
     folder: Option<TempDir>,
     /// Each CTE set aside, by its name, and the rows it returned.
@@ -49,15 +49,6 @@ pub(super) struct SharedResults {
 }
 
 impl SharedResults {
-    /// Nothing set aside.
-    pub(super) fn none() -> Self {
-        Self {
-            folder: None,
-            set_aside: Vec::new(),
-            files_read: BTreeSet::new(),
-        }
-    }
-
     /// Each CTE set aside, by its name, and the rows it returned; the results themselves go.
     pub(super) fn into_set_aside(self) -> Vec<(String, usize)> {
         self.set_aside
@@ -136,7 +127,7 @@ async fn run_shared_ctes_once_in(
     room: &Room,
     rewrite: &mut Rewrite<'_>,
 ) -> Result<(LogicalPlan, SharedResults)> {
-    let mut shared = SharedResults::none();
+    let mut shared = SharedResults::default();
     let ctes = cte_names(sql);
     if ctes.is_empty() || has_recursion(&plan)? {
         return Ok((plan, shared));
@@ -157,14 +148,9 @@ async fn run_shared_ctes_once_in(
                 return Ok((plan, shared));
             }
         };
-        let (rows, files) = match set_aside(state, &alias.input, &into, room.limit, rewrite).await {
-            Ok(SetAside::Written(rows, files)) => (rows, files),
-            Ok(SetAside::TooLarge) => {
-                // Best effort: the folder goes with the query anyway.
-                let _ = std::fs::remove_dir_all(&into);
-                left_inline.push(repeated);
-                continue;
-            }
+        let written = match set_aside(state, &alias.input, &into, room.limit, rewrite).await {
+            Ok(SetAside::Written(rows, files)) => Some((rows, files)),
+            Ok(SetAside::TooLarge) => None,
             Err(error) => {
                 eprintln!(
                     "note: the CTE {} runs once per reference: cannot set its results aside \
@@ -172,10 +158,14 @@ async fn run_shared_ctes_once_in(
                     alias.alias,
                     into.display()
                 );
-                let _ = std::fs::remove_dir_all(&into);
-                left_inline.push(repeated);
-                continue;
+                None
             }
+        };
+        let Some((rows, files)) = written else {
+            // Best effort: the folder goes with the query anyway.
+            let _ = std::fs::remove_dir_all(&into);
+            left_inline.push(repeated);
+            continue;
         };
         shared.files_read.extend(files);
         let reader = read_back(&into, alias.input.schema().inner())?;
