@@ -13,7 +13,8 @@ use ebiq::months::{Month, MonthRange};
 use ebiq::output::OutputFormat;
 use ebiq::report::ReportSettings;
 use ebiq::rules::RuleSource;
-use ebiq::session::SessionSettings;
+use ebiq::serve::ServeSettings;
+use ebiq::session::{DEFAULT_CATALOG, SessionSettings};
 use ebiq::shell::ShellSettings;
 use ebiq::sql::{SqlSettings, SqlSource};
 use ebiq_udfs::{NULL_MODE_HELP, NullMode};
@@ -44,6 +45,8 @@ enum Commands {
     Explain(ExplainArgs),
     /// An interactive SQL shell over a SUS dataset (statements are read from stdin when piped)
     Shell(ShellArgs),
+    /// Serve a SUS dataset over the PostgreSQL wire protocol, for R, Python, Power BI, Excel and SQL clients
+    Serve(ServeArgs),
     /// Start a Ballista scheduler that knows the EBI rule functions
     Scheduler(SchedulerArgs),
     /// Start a Ballista executor that can run the EBI rule functions
@@ -104,6 +107,20 @@ struct ShellArgs {
     /// Keep no history file (by default ~/.ebiq_history)
     #[arg(long)]
     no_history: bool,
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    session: SessionArgs,
+
+    /// Address to listen on (a loopback address until logins exist; port 0 picks a free port)
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:5433")]
+    listen: std::net::SocketAddr,
+
+    /// The folder of report queries, served as the views reports.<name>
+    #[arg(long, value_name = "DIR")]
+    queries: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -387,6 +404,22 @@ impl Cli {
                     shell,
                 })
             }
+            Commands::Serve(args) => {
+                if !args.listen.ip().is_loopback() {
+                    return Err(format!(
+                        "--listen {}: ebiq serve takes any user name without a password, so it \
+                         listens only on a loopback address (127.0.0.1 or [::1])",
+                        args.listen
+                    ));
+                }
+                Ok(Command::Serve {
+                    session: session_settings(args.session),
+                    serve: ServeSettings {
+                        listen: args.listen,
+                        queries: args.queries.unwrap_or_else(|| project_path("queries")),
+                    },
+                })
+            }
             Commands::Scheduler(args) => Ok(Command::Scheduler(SchedulerSettings {
                 bind: args.bind,
                 rules: RuleSource::from_folder(args.rules),
@@ -441,6 +474,7 @@ fn session_settings(args: SessionArgs) -> SessionSettings {
         memory_limit: args.memory_limit,
         cluster: args.cluster,
         as_of: args.as_of,
+        catalog: DEFAULT_CATALOG.to_owned(),
     }
 }
 

@@ -265,19 +265,23 @@ pub fn missing_column(error: &anyhow::Error, inputs: &[InputFile]) -> Option<any
             _ => None,
         }
     })?;
-    let statement = error.to_string();
-    // Only a SUS column can be missing from the files; any other name is a mistake in the SQL,
-    // which DataFusion's own message (with the valid names) explains better.
+    missing_sus_column(&error.to_string(), &field, inputs).map(anyhow::Error::msg)
+}
+
+/// If `field` is a SUS column, what a person needs to know when `statement` fails on it: the
+/// column with its SUS meaning, and a file of the dataset that lacks it. `None` for any other name,
+/// a mistake in the SQL that DataFusion's own message (with the valid names) explains better.
+pub fn missing_sus_column(statement: &str, field: &str, inputs: &[InputFile]) -> Option<String> {
     let known = schema::OPA
         .iter()
         .chain(schema::APCS)
-        .find(|c| c.name.eq_ignore_ascii_case(&field))?;
+        .find(|c| c.name.eq_ignore_ascii_case(field))?;
     let column = format!("{} ({})", known.name, known.meaning);
     let example = inputs
         .iter()
         .find(|f| f.table == "opa")
         .map_or_else(String::new, |f| format!(", such as {}", f.path));
-    Some(anyhow::anyhow!(
+    Some(format!(
         "{statement} needs the column {column}, which the dataset's files do not have{example}"
     ))
 }

@@ -2,7 +2,7 @@
 //! DataFusion. The binary's `main` parses arguments into the settings structs of these modules and
 //! calls [`run`]; nothing here knows about the command line.
 //!
-//! Each command's work lives in its module (`report::run`, `sql::run`, `shell::run`,
+//! Each command's work lives in its module (`report::run`, `sql::run`, `shell::run`, `serve::run`,
 //! `generate::run`, `cluster::run_scheduler`, `cluster::run_executor`); the querying ones open their
 //! session over a dataset with [`session::open`].
 
@@ -18,6 +18,7 @@ pub mod progress;
 pub mod report;
 pub mod rules;
 pub mod schema;
+pub mod serve;
 pub mod session;
 pub mod shell;
 pub mod sql;
@@ -31,6 +32,7 @@ use crate::explain::ExplainSettings;
 use crate::generate::GenerateSettings;
 use crate::progress::Progress;
 use crate::report::ReportSettings;
+use crate::serve::ServeSettings;
 use crate::session::SessionSettings;
 use crate::shell::ShellSettings;
 use crate::sql::SqlSettings;
@@ -65,6 +67,14 @@ pub enum Command {
         /// The records and the output.
         explain: ExplainSettings,
     },
+    /// `ebiq serve`: the PostgreSQL wire protocol over a dataset, for R, Python, BI tools and SQL
+    /// clients.
+    Serve {
+        /// The session and its dataset.
+        session: SessionSettings,
+        /// Where to listen, and what to serve besides the tables.
+        serve: ServeSettings,
+    },
     /// `ebiq sql`: statements over a dataset, for scripts.
     Sql {
         /// The session and its dataset.
@@ -79,6 +89,7 @@ pub async fn run(command: Command, progress: Progress) -> Result<()> {
     match command {
         Command::Report { session, report } => report::run(&session, &report, &progress).await,
         Command::Sql { session, sql } => sql::run(&session, &sql).await,
+        Command::Serve { session, serve } => serve::run(&session, &serve).await,
         Command::Explain { session, explain } => explain::run(&session, &explain).await,
         Command::Shell { session, shell } => shell::run(&session, &shell).await,
         Command::Scheduler(settings) => cluster::run_scheduler(&settings).await,

@@ -35,6 +35,9 @@ pub struct SessionSettings {
     pub cluster: Option<String>,
     /// The version of the dataset's Delta tables to read; `None`: the newest.
     pub as_of: Option<AsOf>,
+    /// The catalog the tables are registered in: DataFusion's `datafusion`, or the database name
+    /// a served session shows its clients (`ebiq`).
+    pub catalog: String,
 }
 
 impl SessionSettings {
@@ -49,9 +52,13 @@ impl SessionSettings {
             memory_limit: None,
             cluster: None,
             as_of: None,
+            catalog: DEFAULT_CATALOG.to_owned(),
         }
     }
 }
+
+/// DataFusion's name for the catalog that holds a session's tables.
+pub const DEFAULT_CATALOG: &str = "datafusion";
 
 /// An open session over a dataset, with what it was opened from.
 pub struct Session {
@@ -133,7 +140,8 @@ pub fn new_session(settings: &SessionSettings, rules: &Rules) -> Result<SessionC
     };
     let mut config = SessionConfig::new()
         .with_option_extension(options)
-        .with_information_schema(true);
+        .with_information_schema(true)
+        .with_default_catalog_and_schema(&settings.catalog, "public");
     if settings.target_partitions > 0 {
         config = config.with_target_partitions(settings.target_partitions);
     }

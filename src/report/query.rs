@@ -15,6 +15,7 @@ use datafusion::common::{DataFusionError, ParamValues};
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::FileScanConfig;
 use datafusion::datasource::source::DataSourceExec;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::prelude::{DataFrame, SessionContext};
 use datafusion::scalar::ScalarValue;
@@ -133,6 +134,31 @@ impl Parameters {
     pub fn is_bounded(&self) -> bool {
         self.bounded
     }
+
+    /// `plan` with the placeholders it uses bound to their values; an error names a placeholder
+    /// ebiq does not provide.
+    pub fn bind(&self, plan: LogicalPlan) -> Result<LogicalPlan> {
+        let used = plan.get_parameter_types()?;
+        if used.is_empty() {
+            return Ok(plan);
+        }
+        let mut values = HashMap::new();
+        for name in used.keys() {
+            let Some(value) = self.values.get(name.trim_start_matches('$')) else {
+                let mut known: Vec<_> = self.values.keys().map(|k| format!("${k}")).collect();
+                known.sort();
+                bail!(
+                    "it uses the parameter {name}, which ebiq does not provide (it provides {})",
+                    known.join(", ")
+                );
+            };
+            values.insert(
+                name.trim_start_matches('$').to_owned(),
+                ScalarAndMetadata::from(value.clone()),
+            );
+        }
+        Ok(plan.with_param_values(ParamValues::Map(values))?)
+    }
 }
 
 /// A query's planning error; a syntax error as `file:line:column: message`, as compilers write it.
@@ -196,34 +222,8 @@ pub(super) async fn run_query_with(
         Ok(frame) => frame,
         Err(error) => return Err(located(&query.path, error)),
     };
-    let used = frame
-        .logical_plan()
-        .get_parameter_types()
-        .with_context(at)?;
-    let mut values = HashMap::new();
-    for name in used.keys() {
-        let Some(value) = parameters.values.get(name.trim_start_matches('$')) else {
-            let mut known: Vec<_> = parameters.values.keys().map(|k| format!("${k}")).collect();
-            known.sort();
-            bail!(
-                "{} uses the parameter {name}, which ebiq does not provide (it provides {})",
-                at(),
-                known.join(", ")
-            );
-        };
-        values.insert(
-            name.trim_start_matches('$').to_owned(),
-            ScalarAndMetadata::from(value.clone()),
-        );
-    }
-    let frame = if values.is_empty() {
-        frame
-    } else {
-        frame
-            .with_param_values(ParamValues::Map(values))
-            .with_context(at)?
-    };
     let (state, logical) = frame.into_parts();
+    let logical = parameters.bind(logical).with_context(at)?;
     let (logical, shared) = match ctes {
         CteReferences::Inline => (logical, SharedResults::default()),
         CteReferences::RunOnce => run_shared_ctes_once(&state, &query.sql, logical, &mut rewrite)

@@ -1,0 +1,126 @@
+//! One client connection: its own session, `datafusion-postgres`'s query handlers over it, and the
+//! server-wide cancel and error handling.
+
+use std::sync::Arc;
+
+use datafusion::error::DataFusionError;
+use datafusion::sql::sqlparser::parser::ParserError;
+use datafusion_postgres::hooks::cursor::CursorStatementHook;
+use datafusion_postgres::hooks::set_show::SetShowHook;
+use datafusion_postgres::hooks::transactions::TransactionStatementHook;
+use datafusion_postgres::pgwire::api::auth::StartupHandler;
+use datafusion_postgres::pgwire::api::auth::noop::NoopStartupHandler;
+use datafusion_postgres::pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
+use datafusion_postgres::pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use datafusion_postgres::pgwire::api::{
+    ClientInfo, ConnectionManager, ErrorHandler, PgWireServerHandlers,
+};
+use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError};
+use datafusion_postgres::{DfSessionService, QueryHook};
+
+use super::Served;
+use super::copy::CopyHook;
+use super::errors::{error_info, sqlstate};
+use super::regproc::RegprocZeroHook;
+use super::savepoint::SavepointHook;
+use super::set::EbiqSetHook;
+use crate::validate::InputFile;
+
+/// The handlers of one connection.
+pub(super) struct Handlers {
+    queries: Arc<DfSessionService>,
+    startup: Arc<Startup>,
+    cancel: Arc<DefaultCancelHandler>,
+    errors: Arc<SqlStateErrors>,
+}
+
+impl Handlers {
+    /// Handlers over a new session of `served`'s.
+    pub(super) fn new(served: &Served) -> Self {
+        // Ours first: `datafusion-postgres`'s SET hook accepts any setting and drops DataFusion's
+        // error, so a mistyped `SET ebiq.null_mode` would silently leave the mode as it was.
+        let hooks: Vec<Arc<dyn QueryHook>> = vec![
+            Arc::new(EbiqSetHook),
+            Arc::new(CopyHook),
+            Arc::new(SavepointHook),
+            Arc::new(RegprocZeroHook),
+            Arc::new(CursorStatementHook),
+            Arc::new(SetShowHook),
+            Arc::new(TransactionStatementHook),
+        ];
+        Self {
+            queries: Arc::new(DfSessionService::new_with_hooks(
+                served.connection_session(),
+                hooks,
+            )),
+            startup: Arc::new(Startup {
+                connections: served.connections.clone(),
+            }),
+            cancel: Arc::new(DefaultCancelHandler::new(served.connections.clone())),
+            errors: Arc::new(SqlStateErrors {
+                inputs: served.inputs.clone(),
+            }),
+        }
+    }
+}
+
+impl PgWireServerHandlers for Handlers {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        self.queries.clone()
+    }
+
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        self.queries.clone()
+    }
+
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        self.startup.clone()
+    }
+
+    fn error_handler(&self) -> Arc<impl ErrorHandler> {
+        self.errors.clone()
+    }
+
+    fn cancel_handler(&self) -> Arc<impl CancelHandler> {
+        self.cancel.clone()
+    }
+}
+
+/// Start-up without a password (until logins exist), registering the connection so that a cancel
+/// request can find it.
+struct Startup {
+    connections: Arc<ConnectionManager>,
+}
+
+impl NoopStartupHandler for Startup {
+    fn connection_manager(&self) -> Option<Arc<ConnectionManager>> {
+        Some(self.connections.clone())
+    }
+}
+
+/// Gives DataFusion's errors PostgreSQL's SQLSTATE codes (a client sees `XX000` for every one
+/// otherwise) and the messages `ebiq sql` gives.
+struct SqlStateErrors {
+    inputs: Arc<Vec<InputFile>>,
+}
+
+impl ErrorHandler for SqlStateErrors {
+    fn on_error<C>(&self, _client: &C, error: &mut PgWireError)
+    where
+        C: ClientInfo,
+    {
+        let PgWireError::ApiError(inner) = error else {
+            return;
+        };
+        if let Some(datafusion) = inner.downcast_ref::<DataFusionError>() {
+            *error = PgWireError::UserError(Box::new(error_info(datafusion, &self.inputs)));
+        } else if let Some(parser) = inner.downcast_ref::<ParserError>() {
+            // The simple protocol parses before DataFusion sees the statement.
+            *error = PgWireError::UserError(Box::new(ErrorInfo::new(
+                "ERROR".to_owned(),
+                sqlstate::SYNTAX_ERROR.to_owned(),
+                parser.to_string(),
+            )));
+        }
+    }
+}

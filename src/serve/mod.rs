@@ -1,0 +1,128 @@
+//! `ebiq serve`: the PostgreSQL wire protocol over the same session as `ebiq sql`, so that R, Python,
+//! Power BI, Excel and SQL clients query ebiq through the drivers analysts already have.
+//!
+//! The protocol, PostgreSQL's catalogue tables and the encoding of Arrow results are
+//! `datafusion-postgres`'s (on `pgwire`). ebiq adds what that crate leaves to its users: a session
+//! of its own for each connection (so a `SET` changes only that connection), the report queries as
+//! `reports.*` views, PostgreSQL's SQLSTATE codes on ebiq's own error messages, and the few
+//! functions clients call at connect time that DataFusion answers differently from PostgreSQL.
+
+mod connection;
+mod copy;
+mod errors;
+mod pg_functions;
+mod regproc;
+mod reports;
+mod savepoint;
+mod set;
+mod tables;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, anyhow};
+use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::session_state::SessionState;
+use datafusion::prelude::SessionContext;
+use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
+use datafusion_pg_catalog::setup_pg_catalog;
+use datafusion_postgres::{datafusion_pg_catalog, pgwire};
+use pgwire::api::ConnectionManager;
+use tokio::net::TcpListener;
+
+use crate::session::{self, SessionSettings};
+use crate::validate::InputFile;
+
+pub use reports::{ReportRange, view_name};
+
+/// The database name clients see (`current_database()`, `pg_database`), and the catalog that
+/// holds the served tables.
+pub const DATABASE: &str = "ebiq";
+
+/// What to serve and where, already validated.
+#[derive(Debug, Clone)]
+pub struct ServeSettings {
+    /// The address to listen on (a loopback address until logins exist).
+    pub listen: SocketAddr,
+    /// The folder of report queries served as `reports.*` views.
+    pub queries: PathBuf,
+}
+
+/// What every connection shares: the session it starts from, and what its errors need.
+#[derive(Debug)]
+struct Served {
+    /// The served session's state; each connection runs in a copy of it, sharing the tables,
+    /// functions and memory pool but not its settings.
+    state: SessionState,
+    /// The dataset's files, named in errors about missing SUS columns.
+    inputs: Arc<Vec<InputFile>>,
+    /// Every open connection, by the key a client's cancel request names.
+    connections: Arc<ConnectionManager>,
+}
+
+/// The whole command: opens the session, then serves connections until interrupted.
+pub async fn run(session_settings: &SessionSettings, settings: &ServeSettings) -> Result<()> {
+    let served = prepare(session_settings, settings).await?;
+    let listener = TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let address = listener.local_addr()?;
+    // One line, always: a script (or a test) that passes port 0 learns the port from it.
+    eprintln!(
+        "ebiq serve: listening on {address}, database {DATABASE}. No --users file: any user \
+         name is accepted without a password, so ebiq listens on loopback only."
+    );
+    let served = Arc::new(served);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((socket, peer)) => {
+                    let handlers = connection::Handlers::new(&served);
+                    tokio::spawn(async move {
+                        if let Err(error) =
+                            pgwire::tokio::process_socket(socket, None, handlers).await
+                        {
+                            eprintln!("ebiq serve: connection from {peer} ended: {error}");
+                        }
+                    });
+                }
+                Err(error) => eprintln!("ebiq serve: cannot accept a connection: {error}"),
+            },
+            _ = tokio::signal::ctrl_c() => {
+                eprintln!("ebiq serve: interrupted, stopping");
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Opens the session named [`DATABASE`], with PostgreSQL's catalogue, the report views and the
+/// connect-time functions clients expect.
+async fn prepare(session_settings: &SessionSettings, settings: &ServeSettings) -> Result<Served> {
+    let session_settings = SessionSettings {
+        catalog: DATABASE.to_owned(),
+        ..session_settings.clone()
+    };
+    let session = session::open(&session_settings).await?;
+    let ctx = session.ctx;
+    setup_pg_catalog(&ctx, DATABASE, EmptyContextProvider)
+        .map_err(|error| anyhow!("cannot set up the PostgreSQL catalogue: {error}"))?;
+    pg_functions::register(&ctx);
+    tables::present_as_tables(&ctx).await?;
+    for skipped in reports::register(&ctx, &settings.queries).await? {
+        eprintln!("ebiq serve: {skipped}");
+    }
+    Ok(Served {
+        state: SessionStateBuilder::new_from_existing(ctx.state()).build(),
+        inputs: Arc::new(session.inputs),
+        connections: Arc::new(ConnectionManager::new()),
+    })
+}
+
+impl Served {
+    /// A session for one connection: the served tables and functions, settings of its own.
+    fn connection_session(&self) -> Arc<SessionContext> {
+        Arc::new(SessionContext::new_with_state(self.state.clone()))
+    }
+}

@@ -1,0 +1,125 @@
+//! `SET` and `SHOW` of a DataFusion or ebiq setting (`SET ebiq.null_mode = 'strict_tsql'`,
+//! `SET reports.from_month = '2024-04'`) on the connection's own session, with DataFusion's error
+//! when the name or value is wrong. PostgreSQL's own settings (`SET search_path`, `SET TIME ZONE`)
+//! stay with `datafusion-postgres`.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::Schema;
+use datafusion::common::{DFSchema, ParamValues};
+use datafusion::logical_expr::{EmptyRelation, LogicalPlan};
+use datafusion::prelude::SessionContext;
+use datafusion::sql::sqlparser::ast::{Set, Statement};
+use datafusion_postgres::QueryHook;
+use datafusion_postgres::arrow_pg::datatypes::df::encode_dataframe;
+use datafusion_postgres::hooks::HookClient;
+use datafusion_postgres::pgwire::api::ClientInfo;
+use datafusion_postgres::pgwire::api::portal::Format;
+use datafusion_postgres::pgwire::api::results::{Response, Tag};
+use datafusion_postgres::pgwire::error::{PgWireError, PgWireResult};
+
+/// Runs `SET prefix.name = value` on the connection's session.
+#[derive(Debug)]
+pub(super) struct EbiqSetHook;
+
+/// Whether `statement` sets a namespaced (DataFusion or ebiq) setting.
+fn is_namespaced_set(statement: &Statement) -> bool {
+    matches!(
+        statement,
+        Statement::Set(Set::SingleAssignment { variable, .. }) if variable.0.len() > 1
+    )
+}
+
+/// The name of the namespaced setting `statement` shows (`SHOW ebiq.null_mode`), if it is one.
+/// sqlparser keeps the name's parts as separate identifiers.
+fn namespaced_show(statement: &Statement) -> Option<String> {
+    let Statement::ShowVariable { variable } = statement else {
+        return None;
+    };
+    let parts: Vec<&str> = variable
+        .iter()
+        .flat_map(|ident| ident.value.split('.'))
+        .filter(|part| !part.is_empty())
+        .collect();
+    (parts.len() > 1).then(|| parts.join("."))
+}
+
+/// The setting's name and value, as DataFusion shows it.
+async fn show(name: &str, ctx: &SessionContext) -> PgWireResult<Response> {
+    let api = |error| PgWireError::ApiError(Box::new(error));
+    let frame = ctx.sql(&format!("SHOW {name}")).await.map_err(api)?;
+    encode_dataframe(frame, &Format::UnifiedText, None)
+        .await
+        .map(Response::Query)
+}
+
+async fn apply(statement: &Statement, ctx: &SessionContext) -> PgWireResult<Response> {
+    let result = match ctx.sql(&statement.to_string()).await {
+        Ok(frame) => frame.collect().await.map(|_| ()),
+        Err(error) => Err(error),
+    };
+    result
+        .map(|()| Response::Execution(Tag::new("SET")))
+        .map_err(|error| PgWireError::ApiError(Box::new(error)))
+}
+
+/// The plan the extended protocol's parse step is given for a statement a hook runs itself when it
+/// is executed: no columns, no rows.
+pub(super) fn no_rows_plan() -> PgWireResult<LogicalPlan> {
+    let schema = DFSchema::try_from(Schema::empty())
+        .map_err(|error| PgWireError::ApiError(Box::new(error)))?;
+    Ok(LogicalPlan::EmptyRelation(EmptyRelation {
+        produce_one_row: false,
+        schema: Arc::new(schema),
+    }))
+}
+
+#[async_trait]
+impl QueryHook for EbiqSetHook {
+    async fn handle_simple_query(
+        &self,
+        statement: &Statement,
+        session_context: &SessionContext,
+        _client: &mut dyn HookClient,
+    ) -> Option<PgWireResult<Response>> {
+        if let Some(name) = namespaced_show(statement) {
+            return Some(show(&name, session_context).await);
+        }
+        if !is_namespaced_set(statement) {
+            return None;
+        }
+        Some(apply(statement, session_context).await)
+    }
+
+    async fn handle_extended_parse_query(
+        &self,
+        statement: &Statement,
+        session_context: &SessionContext,
+        _client: &(dyn ClientInfo + Send + Sync),
+    ) -> Option<PgWireResult<LogicalPlan>> {
+        if let Some(name) = namespaced_show(statement) {
+            let plan = session_context
+                .state()
+                .create_logical_plan(&format!("SHOW {name}"))
+                .await;
+            return Some(plan.map_err(|error| PgWireError::ApiError(Box::new(error))));
+        }
+        // A SET returns no rows; it runs when executed, not when parsed.
+        is_namespaced_set(statement).then(no_rows_plan)
+    }
+
+    async fn handle_extended_query(
+        &self,
+        statement: &Statement,
+        _logical_plan: &LogicalPlan,
+        _params: &ParamValues,
+        session_context: &SessionContext,
+        _client: &mut dyn HookClient,
+    ) -> Option<PgWireResult<Response>> {
+        if !is_namespaced_set(statement) {
+            return None;
+        }
+        Some(apply(statement, session_context).await)
+    }
+}

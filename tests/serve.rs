@@ -1,0 +1,253 @@
+//! `ebiq serve` through a PostgreSQL client library (`tokio-postgres`, which no one on the project
+//! wrote): the report views equal `ebiq report`'s CSVs row for row, bound parameters, settings
+//! kept per connection, `COPY ... TO STDOUT`, and PostgreSQL's SQLSTATE codes.
+//!
+//! The server listens on 127.0.0.1 with a port the system picks, over `data-samples/`, and is
+//! killed when each test ends. The tests with Python, R, JDBC and psql clients are in
+//! `tests/clients/`, run by `.ci/run`.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::{binary, ebiq_ok, project, scratch};
+use futures::StreamExt;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+
+/// A running `ebiq serve`, killed when dropped.
+struct Server {
+    child: Child,
+    address: SocketAddr,
+}
+
+impl Server {
+    /// Starts the server over the sample data and waits (at most two minutes) for its
+    /// "listening on" line.
+    fn start() -> Self {
+        let mut child = Command::new(binary())
+            .args(["serve", "--quiet", "--listen", "127.0.0.1:0"])
+            .current_dir(project())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("ebiq serve starts");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (sender, receiver) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.strip_prefix("ebiq serve: listening on ") {
+                    let address = rest.split(',').next().unwrap_or_default().to_owned();
+                    let _ = sender.send(address);
+                }
+            }
+        });
+        let address = receiver
+            .recv_timeout(Duration::from_secs(120))
+            .expect("the server says where it listens within two minutes")
+            .parse()
+            .expect("an address");
+        Self { child, address }
+    }
+
+    async fn connect(&self) -> Client {
+        let config = format!(
+            "host={} port={} user=analyst dbname=ebiq connect_timeout=10",
+            self.address.ip(),
+            self.address.port()
+        );
+        let (client, connection) = tokio_postgres::connect(&config, NoTls)
+            .await
+            .expect("connects");
+        tokio::spawn(connection);
+        client
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The rows of a simple query as text cells, NULL as `None`.
+async fn rows(client: &Client, sql: &str) -> Vec<Vec<Option<String>>> {
+    client
+        .simple_query(sql)
+        .await
+        .unwrap_or_else(|error| panic!("{sql}: {error}"))
+        .into_iter()
+        .filter_map(|message| match message {
+            SimpleQueryMessage::Row(row) => Some(
+                (0..row.len())
+                    .map(|i| row.get(i).map(str::to_owned))
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Equal as numbers where both are numbers (the CSV writer and the wire may spell a double
+/// differently), else as text.
+fn same_cell(wire: Option<&str>, csv: &str) -> bool {
+    let wire = wire.unwrap_or("");
+    match (wire.parse::<f64>(), csv.parse::<f64>()) {
+        (Ok(a), Ok(b)) => a == b || (a - b).abs() <= 1e-12 * a.abs().max(b.abs()),
+        _ => wire == csv,
+    }
+}
+
+/// The error's SQLSTATE, failing the test if `result` is not an error.
+fn sqlstate<T: std::fmt::Debug>(result: Result<T, tokio_postgres::Error>) -> SqlState {
+    let error = result.expect_err("an error");
+    error.code().cloned().expect("a database error with a code")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn report_views_equal_the_report_s_csvs_row_for_row() {
+    let out = scratch("serve-views");
+    ebiq_ok(&[
+        "report",
+        "--quiet",
+        "--format",
+        "csv",
+        "--out",
+        out.to_str().expect("utf-8 path"),
+    ]);
+    let server = Server::start();
+    let client = server.connect().await;
+    // The main report, and a statistic (directly standardised rates by commissioner).
+    for query in [
+        "01_flagged_by_provider_month",
+        "06_standardised_rates_by_commissioner",
+    ] {
+        let csv = std::fs::read_to_string(out.join(format!("{query}.csv"))).expect("the CSV");
+        let mut lines = csv.lines();
+        let header: Vec<&str> = lines.next().expect("a header").split(',').collect();
+        let expected: Vec<Vec<&str>> = lines.map(|line| line.split(',').collect()).collect();
+        let view = ebiq::serve::view_name(query);
+        let got = rows(&client, &format!("SELECT * FROM reports.{view}")).await;
+        assert_eq!(got.len(), expected.len(), "{query}: row count");
+        assert!(!got.is_empty(), "{query} has rows");
+        for (row, (wire, csv)) in got.iter().zip(&expected).enumerate() {
+            assert_eq!(wire.len(), header.len(), "{query} row {row}: columns");
+            for (column, (w, c)) in wire.iter().zip(csv).enumerate() {
+                assert!(
+                    same_cell(w.as_deref(), c),
+                    "{query} row {row} column {}: wire {w:?}, csv {c:?}",
+                    header[column]
+                );
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(out);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bound_parameters_count_as_literals_do() {
+    let server = Server::start();
+    let client = server.connect().await;
+    let bound: i64 = client
+        .query_one(
+            "SELECT count(*) FROM opa WHERE der_provider_code = $1",
+            &[&"RXH"],
+        )
+        .await
+        .expect("runs")
+        .get(0);
+    let literal = rows(
+        &client,
+        "SELECT count(*) FROM opa WHERE der_provider_code = 'RXH'",
+    )
+    .await;
+    assert_eq!(Some(bound.to_string()), literal[0][0]);
+    assert!(bound > 0, "the sample has RXH appointments");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn settings_belong_to_one_connection() {
+    let server = Server::start();
+    let first = server.connect().await;
+    let second = server.connect().await;
+    first
+        .simple_query("SET ebiq.null_mode = 'strict_tsql'")
+        .await
+        .expect("a valid mode");
+    first
+        .simple_query("SET reports.from_month = '2025-01'")
+        .await
+        .expect("a month");
+    let mode = |rows: Vec<Vec<Option<String>>>| rows[0].last().cloned().flatten();
+    assert_eq!(
+        mode(rows(&first, "SHOW ebiq.null_mode").await).as_deref(),
+        Some("strict_tsql")
+    );
+    assert_eq!(
+        mode(rows(&second, "SHOW ebiq.null_mode").await).as_deref(),
+        Some("intended")
+    );
+    let months = "SELECT min(month) FROM reports.flagged_by_provider_month";
+    assert_eq!(rows(&first, months).await[0][0].as_deref(), Some("202501"));
+    assert_eq!(rows(&second, months).await[0][0].as_deref(), Some("202304"));
+
+    let bad_mode = first.simple_query("SET ebiq.null_mode = 'lenient'").await;
+    assert_eq!(sqlstate(bad_mode), SqlState::INVALID_PARAMETER_VALUE);
+    let bad_month = first.simple_query("SET reports.to_month = 'March'").await;
+    assert_eq!(sqlstate(bad_month), SqlState::INVALID_PARAMETER_VALUE);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn errors_carry_postgres_sqlstate_codes() {
+    let server = Server::start();
+    let client = server.connect().await;
+    let cases = [
+        ("SELEC 1", SqlState::SYNTAX_ERROR),
+        ("SELECT * FROM opa_typo", SqlState::UNDEFINED_TABLE),
+        ("SELECT no_such_column FROM opa", SqlState::UNDEFINED_COLUMN),
+        ("SELECT no_such_function(1)", SqlState::UNDEFINED_FUNCTION),
+        (
+            "COPY opa TO '/tmp/opa.csv'",
+            SqlState::INSUFFICIENT_PRIVILEGE,
+        ),
+    ];
+    for (sql, expected) in cases {
+        assert_eq!(sqlstate(client.simple_query(sql).await), expected, "{sql}");
+        // The same through the extended protocol, as drivers send statements.
+        assert_eq!(sqlstate(client.query(sql, &[]).await), expected, "{sql}");
+    }
+    // The connection carries on after each error.
+    assert_eq!(rows(&client, "SELECT 1").await[0][0].as_deref(), Some("1"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn copy_to_stdout_sends_csv_with_its_header() {
+    let server = Server::start();
+    let client = server.connect().await;
+    let stream = client
+        .copy_out(
+            "COPY (SELECT * FROM reports.flagged_by_provider_month) TO STDOUT (FORMAT csv, HEADER)",
+        )
+        .await
+        .expect("COPY starts");
+    let chunks: Vec<_> = stream.collect().await;
+    let mut text = String::new();
+    for chunk in chunks {
+        text.push_str(std::str::from_utf8(&chunk.expect("data")).expect("utf-8"));
+    }
+    let view = rows(&client, "SELECT * FROM reports.flagged_by_provider_month").await;
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("provider,month,flagged"));
+    let copied: Vec<&str> = lines.collect();
+    assert_eq!(copied.len(), view.len());
+    for (line, row) in copied.iter().zip(&view) {
+        let cells: Vec<String> = row.iter().map(|c| c.clone().unwrap_or_default()).collect();
+        assert_eq!(*line, cells.join(","));
+    }
+}
