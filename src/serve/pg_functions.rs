@@ -97,7 +97,7 @@ impl ScalarUDFImpl for JsonBuildObject {
         &self,
         args: ScalarFunctionArgs,
     ) -> datafusion::common::Result<ColumnarValue> {
-        if args.args.len() % 2 != 0 {
+        if !args.args.len().is_multiple_of(2) {
             return exec_err!("json_build_object takes keys and values in pairs");
         }
         let columns = ColumnarValue::values_to_arrays(&args.args)?;
