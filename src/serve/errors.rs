@@ -163,7 +163,7 @@ mod tests {
         let info = error_info(&error, &[]);
         assert_eq!(info.code, sqlstate::UNDEFINED_COLUMN);
         assert!(
-            info.message.contains("der_activity_month") && info.message.contains("month"),
+            info.message.contains("Der_Activity_Month (activity month"),
             "{}",
             info.message
         );

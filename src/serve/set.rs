@@ -31,6 +31,10 @@ fn is_namespaced_set(statement: &Statement) -> bool {
     )
 }
 
+/// The prefixes of the settings `SHOW` reads from the session: DataFusion's, the rule functions'
+/// and the report views'.
+const SETTING_PREFIXES: [&str; 3] = ["datafusion", "ebiq", "reports"];
+
 /// The name of the namespaced setting `statement` shows (`SHOW ebiq.null_mode`), if it is one.
 /// sqlparser keeps the name's parts as separate identifiers.
 fn namespaced_show(statement: &Statement) -> Option<String> {
@@ -42,7 +46,13 @@ fn namespaced_show(statement: &Statement) -> Option<String> {
         .flat_map(|ident| ident.value.split('.'))
         .filter(|part| !part.is_empty())
         .collect();
-    (parts.len() > 1).then(|| parts.join("."))
+    // Only the prefixes of settings a session has: `SHOW transaction isolation level` comes in
+    // parts too.
+    let namespaced = parts.len() > 1
+        && SETTING_PREFIXES
+            .iter()
+            .any(|prefix| parts[0].eq_ignore_ascii_case(prefix));
+    namespaced.then(|| parts.join("."))
 }
 
 /// The setting's name and value, as DataFusion shows it.

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Real clients that no one on the project wrote, against `ebiq serve` over data-samples/: psql
+# (Debian's postgresql-client) and the Python clients (PyPI, in a virtualenv this script makes).
+# Every answer is compared with the report's CSVs or `ebiq sql --format csv` for the same SQL.
+# The server listens on 127.0.0.1 only, on a port the system picks, and is stopped on exit.
+#
+#   tests/clients/run.sh PATH_TO_EBIQ        (.ci/run passes the debug build the tests used)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+EBIQ="$(realpath "${1:?usage: tests/clients/run.sh PATH_TO_EBIQ}")"
+VENV="${EBIQ_CLIENTS_VENV:-$HOME/.cache/ebiq-clients-venv}"
+work="$(mktemp -d)"
+server_pid=""
+cleanup() {
+  if [ -n "$server_pid" ]; then kill "$server_pid" 2> /dev/null || true; wait "$server_pid" 2> /dev/null || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+"$VENV/bin/pip" install --quiet --disable-pip-version-check -r tests/clients/requirements.txt
+
+"$EBIQ" report --quiet --format csv --out "$work/report" > /dev/null 2> "$work/report.log"
+"$EBIQ" serve --quiet --listen 127.0.0.1:0 2> "$work/serve.log" &
+server_pid=$!
+port=""
+for _ in $(seq 1 240); do # at most two minutes
+  port="$(sed -n 's/^ebiq serve: listening on 127\.0\.0\.1:\([0-9]*\),.*/\1/p' "$work/serve.log")"
+  [ -n "$port" ] && break
+  kill -0 "$server_pid" 2> /dev/null || break
+  sleep 0.5
+done
+if [ -z "$port" ]; then
+  echo "ebiq serve did not start:" >&2
+  cat "$work/serve.log" >&2
+  exit 1
+fi
+conn="host=127.0.0.1 port=$port dbname=ebiq user=analyst connect_timeout=10"
+export PGCONNECT_TIMEOUT=10
+
+passed=0
+failed=0
+check() { # NAME FUNCTION: runs the check, at most a minute
+  local name="$1"
+  if timeout 60 bash -c "set -euo pipefail; $2" > "$work/check.log" 2>&1; then
+    passed=$((passed + 1))
+    echo "ok   $name"
+  else
+    failed=$((failed + 1))
+    echo "FAIL $name"
+    sed 's/^/     /' "$work/check.log"
+  fi
+}
+
+# The main report's SQL with its month parameters written in, through psql and through ebiq sql.
+main_sql="$(sed "s/\$from_month/'000000'/; s/\$to_month/'999999'/" queries/01_flagged_by_provider_month.sql)"
+psql_main() {
+  psql "$conn" --csv -c "$main_sql" > "$work/psql-main.csv"
+  "$EBIQ" sql --quiet --format csv "$main_sql" > "$work/ebiq-main.csv"
+  cmp "$work/psql-main.csv" "$work/ebiq-main.csv"
+}
+psql_view() {
+  psql "$conn" --csv -c "SELECT * FROM reports.flagged_by_provider_month" > "$work/psql-view.csv"
+  cmp "$work/psql-view.csv" "$work/report/01_flagged_by_provider_month.csv"
+}
+psql_tables() { psql "$conn" -c '\dt' | grep -E '^ public +\| opa +\| table'; }
+psql_describe() { psql "$conn" -c '\d opa' | grep -E '^ der_procedure_all +\| text'; }
+psql_copy() {
+  psql "$conn" -c "\\copy (SELECT * FROM reports.flagged_by_provider_month) TO '$work/copy.csv' CSV HEADER"
+  cmp "$work/copy.csv" "$work/report/01_flagged_by_provider_month.csv"
+}
+psql_refuses_copy_to_a_file() {
+  ! psql "$conn" -v ON_ERROR_STOP=1 -c "COPY opa TO '$work/leak.csv'" && [ ! -e "$work/leak.csv" ]
+}
+export conn work EBIQ main_sql
+export -f psql_main psql_view psql_tables psql_describe psql_copy psql_refuses_copy_to_a_file
+check "psql: the main report's SQL equals ebiq sql's" psql_main
+check "psql: reports.flagged_by_provider_month equals the report's CSV" psql_view
+check "psql: \\dt lists opa as a table" psql_tables
+check "psql: \\d opa describes its columns" psql_describe
+check "psql: \\copy of a report view equals the report's CSV" psql_copy
+check "psql: COPY to a server file is refused" psql_refuses_copy_to_a_file
+echo "psql: $passed passed, $failed failed"
+
+python_status=0
+timeout 600 "$VENV/bin/python" -W ignore tests/clients/python_clients.py "$port" "$EBIQ" "$work/report" || python_status=$?
+[ "$failed" -eq 0 ] && [ "$python_status" -eq 0 ]
