@@ -251,3 +251,33 @@ async fn copy_to_stdout_sends_csv_with_its_header() {
         assert_eq!(*line, cells.join(","));
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancel_request_stops_the_running_statement_and_the_connection_goes_on() {
+    let server = Server::start();
+    let client = server.connect().await;
+    let token = client.cancel_token();
+    tokio::spawn(async move {
+        // Once the statement is running: its planning takes milliseconds.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        token
+            .cancel_query(NoTls)
+            .await
+            .expect("the cancel request is sent");
+    });
+    // 1.8 billion pairs: over a minute, so still running when the cancel arrives.
+    let started = std::time::Instant::now();
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(60),
+        client.simple_query("SELECT count(*) FROM opa a JOIN opa b ON a.opa_ident < b.opa_ident"),
+    )
+    .await
+    .expect("the statement ends within a minute");
+    assert_eq!(sqlstate(outcome), SqlState::QUERY_CANCELED);
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "stopped by the cancel, not by finishing: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(rows(&client, "SELECT 1").await[0][0].as_deref(), Some("1"));
+}

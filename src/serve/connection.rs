@@ -1,7 +1,11 @@
 //! One client connection: its own session, `datafusion-postgres`'s query handlers over it, and the
 //! server-wide cancel and error handling.
 
-use std::sync::Arc;
+use std::fmt::Debug;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_trait::async_trait;
+use futures::Sink;
 
 use datafusion::error::DataFusionError;
 use datafusion::sql::sqlparser::parser::ParserError;
@@ -15,10 +19,12 @@ use datafusion_postgres::pgwire::api::query::{ExtendedQueryHandler, SimpleQueryH
 use datafusion_postgres::pgwire::api::{
     ClientInfo, ConnectionManager, ErrorHandler, PgWireServerHandlers,
 };
-use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError};
+use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use datafusion_postgres::pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use datafusion_postgres::{DfSessionService, QueryHook};
 
 use super::Served;
+use super::cancel::{CancelRequests, CancelSignal, CancelSignals, Registration};
 use super::copy::CopyHook;
 use super::errors::{error_info, sqlstate};
 use super::regproc::RegprocZeroHook;
@@ -30,7 +36,7 @@ use crate::validate::InputFile;
 pub(super) struct Handlers {
     queries: Arc<DfSessionService>,
     startup: Arc<Startup>,
-    cancel: Arc<DefaultCancelHandler>,
+    cancel: Arc<CancelRequests>,
     errors: Arc<SqlStateErrors>,
 }
 
@@ -48,15 +54,22 @@ impl Handlers {
             Arc::new(SetShowHook),
             Arc::new(TransactionStatementHook),
         ];
+        let signal = Arc::new(CancelSignal::default());
         Self {
             queries: Arc::new(DfSessionService::new_with_hooks(
-                served.connection_session(),
+                served.connection_session(&signal),
                 hooks,
             )),
             startup: Arc::new(Startup {
                 connections: served.connections.clone(),
+                cancel_signals: served.cancel_signals.clone(),
+                signal,
+                registration: Mutex::new(None),
             }),
-            cancel: Arc::new(DefaultCancelHandler::new(served.connections.clone())),
+            cancel: Arc::new(CancelRequests {
+                planning: Arc::new(DefaultCancelHandler::new(served.connections.clone())),
+                running: served.cancel_signals.clone(),
+            }),
             errors: Arc::new(SqlStateErrors {
                 inputs: served.inputs.clone(),
             }),
@@ -90,11 +103,35 @@ impl PgWireServerHandlers for Handlers {
 /// request can find it.
 struct Startup {
     connections: Arc<ConnectionManager>,
+    cancel_signals: Arc<CancelSignals>,
+    signal: Arc<CancelSignal>,
+    /// Held while the connection is open.
+    registration: Mutex<Option<Registration>>,
 }
 
+#[async_trait]
 impl NoopStartupHandler for Startup {
     fn connection_manager(&self) -> Option<Arc<ConnectionManager>> {
         Some(self.connections.clone())
+    }
+
+    async fn post_startup<C>(
+        &self,
+        client: &mut C,
+        _message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let (pid, secret) = client.pid_and_secret_key();
+        let registration = self.cancel_signals.register(pid, &secret, &self.signal);
+        *self
+            .registration
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(registration);
+        Ok(())
     }
 }
 

@@ -7,6 +7,7 @@ use datafusion::error::DataFusionError;
 use datafusion::sql::sqlparser::parser::ParserError;
 use datafusion_postgres::pgwire::error::ErrorInfo;
 
+use super::cancel::Cancelled;
 use crate::dataset::missing_sus_column;
 use crate::validate::InputFile;
 
@@ -39,6 +40,8 @@ pub(super) mod sqlstate {
     pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
     /// A failure reading the dataset.
     pub const IO_ERROR: &str = "58030";
+    /// A statement its client cancelled.
+    pub const QUERY_CANCELED: &str = "57014";
     /// Anything else.
     pub const INTERNAL_ERROR: &str = "XX000";
 }
@@ -85,6 +88,7 @@ pub(super) fn sqlstate_of(error: &DataFusionError) -> &'static str {
             }
         }
         DataFusionError::ResourcesExhausted(_) => sqlstate::OUT_OF_MEMORY,
+        DataFusionError::External(inner) if inner.is::<Cancelled>() => sqlstate::QUERY_CANCELED,
         DataFusionError::NotImplemented(_) => sqlstate::FEATURE_NOT_SUPPORTED,
         DataFusionError::IoError(_) | DataFusionError::ObjectStore(_) => sqlstate::IO_ERROR,
         DataFusionError::ArrowError(arrow, _) => match arrow.as_ref() {

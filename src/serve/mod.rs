@@ -7,6 +7,7 @@
 //! `reports.*` views, PostgreSQL's SQLSTATE codes on ebiq's own error messages, and the few
 //! functions clients call at connect time that DataFusion answers differently from PostgreSQL.
 
+mod cancel;
 mod connection;
 mod copy;
 mod errors;
@@ -33,6 +34,7 @@ use tokio::net::TcpListener;
 
 use crate::session::{self, SessionSettings};
 use crate::validate::InputFile;
+use cancel::{CancelOnRequest, CancelSignal, CancelSignals};
 
 pub use reports::{ReportRange, view_name};
 
@@ -57,8 +59,11 @@ struct Served {
     state: SessionState,
     /// The dataset's files, named in errors about missing SUS columns.
     inputs: Arc<Vec<InputFile>>,
-    /// Every open connection, by the key a client's cancel request names.
+    /// Every open connection, by the key a client's cancel request names (pgwire's, which stops a
+    /// statement still planning).
     connections: Arc<ConnectionManager>,
+    /// The same, for the signal that stops a statement while it runs.
+    cancel_signals: Arc<CancelSignals>,
 }
 
 /// The whole command: opens the session, then serves connections until interrupted.
@@ -117,12 +122,17 @@ async fn prepare(session_settings: &SessionSettings, settings: &ServeSettings) -
         state: SessionStateBuilder::new_from_existing(ctx.state()).build(),
         inputs: Arc::new(session.inputs),
         connections: Arc::new(ConnectionManager::new()),
+        cancel_signals: Arc::new(CancelSignals::default()),
     })
 }
 
 impl Served {
-    /// A session for one connection: the served tables and functions, settings of its own.
-    fn connection_session(&self) -> Arc<SessionContext> {
-        Arc::new(SessionContext::new_with_state(self.state.clone()))
+    /// A session for one connection: the served tables and functions, settings of its own, and
+    /// plans that stop when `cancel` fires.
+    fn connection_session(&self, cancel: &Arc<CancelSignal>) -> Arc<SessionContext> {
+        let state = SessionStateBuilder::new_from_existing(self.state.clone())
+            .with_physical_optimizer_rule(Arc::new(CancelOnRequest(cancel.clone())))
+            .build();
+        Arc::new(SessionContext::new_with_state(state))
     }
 }

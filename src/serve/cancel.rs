@@ -1,0 +1,308 @@
+//! A client's cancel request (psql's Ctrl-C, JDBC's `Statement.cancel()`, psycopg's `cancel()`)
+//! stops the connection's running statement; the connection goes on.
+//!
+//! pgwire races a cancel request only against the planning of a statement: the rows are computed
+//! while they are sent, after that race is over. So each connection has a [`CancelSignal`], found
+//! by the key its client was given at start-up, and each of its plans runs under
+//! [`CancellableExec`], whose streams end with `57014` as soon as the signal fires. Ending the
+//! streams drops the plan, which stops its tasks and frees what they held.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
+use datafusion_postgres::pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
+use datafusion_postgres::pgwire::messages::cancel::CancelRequest;
+use datafusion_postgres::pgwire::messages::startup::SecretKey;
+use futures::StreamExt;
+use tokio::sync::Notify;
+
+/// Why a statement ended early: its client asked.
+#[derive(Debug)]
+pub(super) struct Cancelled;
+
+impl fmt::Display for Cancelled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // PostgreSQL's own words, which clients and people recognise.
+        f.write_str("canceling statement due to user request")
+    }
+}
+
+impl std::error::Error for Cancelled {}
+
+/// One connection's "stop the running statement".
+#[derive(Debug, Default)]
+pub(super) struct CancelSignal {
+    fired: AtomicBool,
+    wake: Notify,
+}
+
+impl CancelSignal {
+    fn fire(&self) {
+        self.fired.store(true, Ordering::SeqCst);
+        self.wake.notify_waiters();
+    }
+
+    /// Forgets an earlier request: a cancel stops the statement running when it arrives, not
+    /// the next one.
+    fn reset(&self) {
+        self.fired.store(false, Ordering::SeqCst);
+    }
+
+    /// Resolves once the signal has fired.
+    async fn fired(&self) {
+        loop {
+            let notified = self.wake.notified();
+            tokio::pin!(notified);
+            // Registered before the check, so a fire between the two is not missed.
+            notified.as_mut().enable();
+            if self.fired.load(Ordering::SeqCst) {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// The cancel signals of the open connections, by the key each client was given at start-up.
+#[derive(Debug, Default)]
+pub(super) struct CancelSignals {
+    by_key: Mutex<HashMap<(i32, Bytes), Weak<CancelSignal>>>,
+}
+
+impl CancelSignals {
+    /// Makes `signal` the one a cancel request with this key fires, until the returned guard drops.
+    pub(super) fn register(
+        self: &Arc<Self>,
+        pid: i32,
+        secret: &SecretKey,
+        signal: &Arc<CancelSignal>,
+    ) -> Registration {
+        let key = (pid, secret.to_bytes());
+        self.lock().insert(key.clone(), Arc::downgrade(signal));
+        Registration {
+            signals: self.clone(),
+            key,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(i32, Bytes), Weak<CancelSignal>>> {
+        // A panic elsewhere while the map was held leaves it whole: each step is one insert or
+        // remove.
+        self.by_key.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn fire(&self, request: &CancelRequest) {
+        let key = (request.pid, request.secret_key.to_bytes());
+        let signal = self.lock().get(&key).and_then(Weak::upgrade);
+        if let Some(signal) = signal {
+            signal.fire();
+        }
+    }
+}
+
+/// A connection's place in [`CancelSignals`], removed when the connection ends.
+#[derive(Debug)]
+pub(super) struct Registration {
+    signals: Arc<CancelSignals>,
+    key: (i32, Bytes),
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.signals.lock().remove(&self.key);
+    }
+}
+
+/// pgwire's handling of a cancel request (which stops a statement still planning), and the
+/// connection's signal (which stops one running).
+pub(super) struct CancelRequests {
+    pub(super) planning: Arc<DefaultCancelHandler>,
+    pub(super) running: Arc<CancelSignals>,
+}
+
+#[async_trait]
+impl CancelHandler for CancelRequests {
+    async fn on_cancel_request(&self, request: CancelRequest) {
+        self.running.fire(&request);
+        self.planning.on_cancel_request(request).await;
+    }
+}
+
+/// Puts every plan of a connection's session under [`CancellableExec`]; the last physical
+/// optimizer rule of the connection's session.
+#[derive(Debug)]
+pub(super) struct CancelOnRequest(pub(super) Arc<CancelSignal>);
+
+impl PhysicalOptimizerRule for CancelOnRequest {
+    fn optimize(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        _config: &ConfigOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        self.0.reset();
+        Ok(Arc::new(CancellableExec {
+            input: plan,
+            signal: self.0.clone(),
+        }))
+    }
+
+    fn name(&self) -> &str {
+        "cancel_on_request"
+    }
+
+    fn schema_check(&self) -> bool {
+        true
+    }
+}
+
+/// Its input's rows, until the connection's cancel signal fires.
+#[derive(Debug)]
+pub(super) struct CancellableExec {
+    input: Arc<dyn ExecutionPlan>,
+    signal: Arc<CancelSignal>,
+}
+
+impl DisplayAs for CancellableExec {
+    fn fmt_as(&self, _format: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("CancellableExec")
+    }
+}
+
+impl ExecutionPlan for CancellableExec {
+    fn name(&self) -> &str {
+        "CancellableExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        self.input.properties()
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.input]
+    }
+
+    fn maintains_input_order(&self) -> Vec<bool> {
+        vec![true]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        mut children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        if children.len() != 1 {
+            return Err(DataFusionError::Internal(
+                "CancellableExec has one input".to_owned(),
+            ));
+        }
+        Ok(Arc::new(Self {
+            input: children.swap_remove(0),
+            signal: self.signal.clone(),
+        }))
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let input = self.input.execute(partition, context)?;
+        let schema = input.schema();
+        let signal = self.signal.clone();
+        let fired: Pin<Box<dyn Future<Output = ()> + Send>> =
+            Box::pin(async move { signal.fired().await });
+        let rows = futures::stream::unfold(Some((input, fired)), |state| async move {
+            let (mut input, mut fired) = state?;
+            tokio::select! {
+                biased;
+                () = &mut fired => Some((
+                    Err(DataFusionError::External(Box::new(Cancelled))),
+                    None,
+                )),
+                batch = input.next() => batch.map(|batch| (batch, Some((input, fired)))),
+            }
+        });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, rows)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use datafusion::prelude::SessionContext;
+
+    use super::*;
+
+    // Multi-threaded: the task that fires the signal must run while the statement holds a thread.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_fired_signal_ends_a_running_statement_with_cancelled() {
+        let ctx = SessionContext::new();
+        let signal = Arc::new(CancelSignal::default());
+        let state = datafusion::execution::SessionStateBuilder::new_from_existing(ctx.state())
+            .with_physical_optimizer_rule(Arc::new(CancelOnRequest(signal.clone())))
+            .build();
+        let ctx = SessionContext::new_with_state(state);
+        // Running when the signal fires (seconds in a debug build), yet short: the join does
+        // not yield to the runtime, which waits for it when the test ends.
+        let frame = ctx
+            .sql(
+                "SELECT count(*) FROM generate_series(1, 30000) a(x) \
+                 JOIN generate_series(1, 30000) b(y) ON a.x < b.y",
+            )
+            .await
+            .expect("plans");
+        let fire = signal.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            fire.fire();
+        });
+        let outcome = tokio::time::timeout(Duration::from_secs(60), frame.collect())
+            .await
+            .expect("ends within a minute of the signal");
+        let error = outcome.expect_err("cancelled");
+        assert!(
+            matches!(error.find_root(), DataFusionError::External(e) if e.is::<Cancelled>()),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_cancel_before_a_statement_does_not_stop_it() {
+        let signal = Arc::new(CancelSignal::default());
+        signal.fire();
+        let ctx = SessionContext::new();
+        let state = datafusion::execution::SessionStateBuilder::new_from_existing(ctx.state())
+            .with_physical_optimizer_rule(Arc::new(CancelOnRequest(signal)))
+            .build();
+        let ctx = SessionContext::new_with_state(state);
+        let batches = ctx
+            .sql("SELECT 1")
+            .await
+            .expect("plans")
+            .collect()
+            .await
+            .expect("runs: the earlier request was for no statement");
+        assert_eq!(batches[0].num_rows(), 1);
+    }
+}
