@@ -281,3 +281,26 @@ async fn a_cancel_request_stops_the_running_statement_and_the_connection_goes_on
     );
     assert_eq!(rows(&client, "SELECT 1").await[0][0].as_deref(), Some("1"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn struct_results_arrive_as_json_text() {
+    let server = Server::start();
+    let client = server.connect().await;
+    let simple = rows(&client, "SELECT wilson(3, 10, 0.95) AS w").await;
+    let json = simple[0][0].clone().expect("a value");
+    assert!(
+        json.starts_with(r#"{"value":0.3,"lower":0.10779"#) && json.contains(r#""upper":0.60322"#),
+        "{json}"
+    );
+    // Through the extended protocol with a bound parameter, as drivers send it.
+    let row = client
+        .query_one(
+            "SELECT wilson(CAST($1 AS BIGINT), 10, 0.95) AS w",
+            &[&3_i64],
+        )
+        .await
+        .expect("runs");
+    assert_eq!(row.columns()[0].type_(), &tokio_postgres::types::Type::TEXT);
+    let bound: String = row.get(0);
+    assert_eq!(bound, json);
+}

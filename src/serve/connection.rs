@@ -30,6 +30,7 @@ use super::errors::{error_info, sqlstate};
 use super::regproc::RegprocZeroHook;
 use super::savepoint::SavepointHook;
 use super::set::EbiqSetHook;
+use super::struct_json::StructsAsJsonHook;
 use crate::validate::InputFile;
 
 /// The handlers of one connection.
@@ -50,6 +51,7 @@ impl Handlers {
             Arc::new(CopyHook),
             Arc::new(SavepointHook),
             Arc::new(RegprocZeroHook),
+            Arc::new(StructsAsJsonHook),
             Arc::new(CursorStatementHook),
             Arc::new(SetShowHook),
             Arc::new(TransactionStatementHook),

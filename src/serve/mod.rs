@@ -16,6 +16,7 @@ mod regproc;
 mod reports;
 mod savepoint;
 mod set;
+mod struct_json;
 mod tables;
 
 use std::net::SocketAddr;
