@@ -25,9 +25,9 @@ use datafusion_postgres::{DfSessionService, QueryHook};
 
 use super::Served;
 use super::cancel::{CancelRequests, CancelSignal, CancelSignals, Registration};
+use super::catalog_sql::CatalogSqlHook;
 use super::copy::CopyHook;
 use super::errors::{error_info, sqlstate};
-use super::regproc::RegprocZeroHook;
 use super::savepoint::SavepointHook;
 use super::set::EbiqSetHook;
 use super::struct_json::StructsAsJsonHook;
@@ -50,7 +50,7 @@ impl Handlers {
             Arc::new(EbiqSetHook),
             Arc::new(CopyHook),
             Arc::new(SavepointHook),
-            Arc::new(RegprocZeroHook),
+            Arc::new(CatalogSqlHook),
             Arc::new(StructsAsJsonHook),
             Arc::new(CursorStatementHook),
             Arc::new(SetShowHook),

@@ -8,11 +8,11 @@
 //! functions clients call at connect time that DataFusion answers differently from PostgreSQL.
 
 mod cancel;
+mod catalog_sql;
 mod connection;
 mod copy;
 mod errors;
 mod pg_functions;
-mod regproc;
 mod reports;
 mod savepoint;
 mod set;
