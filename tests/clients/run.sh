@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Real clients that no one on the project wrote, against `ebiq serve` over data-samples/: psql
-# (Debian's postgresql-client) and the Python clients (PyPI, in a virtualenv this script makes).
+# (Debian's postgresql-client), the Python clients (PyPI, in a virtualenv this script makes) and
+# JDBC (Debian's libpostgresql-jdbc-java on the JDK).
 # Every answer is compared with the report's CSVs or `ebiq sql --format csv` for the same SQL.
 # The server listens on 127.0.0.1 only, on a port the system picks, and is stopped on exit.
 #
@@ -84,4 +85,10 @@ echo "psql: $passed passed, $failed failed"
 
 python_status=0
 timeout 600 "$VENV/bin/python" -W ignore tests/clients/python_clients.py "$port" "$EBIQ" "$work/report" || python_status=$?
-[ "$failed" -eq 0 ] && [ "$python_status" -eq 0 ]
+
+# JDBC (Debian's libpostgresql-jdbc-java), as DBeaver and Java tools use it.
+jdbc_status=0
+rxh="$("$EBIQ" sql --quiet --format csv "SELECT count(*) FROM opa WHERE der_provider_code = 'RXH'" | tail -n 1)"
+timeout 300 java -cp /usr/share/java/postgresql.jar tests/clients/JdbcClient.java "$port" "$rxh" || jdbc_status=$?
+
+[ "$failed" -eq 0 ] && [ "$python_status" -eq 0 ] && [ "$jdbc_status" -eq 0 ]
