@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Real clients that no one on the project wrote, against `ebiq serve` over data-samples/: psql
-# (Debian's postgresql-client), the Python clients (PyPI, in a virtualenv this script makes) and
-# JDBC (Debian's libpostgresql-jdbc-java on the JDK).
+# (Debian's postgresql-client), the Python clients (PyPI, in a virtualenv this script makes), JDBC
+# (Debian's libpostgresql-jdbc-java on the JDK) and R (Debian's r-cran-dbi, -rpostgresql, -dbplyr).
 # Every answer is compared with the report's CSVs or `ebiq sql --format csv` for the same SQL.
 # The server listens on 127.0.0.1 only, on a port the system picks, and is stopped on exit.
 #
@@ -91,4 +91,8 @@ jdbc_status=0
 rxh="$("$EBIQ" sql --quiet --format csv "SELECT count(*) FROM opa WHERE der_provider_code = 'RXH'" | tail -n 1)"
 timeout 300 java -cp /usr/share/java/postgresql.jar tests/clients/JdbcClient.java "$port" "$rxh" || jdbc_status=$?
 
-[ "$failed" -eq 0 ] && [ "$python_status" -eq 0 ] && [ "$jdbc_status" -eq 0 ]
+# R: DBI with RPostgreSQL, and dbplyr (Debian's r-cran-* packages).
+r_status=0
+timeout 300 Rscript tests/clients/r_clients.R "$port" "$work/report/01_flagged_by_provider_month.csv" "$rxh" || r_status=$?
+
+[ "$failed" -eq 0 ] && [ "$python_status" -eq 0 ] && [ "$jdbc_status" -eq 0 ] && [ "$r_status" -eq 0 ]

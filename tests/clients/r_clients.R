@@ -1,0 +1,67 @@
+# R against a running `ebiq serve`, as analysts use it: DBI with RPostgreSQL, and dbplyr building
+# SQL from dplyr verbs. Each answer is compared with the `ebiq` binary's own.
+#
+#   Rscript tests/clients/r_clients.R PORT REPORT_01_CSV EXPECTED_RXH_COUNT
+#
+# Run by tests/clients/run.sh; prints "r: N passed, N failed" and exits 1 on any failure.
+
+args <- commandArgs(trailingOnly = TRUE)
+port <- as.integer(args[1])
+main_csv <- args[2]
+rxh <- as.numeric(args[3])
+
+suppressPackageStartupMessages({
+  library(DBI)
+  library(RPostgreSQL)
+  library(dplyr)
+  library(dbplyr)
+})
+
+passed <- 0
+failed <- 0
+check <- function(name, test) {
+  ok <- tryCatch({
+    test()
+    TRUE
+  }, error = function(e) {
+    cat("FAIL r:", name, ":", conditionMessage(e), "\n")
+    FALSE
+  })
+  if (ok) {
+    passed <<- passed + 1
+    cat("ok   r:", name, "\n")
+  } else {
+    failed <<- failed + 1
+  }
+}
+
+con <- dbConnect(PostgreSQL(), host = "127.0.0.1", port = port, dbname = "ebiq",
+                 user = "analyst")
+
+check("dbListTables lists opa", function() {
+  tables <- dbListTables(con)
+  if (!("opa" %in% tables)) stop(paste("tables:", paste(tables, collapse = ", ")))
+})
+
+check("dbGetQuery of the main report view equals the report's CSV", function() {
+  got <- dbGetQuery(con, "SELECT * FROM reports.flagged_by_provider_month")
+  want <- read.csv(main_csv, colClasses = "character")
+  got[] <- lapply(got, as.character)
+  if (!identical(names(got), names(want))) stop(paste("columns:", paste(names(got), collapse = ",")))
+  if (nrow(got) != nrow(want) || nrow(got) == 0) stop(paste("rows:", nrow(got), "vs", nrow(want)))
+  for (column in names(want)) {
+    if (!identical(got[[column]], want[[column]])) stop(paste("column differs:", column))
+  }
+})
+
+check("dbplyr: tbl(con, 'opa') |> filter() |> count() |> collect()", function() {
+  counted <- tbl(con, "opa") |>
+    filter(der_provider_code == "RXH") |>
+    count() |>
+    collect()
+  if (as.numeric(counted$n) != rxh) stop(paste(counted$n, "!=", rxh))
+})
+
+invisible(dbDisconnect(con))
+cat("r:", passed, "passed,", failed, "failed\n")
+quit(status = if (failed == 0) 0 else 1)
