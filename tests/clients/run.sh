@@ -95,4 +95,21 @@ timeout 300 java -cp /usr/share/java/postgresql.jar tests/clients/JdbcClient.jav
 r_status=0
 timeout 300 Rscript tests/clients/r_clients.R "$port" "$work/report/01_flagged_by_provider_month.csv" "$rxh" || r_status=$?
 
+# ODBC: psqlODBC through unixODBC's isql (Debian's odbc-postgresql, unixodbc); `help` and `help
+# opa` make the SQLTables and SQLColumns catalogue calls.
+mkdir -p "$work/odbc"
+printf '[PostgreSQL Unicode]\nDriver = %s\n' "$(find /usr/lib -name psqlodbcw.so -print -quit)" > "$work/odbc/odbcinst.ini"
+printf '[ebiq]\nDriver = PostgreSQL Unicode\nServername = 127.0.0.1\nPort = %s\nDatabase = ebiq\nUsername = analyst\n' "$port" > "$work/odbc/odbc.ini"
+export ODBCSYSINI="$work/odbc" ODBCINI="$work/odbc/odbc.ini" rxh
+odbc_passed=$passed
+odbc_failed=$failed
+odbc_query() { [ "$(printf "SELECT count(*) FROM opa WHERE der_provider_code = 'RXH'\n" | isql -b -d, ebiq)" = "$rxh" ]; }
+odbc_tables() { printf 'help\n' | isql -b -d, ebiq | grep -E '^ebiq,public,opa,TABLE'; }
+odbc_columns() { printf 'help opa\n' | isql -b -d, ebiq | grep -E '^ebiq,public,opa,der_procedure_all,'; }
+export -f odbc_query odbc_tables odbc_columns
+check "odbc: isql runs a query" odbc_query
+check "odbc: SQLTables lists opa" odbc_tables
+check "odbc: SQLColumns describes opa" odbc_columns
+echo "odbc: $((passed - odbc_passed)) passed, $((failed - odbc_failed)) failed"
+
 [ "$failed" -eq 0 ] && [ "$python_status" -eq 0 ] && [ "$jdbc_status" -eq 0 ] && [ "$r_status" -eq 0 ]
