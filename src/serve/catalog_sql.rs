@@ -6,7 +6,8 @@
 //!   function oids, so the ADBC driver's start-up query asks `typreceive != 0` for "has a receive
 //!   function"; the catalogue `datafusion-postgres` provides holds them as the names PostgreSQL
 //!   displays, with `-` for oid 0, and DataFusion cannot compare `'boolrecv'` with `0`. The
-//!   comparison becomes `typreceive != '-'`, which asks the same question.
+//!   comparison becomes `typreceive != '-'`, which asks the same question; Npgsql's join of
+//!   `pg_proc` to such a column by oid joins by name.
 //! - Correlated scalar subqueries over catalogue tables (SQLAlchemy's column reflection reads each
 //!   column's default, collation and identity options so). DataFusion plans such a subquery only
 //!   if it is aggregated; PostgreSQL's catalogue gives at most one row for each, so `max(x)` is
@@ -56,6 +57,26 @@ fn is_regproc_column(expr: &Expr) -> bool {
     REGPROC_COLUMNS
         .iter()
         .any(|column| name.value.eq_ignore_ascii_case(column))
+}
+
+/// Turns `proc.oid` into `proc.proname`, for a join of `pg_proc` to a `regproc` column (Npgsql's
+/// `LEFT JOIN pg_proc AS proc ON proc.oid = typ.typreceive`): the catalogue holds the function's
+/// name there, and each name a `regproc` column holds is one function's.
+fn oid_to_proname(expr: &mut Expr) -> bool {
+    match expr {
+        Expr::CompoundIdentifier(parts)
+            if parts.len() >= 2
+                && parts
+                    .last()
+                    .is_some_and(|p| p.value.eq_ignore_ascii_case("oid")) =>
+        {
+            if let Some(last) = parts.last_mut() {
+                last.value = "proname".to_owned();
+            }
+            true
+        }
+        _ => false,
+    }
 }
 
 fn is_zero(expr: &Expr) -> bool {
@@ -341,6 +362,10 @@ impl VisitorMut for CatalogRewrites {
             } else if is_regproc_column(right) && is_zero(left) {
                 **left = dash();
                 self.rewritten = true;
+            } else if is_regproc_column(left) && oid_to_proname(right) {
+                self.rewritten = true;
+            } else if is_regproc_column(right) && oid_to_proname(left) {
+                self.rewritten = true;
             }
         }
         ControlFlow::Continue(())
@@ -476,6 +501,15 @@ mod tests {
         let already = "SELECT (SELECT count(*) FROM pg_class c WHERE c.oid = a.attrelid) \
                        FROM pg_attribute a";
         assert_eq!(rewritten(already), None);
+    }
+
+    #[test]
+    fn npgsql_s_join_of_pg_proc_to_a_receive_function_joins_by_name() {
+        let sql = "SELECT typ.oid FROM pg_catalog.pg_type AS typ \
+                   LEFT JOIN pg_catalog.pg_proc AS proc ON proc.oid = typ.typreceive";
+        let out = rewritten(sql).expect("rewritten");
+        assert!(out.contains("ON proc.proname = typ.typreceive"), "{out}");
+        assert!(out.starts_with("SELECT typ.oid FROM"), "{out}");
     }
 
     #[test]

@@ -112,4 +112,21 @@ check "odbc: SQLTables lists opa" odbc_tables
 check "odbc: SQLColumns describes opa" odbc_columns
 echo "odbc: $((passed - odbc_passed)) passed, $((failed - odbc_failed)) failed"
 
+# Npgsql (the driver behind Power BI's and Excel's PostgreSQL connector, which cannot run here):
+# its start-up batch, replayed as it sends it (one simple query), then its type list checked.
+npgsql_passed=$passed
+npgsql_failed=$failed
+npgsql_batch() { psql "$conn" -v ON_ERROR_STOP=1 -c "$(cat tests/clients/npgsql_startup.sql)"; }
+npgsql_types() {
+  awk 'BEGIN { RS = ";\n\n" } NR == 2' tests/clients/npgsql_startup.sql > "$work/npgsql-types.sql"
+  psql "$conn" --csv -v ON_ERROR_STOP=1 -f "$work/npgsql-types.sql" > "$work/npgsql-types.csv"
+  grep -qx 'pg_catalog,23,int4,b,f,' "$work/npgsql-types.csv"
+  grep -qx 'pg_catalog,25,text,b,f,' "$work/npgsql-types.csv"
+  grep -qx 'pg_catalog,1007,_int4,a,f,23' "$work/npgsql-types.csv"
+}
+export -f npgsql_batch npgsql_types
+check "npgsql: the start-up batch runs" npgsql_batch
+check "npgsql: base types and their arrays load" npgsql_types
+echo "npgsql: $((passed - npgsql_passed)) passed, $((failed - npgsql_failed)) failed"
+
 [ "$failed" -eq 0 ] && [ "$python_status" -eq 0 ] && [ "$jdbc_status" -eq 0 ] && [ "$r_status" -eq 0 ]
