@@ -362,9 +362,9 @@ impl VisitorMut for CatalogRewrites {
             } else if is_regproc_column(right) && is_zero(left) {
                 **left = dash();
                 self.rewritten = true;
-            } else if is_regproc_column(left) && oid_to_proname(right) {
-                self.rewritten = true;
-            } else if is_regproc_column(right) && oid_to_proname(left) {
+            } else if (is_regproc_column(left) && oid_to_proname(right))
+                || (is_regproc_column(right) && oid_to_proname(left))
+            {
                 self.rewritten = true;
             }
         }
