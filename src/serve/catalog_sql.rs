@@ -27,12 +27,12 @@ use datafusion::sql::sqlparser::ast::{
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 use datafusion_postgres::QueryHook;
-use datafusion_postgres::arrow_pg::datatypes::df::encode_dataframe;
 use datafusion_postgres::hooks::HookClient;
 use datafusion_postgres::pgwire::api::ClientInfo;
-use datafusion_postgres::pgwire::api::portal::Format;
 use datafusion_postgres::pgwire::api::results::Response;
-use datafusion_postgres::pgwire::error::{PgWireError, PgWireResult};
+use datafusion_postgres::pgwire::error::PgWireResult;
+
+use super::respond::{api, rows_of};
 
 /// `pg_type`'s columns that hold a function (`regproc`).
 const REGPROC_COLUMNS: [&str; 7] = [
@@ -384,10 +384,6 @@ fn rewrite(statement: &Statement) -> Option<Statement> {
 #[derive(Debug)]
 pub(super) struct CatalogSqlHook;
 
-fn api(error: datafusion::error::DataFusionError) -> PgWireError {
-    PgWireError::ApiError(Box::new(error))
-}
-
 #[async_trait]
 impl QueryHook for CatalogSqlHook {
     async fn handle_simple_query(
@@ -397,15 +393,14 @@ impl QueryHook for CatalogSqlHook {
         _client: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
         let rewritten = rewrite(statement)?;
-        let frame = match session_context.sql(&rewritten.to_string()).await {
-            Ok(frame) => frame,
-            Err(error) => return Some(Err(api(error))),
-        };
-        Some(
-            encode_dataframe(frame, &Format::UnifiedText, None)
-                .await
-                .map(Response::Query),
-        )
+        let plan = session_context
+            .state()
+            .statement_to_plan(DfStatement::Statement(Box::new(rewritten)))
+            .await;
+        Some(match plan {
+            Ok(plan) => rows_of(plan, session_context).await,
+            Err(error) => Err(api(error)),
+        })
     }
 
     async fn handle_extended_parse_query(

@@ -30,7 +30,7 @@ use datafusion_postgres::pgwire::messages::copy::CopyData;
 use futures::{StreamExt, stream};
 
 use super::errors::sqlstate;
-use super::set::no_rows_plan;
+use super::respond::{api, no_rows_plan};
 
 /// The format a `COPY ... TO STDOUT` asked for.
 #[derive(Debug, Clone, PartialEq)]
@@ -214,7 +214,6 @@ const BINARY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
 
 /// Runs the copy's query and streams its rows to the client in the format asked for.
 async fn run_copy(copy: CopyOut, ctx: &SessionContext) -> PgWireResult<Response> {
-    let api = |error: datafusion::error::DataFusionError| PgWireError::ApiError(Box::new(error));
     let frame = ctx.sql(&copy.query).await.map_err(api)?;
     let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
     let wire_format = match copy.format {

@@ -14,6 +14,7 @@ mod copy;
 mod errors;
 mod pg_functions;
 mod reports;
+mod respond;
 mod savepoint;
 mod set;
 mod struct_json;

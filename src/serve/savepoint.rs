@@ -14,7 +14,7 @@ use datafusion_postgres::pgwire::api::ClientInfo;
 use datafusion_postgres::pgwire::api::results::{Response, Tag};
 use datafusion_postgres::pgwire::error::PgWireResult;
 
-use super::set::no_rows_plan;
+use super::respond::no_rows_plan;
 
 /// The command tag PostgreSQL answers `statement` with, if it is a savepoint statement.
 fn savepoint_tag(statement: &Statement) -> Option<&'static str> {

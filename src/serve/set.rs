@@ -3,21 +3,18 @@
 //! when the name or value is wrong. PostgreSQL's own settings (`SET search_path`, `SET TIME ZONE`)
 //! stay with `datafusion-postgres`.
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
-use datafusion::arrow::datatypes::Schema;
-use datafusion::common::{DFSchema, ParamValues};
-use datafusion::logical_expr::{EmptyRelation, LogicalPlan};
+use datafusion::common::ParamValues;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::{Set, Statement};
 use datafusion_postgres::QueryHook;
-use datafusion_postgres::arrow_pg::datatypes::df::encode_dataframe;
 use datafusion_postgres::hooks::HookClient;
 use datafusion_postgres::pgwire::api::ClientInfo;
-use datafusion_postgres::pgwire::api::portal::Format;
 use datafusion_postgres::pgwire::api::results::{Response, Tag};
-use datafusion_postgres::pgwire::error::{PgWireError, PgWireResult};
+use datafusion_postgres::pgwire::error::PgWireResult;
+
+use super::respond::{api, no_rows_plan, rows_of};
 
 /// Runs `SET prefix.name = value` on the connection's session.
 #[derive(Debug)]
@@ -57,11 +54,12 @@ fn namespaced_show(statement: &Statement) -> Option<String> {
 
 /// The setting's name and value, as DataFusion shows it.
 async fn show(name: &str, ctx: &SessionContext) -> PgWireResult<Response> {
-    let api = |error| PgWireError::ApiError(Box::new(error));
-    let frame = ctx.sql(&format!("SHOW {name}")).await.map_err(api)?;
-    encode_dataframe(frame, &Format::UnifiedText, None)
+    let plan = ctx
+        .state()
+        .create_logical_plan(&format!("SHOW {name}"))
         .await
-        .map(Response::Query)
+        .map_err(api)?;
+    rows_of(plan, ctx).await
 }
 
 async fn apply(statement: &Statement, ctx: &SessionContext) -> PgWireResult<Response> {
@@ -71,18 +69,7 @@ async fn apply(statement: &Statement, ctx: &SessionContext) -> PgWireResult<Resp
     };
     result
         .map(|()| Response::Execution(Tag::new("SET")))
-        .map_err(|error| PgWireError::ApiError(Box::new(error)))
-}
-
-/// The plan the extended protocol's parse step is given for a statement a hook runs itself when it
-/// is executed: no columns, no rows.
-pub(super) fn no_rows_plan() -> PgWireResult<LogicalPlan> {
-    let schema = DFSchema::try_from(Schema::empty())
-        .map_err(|error| PgWireError::ApiError(Box::new(error)))?;
-    Ok(LogicalPlan::EmptyRelation(EmptyRelation {
-        produce_one_row: false,
-        schema: Arc::new(schema),
-    }))
+        .map_err(api)
 }
 
 #[async_trait]
@@ -113,7 +100,7 @@ impl QueryHook for EbiqSetHook {
                 .state()
                 .create_logical_plan(&format!("SHOW {name}"))
                 .await;
-            return Some(plan.map_err(|error| PgWireError::ApiError(Box::new(error))));
+            return Some(plan.map_err(api));
         }
         // A SET returns no rows; it runs when executed, not when parsed.
         is_namespaced_set(statement).then(no_rows_plan)

@@ -18,12 +18,12 @@ use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::Statement;
 use datafusion_postgres::QueryHook;
-use datafusion_postgres::arrow_pg::datatypes::df::encode_dataframe;
 use datafusion_postgres::hooks::HookClient;
 use datafusion_postgres::pgwire::api::ClientInfo;
-use datafusion_postgres::pgwire::api::portal::Format;
 use datafusion_postgres::pgwire::api::results::Response;
-use datafusion_postgres::pgwire::error::{PgWireError, PgWireResult};
+use datafusion_postgres::pgwire::error::PgWireResult;
+
+use super::respond::{api, rows_of};
 
 /// `struct_json(s)`: a struct value as a JSON object (NULL fields as `null`), NULL for NULL.
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -137,10 +137,6 @@ async fn plan_with_json(
 #[derive(Debug)]
 pub(super) struct StructsAsJsonHook;
 
-fn api(error: DataFusionError) -> PgWireError {
-    PgWireError::ApiError(Box::new(error))
-}
-
 #[async_trait]
 impl QueryHook for StructsAsJsonHook {
     async fn handle_simple_query(
@@ -149,19 +145,10 @@ impl QueryHook for StructsAsJsonHook {
         session_context: &SessionContext,
         _client: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
-        let plan = match plan_with_json(statement, session_context).await? {
-            Ok(plan) => plan,
-            Err(error) => return Some(Err(api(error))),
-        };
-        let frame = match session_context.execute_logical_plan(plan).await {
-            Ok(frame) => frame,
-            Err(error) => return Some(Err(api(error))),
-        };
-        Some(
-            encode_dataframe(frame, &Format::UnifiedText, None)
-                .await
-                .map(Response::Query),
-        )
+        Some(match plan_with_json(statement, session_context).await? {
+            Ok(plan) => rows_of(plan, session_context).await,
+            Err(error) => Err(api(error)),
+        })
     }
 
     async fn handle_extended_parse_query(
