@@ -47,10 +47,13 @@ done
 
 main_sql=$(sed "s/\$from_month/'000000'/; s/\$to_month/'999999'/" "$root/queries/01_flagged_by_provider_month.sql")
 cat > "$work/psycopg_main.py" << 'PY'
-import sys, psycopg
+import sys, time, psycopg
+started = time.perf_counter()
 with psycopg.connect(f"host=127.0.0.1 port={sys.argv[1]} dbname=ebiq user=bench") as conn:
     rows = conn.execute(open(sys.argv[2]).read()).fetchall()
 print(len(rows))
+# Connecting, running and fetching, without the interpreter's start and imports.
+print(f"{time.perf_counter() - started:.3f}", file=sys.stderr)
 PY
 printf '%s' "$main_sql" > "$work/main.sql"
 # The same rows both ways, before timing.
@@ -59,15 +62,18 @@ printf '%s' "$main_sql" > "$work/main.sql"
 cmp "$work/served.count" "$work/sql.count"
 
 served=()
+in_client=()
 direct=()
 for _ in $(seq "$runs"); do
     measure 1 "$venv/bin/python" "$work/psycopg_main.py" "$port" "$work/main.sql"
     served+=("$wall")
+    in_client+=("$("$venv/bin/python" "$work/psycopg_main.py" "$port" "$work/main.sql" 2>&1 > /dev/null)")
     measure 1 "$ebiq" sql --quiet --data "$data" --format csv "$main_sql"
     direct+=("$wall")
 done
 median() { printf '%s\n' "$@" | sort -n | sed -n "$(( ($# + 1) / 2 ))p"; }
-echo "main query, $rows rows, median of $runs: psycopg through ebiq serve $(median "${served[@]}") s, ebiq sql $(median "${direct[@]}") s"
+echo "main query, $rows rows, median of $runs: psycopg through ebiq serve $(median "${served[@]}") s" \
+     "(the client's process; connect, run and fetch alone $(median "${in_client[@]}") s), ebiq sql $(median "${direct[@]}") s"
 
 rss() { awk '/^VmRSS/ { print int($2 / 1024) }' "/proc/$server/status"; }
 hwm() { awk '/^VmHWM/ { print int($2 / 1024) }' "/proc/$server/status"; }

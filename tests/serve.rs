@@ -309,3 +309,21 @@ async fn struct_results_arrive_as_json_text() {
     let bound: String = row.get(0);
     assert_eq!(bound, json);
 }
+
+#[test]
+fn serve_refuses_what_it_cannot_do_safely_yet() {
+    let elsewhere = common::ebiq(&["serve", "--listen", "0.0.0.0:5433"]);
+    assert_eq!(elsewhere.status.code(), Some(2));
+    assert!(
+        common::stderr(&elsewhere).contains("loopback"),
+        "{}",
+        common::stderr(&elsewhere)
+    );
+    let cluster = common::ebiq(&["serve", "--cluster", "df://127.0.0.1:50050"]);
+    assert_eq!(cluster.status.code(), Some(2));
+    assert!(
+        common::stderr(&cluster).contains("--cluster is not supported by serve"),
+        "{}",
+        common::stderr(&cluster)
+    );
+}
