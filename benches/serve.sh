@@ -57,7 +57,7 @@ print(f"{time.perf_counter() - started:.3f}", file=sys.stderr)
 PY
 printf '%s' "$main_sql" > "$work/main.sql"
 # The same rows both ways, before timing.
-"$venv/bin/python" "$work/psycopg_main.py" "$port" "$work/main.sql" > "$work/served.count"
+"$venv/bin/python" "$work/psycopg_main.py" "$port" "$work/main.sql" > "$work/served.count" 2> /dev/null
 "$ebiq" sql --quiet --data "$data" --format csv "$main_sql" | tail -n +2 | wc -l > "$work/sql.count"
 cmp "$work/served.count" "$work/sql.count"
 
