@@ -77,8 +77,8 @@ pub async fn run(session_settings: &SessionSettings, settings: &ServeSettings) -
     let address = listener.local_addr()?;
     // One line, always: a script (or a test) that passes port 0 learns the port from it.
     eprintln!(
-        "ebiq serve: listening on {address}, database {DATABASE}. No --users file: any user \
-         name is accepted without a password, so ebiq listens on loopback only."
+        "ebiq serve: listening on {address}, database {DATABASE}. There are no logins yet: any \
+         user name is accepted without a password, so ebiq listens on loopback only."
     );
     let served = Arc::new(served);
     loop {
