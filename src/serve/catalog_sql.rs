@@ -16,23 +16,17 @@
 use std::ops::ControlFlow;
 
 use async_trait::async_trait;
-use datafusion::common::ParamValues;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{
-    BinaryOperator, Expr, GroupByExpr, ObjectName, Query, SelectItem, SetExpr, Statement,
-    TableFactor, Value, VisitMut, VisitorMut, visit_expressions_mut,
+    BinaryOperator, Expr, GroupByExpr, Ident, ObjectName, Query, Select, SelectItem, SetExpr,
+    Statement, TableFactor, Value, VisitMut, VisitorMut, visit_expressions_mut,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
-use datafusion_postgres::QueryHook;
-use datafusion_postgres::hooks::HookClient;
-use datafusion_postgres::pgwire::api::ClientInfo;
-use datafusion_postgres::pgwire::api::results::Response;
-use datafusion_postgres::pgwire::error::PgWireResult;
 
-use super::respond::{api, rows_of};
+use super::respond::PlanOf;
 
 /// `pg_type`'s columns that hold a function (`regproc`).
 const REGPROC_COLUMNS: [&str; 7] = [
@@ -98,6 +92,28 @@ fn is_catalog_table(name: &ObjectName) -> bool {
     }
 }
 
+/// Every table a `SELECT` reads: each `FROM` item and what it joins.
+fn relations(select: &Select) -> impl Iterator<Item = &TableFactor> {
+    select.from.iter().flat_map(|table| {
+        std::iter::once(&table.relation).chain(table.joins.iter().map(|join| &join.relation))
+    })
+}
+
+/// Whether a compound name (`pg_attribute.atthasdef`) is qualified by a table outside `inner`,
+/// the names of a subquery's own tables ([`inner_names`]).
+fn qualified_outside(parts: &[Ident], inner: &[String]) -> bool {
+    parts.len() >= 2 && !inner.contains(&parts[parts.len() - 2].value.to_ascii_lowercase())
+}
+
+/// `text` parsed as an expression, as sqlparser parses a client's.
+fn parse_expr(text: &str) -> Option<Expr> {
+    Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(text)
+        .ok()?
+        .parse_expr()
+        .ok()
+}
+
 /// The single output of a catalogue subquery that is not aggregated yet, if `query` is one.
 fn unaggregated_catalog_output(query: &mut Query) -> Option<&mut Expr> {
     if query.limit_clause.is_some() || query.order_by.is_some() {
@@ -109,11 +125,9 @@ fn unaggregated_catalog_output(query: &mut Query) -> Option<&mut Expr> {
     let grouped =
         !matches!(&select.group_by, GroupByExpr::Expressions(exprs, _) if exprs.is_empty());
     let reads_only_catalog = !select.from.is_empty()
-        && select.from.iter().all(|table| {
-            std::iter::once(&table.relation)
-                .chain(table.joins.iter().map(|join| &join.relation))
-                .all(|relation| matches!(relation, TableFactor::Table { name, .. } if is_catalog_table(name)))
-        });
+        && relations(select).all(
+            |relation| matches!(relation, TableFactor::Table { name, .. } if is_catalog_table(name)),
+        );
     if grouped || !reads_only_catalog || select.projection.len() != 1 {
         return None;
     }
@@ -175,27 +189,19 @@ fn guarded(value: &Expr, guards: &[Expr]) -> Option<Expr> {
         "array_element(make_array({value}), 2 - CAST(({}) IS TRUE AS INT))",
         condition.join(" AND ")
     );
-    Parser::new(&PostgreSqlDialect {})
-        .try_with_sql(&text)
-        .ok()?
-        .parse_expr()
-        .ok()
+    parse_expr(&text)
 }
 
 /// The names a subquery's own tables go by in its expressions: each table's name and alias.
-fn inner_names(select: &datafusion::sql::sqlparser::ast::Select) -> Vec<String> {
+fn inner_names(select: &Select) -> Vec<String> {
     let mut names = Vec::new();
-    for table in &select.from {
-        for relation in
-            std::iter::once(&table.relation).chain(table.joins.iter().map(|j| &j.relation))
-        {
-            if let TableFactor::Table { name, alias, .. } = relation {
-                if let Some(last) = name.0.last() {
-                    names.push(last.to_string().to_ascii_lowercase());
-                }
-                if let Some(alias) = alias {
-                    names.push(alias.name.value.to_ascii_lowercase());
-                }
+    for relation in relations(select) {
+        if let TableFactor::Table { name, alias, .. } = relation {
+            if let Some(last) = name.0.last() {
+                names.push(last.to_string().to_ascii_lowercase());
+            }
+            if let Some(alias) = alias {
+                names.push(alias.name.value.to_ascii_lowercase());
             }
         }
     }
@@ -208,15 +214,9 @@ fn only_outer_columns(expr: &Expr, inner: &[String]) -> bool {
     let mut other = 0;
     let _ = datafusion::sql::sqlparser::ast::visit_expressions(expr, |e| {
         match e {
-            Expr::CompoundIdentifier(parts) if parts.len() >= 2 => {
-                let table = parts[parts.len() - 2].value.to_ascii_lowercase();
-                if inner.contains(&table) {
-                    other += 1;
-                } else {
-                    outer += 1;
-                }
-            }
-            Expr::Identifier(_)
+            Expr::CompoundIdentifier(parts) if qualified_outside(parts, inner) => outer += 1,
+            Expr::CompoundIdentifier(_)
+            | Expr::Identifier(_)
             | Expr::Subquery(_)
             | Expr::Exists { .. }
             | Expr::InSubquery { .. } => other += 1,
@@ -289,20 +289,15 @@ fn reads_only_sequences(query: &Query) -> bool {
         return false;
     };
     !select.from.is_empty()
-        && select.from.iter().all(|table| {
-            table.joins.is_empty()
-                && matches!(&table.relation, TableFactor::Table { name, .. }
-                    if name.0.last().is_some_and(|last| last.to_string().eq_ignore_ascii_case("pg_sequence")))
+        && relations(select).all(|relation| {
+            matches!(relation, TableFactor::Table { name, .. }
+                if name.0.last().is_some_and(|last| last.to_string().eq_ignore_ascii_case("pg_sequence")))
         })
 }
 
 /// `max(expr)`, as sqlparser would have parsed it.
 fn max_of(expr: &Expr) -> Option<Expr> {
-    Parser::new(&PostgreSqlDialect {})
-        .try_with_sql(&format!("max({expr})"))
-        .ok()?
-        .parse_expr()
-        .ok()
+    parse_expr(&format!("max({expr})"))
 }
 
 struct CatalogRewrites {
@@ -324,8 +319,7 @@ impl VisitorMut for CatalogRewrites {
             };
             let _ = visit_expressions_mut(query.as_mut(), |e| {
                 if let Expr::CompoundIdentifier(parts) = e
-                    && parts.len() >= 2
-                    && !inner.contains(&parts[parts.len() - 2].value.to_ascii_lowercase())
+                    && qualified_outside(parts, &inner)
                 {
                     *e = Expr::value(Value::Null);
                 }
@@ -380,53 +374,23 @@ fn rewrite(statement: &Statement) -> Option<Statement> {
     visitor.rewritten.then_some(rewritten)
 }
 
-/// Runs catalogue queries in their rewritten form.
+/// Plans catalogue queries in their rewritten form.
 #[derive(Debug)]
-pub(super) struct CatalogSqlHook;
+pub(super) struct CatalogSql;
 
 #[async_trait]
-impl QueryHook for CatalogSqlHook {
-    async fn handle_simple_query(
+impl PlanOf for CatalogSql {
+    async fn plan_of(
         &self,
         statement: &Statement,
-        session_context: &SessionContext,
-        _client: &mut dyn HookClient,
-    ) -> Option<PgWireResult<Response>> {
+        ctx: &SessionContext,
+    ) -> Option<datafusion::error::Result<LogicalPlan>> {
         let rewritten = rewrite(statement)?;
-        let plan = session_context
-            .state()
-            .statement_to_plan(DfStatement::Statement(Box::new(rewritten)))
-            .await;
-        Some(match plan {
-            Ok(plan) => rows_of(plan, session_context).await,
-            Err(error) => Err(api(error)),
-        })
-    }
-
-    async fn handle_extended_parse_query(
-        &self,
-        statement: &Statement,
-        session_context: &SessionContext,
-        _client: &(dyn ClientInfo + Send + Sync),
-    ) -> Option<PgWireResult<LogicalPlan>> {
-        let rewritten = rewrite(statement)?;
-        let plan = session_context
-            .state()
-            .statement_to_plan(DfStatement::Statement(Box::new(rewritten)))
-            .await;
-        Some(plan.map_err(api))
-    }
-
-    async fn handle_extended_query(
-        &self,
-        _statement: &Statement,
-        _logical_plan: &LogicalPlan,
-        _params: &ParamValues,
-        _session_context: &SessionContext,
-        _client: &mut dyn HookClient,
-    ) -> Option<PgWireResult<Response>> {
-        // The plan made at parse time is the rewritten one; it runs as any other.
-        None
+        Some(
+            ctx.state()
+                .statement_to_plan(DfStatement::Statement(Box::new(rewritten)))
+                .await,
+        )
     }
 }
 

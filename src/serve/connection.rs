@@ -7,8 +7,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use async_trait::async_trait;
 use futures::Sink;
 
-use datafusion::error::DataFusionError;
-use datafusion::sql::sqlparser::parser::ParserError;
 use datafusion_postgres::hooks::cursor::CursorStatementHook;
 use datafusion_postgres::hooks::set_show::SetShowHook;
 use datafusion_postgres::hooks::transactions::TransactionStatementHook;
@@ -19,18 +17,19 @@ use datafusion_postgres::pgwire::api::query::{ExtendedQueryHandler, SimpleQueryH
 use datafusion_postgres::pgwire::api::{
     ClientInfo, ConnectionManager, ErrorHandler, PgWireServerHandlers,
 };
-use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use datafusion_postgres::pgwire::error::{PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use datafusion_postgres::{DfSessionService, QueryHook};
 
 use super::Served;
 use super::cancel::{CancelRequests, CancelSignal, CancelSignals, Registration};
-use super::catalog_sql::CatalogSqlHook;
+use super::catalog_sql::CatalogSql;
 use super::copy::CopyHook;
-use super::errors::{error_info, sqlstate};
+use super::errors::error_info;
+use super::respond::Planned;
 use super::savepoint::SavepointHook;
-use super::set::EbiqSetHook;
-use super::struct_json::StructsAsJsonHook;
+use super::set::{EbiqSetHook, EbiqShow};
+use super::struct_json::StructsAsJson;
 use crate::validate::InputFile;
 
 /// The handlers of one connection.
@@ -45,13 +44,15 @@ impl Handlers {
     /// Handlers over a new session of `served`'s.
     pub(super) fn new(served: &Served) -> Self {
         // Ours first: `datafusion-postgres`'s SET hook accepts any setting and drops DataFusion's
-        // error, so a mistyped `SET ebiq.null_mode` would silently leave the mode as it was.
+        // error, so a mistyped `SET ebiq.null_mode` would silently leave the mode as it was, and
+        // its SHOW answers ebiq's settings with an empty value.
         let hooks: Vec<Arc<dyn QueryHook>> = vec![
             Arc::new(EbiqSetHook),
+            Arc::new(Planned(EbiqShow)),
             Arc::new(CopyHook),
             Arc::new(SavepointHook),
-            Arc::new(CatalogSqlHook),
-            Arc::new(StructsAsJsonHook),
+            Arc::new(Planned(CatalogSql)),
+            Arc::new(Planned(StructsAsJson)),
             Arc::new(CursorStatementHook),
             Arc::new(SetShowHook),
             Arc::new(TransactionStatementHook),
@@ -148,18 +149,10 @@ impl ErrorHandler for SqlStateErrors {
     where
         C: ClientInfo,
     {
-        let PgWireError::ApiError(inner) = error else {
-            return;
-        };
-        if let Some(datafusion) = inner.downcast_ref::<DataFusionError>() {
-            *error = PgWireError::UserError(Box::new(error_info(datafusion, &self.inputs)));
-        } else if let Some(parser) = inner.downcast_ref::<ParserError>() {
-            // The simple protocol parses before DataFusion sees the statement.
-            *error = PgWireError::UserError(Box::new(ErrorInfo::new(
-                "ERROR".to_owned(),
-                sqlstate::SYNTAX_ERROR.to_owned(),
-                parser.to_string(),
-            )));
+        if let PgWireError::ApiError(inner) = error
+            && let Some(info) = error_info(inner.as_ref(), &self.inputs)
+        {
+            *error = PgWireError::UserError(Box::new(info));
         }
     }
 }

@@ -261,6 +261,14 @@ async fn run_copy(copy: CopyOut, ctx: &SessionContext) -> PgWireResult<Response>
     )))
 }
 
+/// The answer to `statement` if it is a `COPY`: its rows, or why it is refused.
+async fn answer(statement: &Statement, ctx: &SessionContext) -> Option<PgWireResult<Response>> {
+    Some(match copy_out(statement)? {
+        Ok(copy) => run_copy(copy, ctx).await,
+        Err(refused) => Err(refused),
+    })
+}
+
 /// One `CopyData` message per row of `batch`.
 fn encode_batch(
     encoder: &mut CopyEncoder,
@@ -296,11 +304,7 @@ impl QueryHook for CopyHook {
         session_context: &SessionContext,
         _client: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
-        let copy = copy_out(statement)?;
-        Some(match copy {
-            Ok(copy) => run_copy(copy, session_context).await,
-            Err(error) => Err(error),
-        })
+        answer(statement, session_context).await
     }
 
     async fn handle_extended_parse_query(
@@ -322,11 +326,7 @@ impl QueryHook for CopyHook {
         session_context: &SessionContext,
         _client: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
-        let copy = copy_out(statement)?;
-        Some(match copy {
-            Ok(copy) => run_copy(copy, session_context).await,
-            Err(error) => Err(error),
-        })
+        answer(statement, session_context).await
     }
 }
 

@@ -46,8 +46,27 @@ pub(super) mod sqlstate {
     pub const INTERNAL_ERROR: &str = "XX000";
 }
 
-/// The error a client receives for `error`.
-pub(super) fn error_info(error: &DataFusionError, inputs: &[InputFile]) -> ErrorInfo {
+/// The error a client receives for `error`, if it is one ebiq gives a code: DataFusion's, or
+/// sqlparser's (the simple protocol parses before DataFusion sees the statement).
+pub(super) fn error_info(
+    error: &(dyn std::error::Error + Send + Sync + 'static),
+    inputs: &[InputFile],
+) -> Option<ErrorInfo> {
+    if let Some(datafusion) = error.downcast_ref::<DataFusionError>() {
+        Some(datafusion_error_info(datafusion, inputs))
+    } else {
+        error.downcast_ref::<ParserError>().map(|parser| {
+            ErrorInfo::new(
+                "ERROR".to_owned(),
+                sqlstate::SYNTAX_ERROR.to_owned(),
+                parser.to_string(),
+            )
+        })
+    }
+}
+
+/// The error a client receives for DataFusion's `error`.
+fn datafusion_error_info(error: &DataFusionError, inputs: &[InputFile]) -> ErrorInfo {
     let code = sqlstate_of(error);
     let message = match error.find_root() {
         // A SUS column the files lack: the message `ebiq sql` gives, naming a file that lacks it.
@@ -164,7 +183,7 @@ mod tests {
     #[tokio::test]
     async fn a_missing_sus_column_is_named_with_its_meaning() {
         let error = planning_error("SELECT der_activity_month FROM opa").await;
-        let info = error_info(&error, &[]);
+        let info = datafusion_error_info(&error, &[]);
         assert_eq!(info.code, sqlstate::UNDEFINED_COLUMN);
         assert!(
             info.message.contains("Der_Activity_Month (activity month"),
@@ -182,7 +201,7 @@ mod tests {
     #[tokio::test]
     async fn a_column_outside_sus_keeps_datafusion_s_message() {
         let error = planning_error("SELECT no_such_column FROM opa").await;
-        let info = error_info(&error, &[]);
+        let info = datafusion_error_info(&error, &[]);
         assert!(info.message.contains("no_such_column"), "{}", info.message);
         assert!(
             !info.message.contains("dataset's files"),

@@ -121,7 +121,7 @@ async fn prepare(session_settings: &SessionSettings, settings: &ServeSettings) -
         eprintln!("ebiq serve: {skipped}");
     }
     Ok(Served {
-        state: SessionStateBuilder::new_from_existing(ctx.state()).build(),
+        state: ctx.state(),
         inputs: Arc::new(session.inputs),
         connections: Arc::new(ConnectionManager::new()),
         cancel_signals: Arc::new(CancelSignals::default()),

@@ -15,7 +15,7 @@ use datafusion::common::config::{ConfigEntry, ConfigExtension, ExtensionOptions}
 use datafusion::common::{DataFusionError, config_err, plan_datafusion_err};
 use datafusion::datasource::TableType;
 use datafusion::execution::session_state::SessionState;
-use datafusion::logical_expr::Expr;
+use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::physical_expr::projection::ProjectionExpr;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::expressions::Column;
@@ -157,17 +157,25 @@ struct ReportView {
 impl ReportView {
     /// The view of `query`, whose columns are those its plan has over every month.
     async fn plan(ctx: &SessionContext, query: QueryFile) -> Result<Self> {
-        let plan = ctx
-            .state()
-            .create_logical_plan(&query.sql)
+        let plan = bound_plan(&ctx.state(), &query, ReportRange::default())
             .await
             .with_context(|| format!("cannot plan {}", query.path.display()))?;
-        let plan = Parameters::new(None, None)
-            .bind(plan)
-            .with_context(|| format!("query {}", query.path.display()))?;
         let schema = Arc::new(plan.schema().as_arrow().clone());
         Ok(Self { query, schema })
     }
+}
+
+/// `query` planned with `range` bound to its month parameters. Planned for each read, not once:
+/// the reading connection's settings apply as they would to the same SQL typed by hand.
+async fn bound_plan(
+    state: &SessionState,
+    query: &QueryFile,
+    range: ReportRange,
+) -> datafusion::common::Result<LogicalPlan> {
+    let plan = state.create_logical_plan(&query.sql).await?;
+    Parameters::new(range.from, range.to)
+        .bind(plan)
+        .map_err(|error| DataFusionError::External(error.into()))
 }
 
 #[async_trait]
@@ -202,10 +210,7 @@ impl TableProvider for ReportView {
             .get::<ReportRange>()
             .copied()
             .unwrap_or_default();
-        let plan = state.create_logical_plan(&self.query.sql).await?;
-        let plan = Parameters::new(range.from, range.to)
-            .bind(plan)
-            .map_err(|error| DataFusionError::External(error.into()))?;
+        let plan = bound_plan(state, &self.query, range).await?;
         let plan = state.create_physical_plan(&plan).await?;
         let Some(columns) = projection else {
             return Ok(plan);

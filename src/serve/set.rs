@@ -14,9 +14,9 @@ use datafusion_postgres::pgwire::api::ClientInfo;
 use datafusion_postgres::pgwire::api::results::{Response, Tag};
 use datafusion_postgres::pgwire::error::PgWireResult;
 
-use super::respond::{api, no_rows_plan, rows_of};
+use super::respond::{PlanOf, api, no_rows_plan};
 
-/// Runs `SET prefix.name = value` on the connection's session.
+/// Runs `SET prefix.name = value` on the connection's session (with [`EbiqShow`] for `SHOW`).
 #[derive(Debug)]
 pub(super) struct EbiqSetHook;
 
@@ -52,14 +52,24 @@ fn namespaced_show(statement: &Statement) -> Option<String> {
     namespaced.then(|| parts.join("."))
 }
 
-/// The setting's name and value, as DataFusion shows it.
-async fn show(name: &str, ctx: &SessionContext) -> PgWireResult<Response> {
-    let plan = ctx
-        .state()
-        .create_logical_plan(&format!("SHOW {name}"))
-        .await
-        .map_err(api)?;
-    rows_of(plan, ctx).await
+/// Plans `SHOW prefix.name`: the setting's name and value, as DataFusion shows them.
+#[derive(Debug)]
+pub(super) struct EbiqShow;
+
+#[async_trait]
+impl PlanOf for EbiqShow {
+    async fn plan_of(
+        &self,
+        statement: &Statement,
+        ctx: &SessionContext,
+    ) -> Option<datafusion::error::Result<LogicalPlan>> {
+        let name = namespaced_show(statement)?;
+        Some(
+            ctx.state()
+                .create_logical_plan(&format!("SHOW {name}"))
+                .await,
+        )
+    }
 }
 
 async fn apply(statement: &Statement, ctx: &SessionContext) -> PgWireResult<Response> {
@@ -80,9 +90,6 @@ impl QueryHook for EbiqSetHook {
         session_context: &SessionContext,
         _client: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
-        if let Some(name) = namespaced_show(statement) {
-            return Some(show(&name, session_context).await);
-        }
         if !is_namespaced_set(statement) {
             return None;
         }
@@ -92,16 +99,9 @@ impl QueryHook for EbiqSetHook {
     async fn handle_extended_parse_query(
         &self,
         statement: &Statement,
-        session_context: &SessionContext,
+        _session_context: &SessionContext,
         _client: &(dyn ClientInfo + Send + Sync),
     ) -> Option<PgWireResult<LogicalPlan>> {
-        if let Some(name) = namespaced_show(statement) {
-            let plan = session_context
-                .state()
-                .create_logical_plan(&format!("SHOW {name}"))
-                .await;
-            return Some(plan.map_err(api));
-        }
         // A SET returns no rows; it runs when executed, not when parsed.
         is_namespaced_set(statement).then(no_rows_plan)
     }

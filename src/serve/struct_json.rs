@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Schema};
 use datafusion::arrow::json::{LineDelimitedWriter, WriterBuilder};
-use datafusion::common::{DataFusionError, ParamValues, Result, exec_err};
+use datafusion::common::{DataFusionError, Result, exec_err};
 use datafusion::logical_expr::{
     ColumnarValue, Expr, LogicalPlan, LogicalPlanBuilder, ScalarFunctionArgs, ScalarUDF,
     ScalarUDFImpl, Signature, Volatility,
@@ -17,13 +17,8 @@ use datafusion::logical_expr::{
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::Statement;
-use datafusion_postgres::QueryHook;
-use datafusion_postgres::hooks::HookClient;
-use datafusion_postgres::pgwire::api::ClientInfo;
-use datafusion_postgres::pgwire::api::results::Response;
-use datafusion_postgres::pgwire::error::PgWireResult;
 
-use super::respond::{api, rows_of};
+use super::respond::PlanOf;
 
 /// `struct_json(s)`: a struct value as a JSON object (NULL fields as `null`), NULL for NULL.
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -112,68 +107,31 @@ fn with_structs_as_json(plan: LogicalPlan) -> Result<Option<LogicalPlan>> {
     ))
 }
 
-/// The plan of a query whose result has struct columns, with them as JSON; `None` for any other
-/// statement, which runs as usual.
-async fn plan_with_json(
-    statement: &Statement,
-    ctx: &SessionContext,
-) -> Option<Result<LogicalPlan>> {
-    if !matches!(statement, Statement::Query(_)) {
-        return None;
-    }
-    let plan = ctx
-        .state()
-        .statement_to_plan(DfStatement::Statement(Box::new(statement.clone())))
-        .await;
-    match plan.and_then(with_structs_as_json) {
-        Ok(Some(plan)) => Some(Ok(plan)),
-        Ok(None) => None,
-        // Let the usual path plan it again and report its error as it does.
-        Err(_) => None,
-    }
-}
-
-/// Answers queries with struct results.
+/// Plans queries whose results have struct columns, with those as JSON; any other statement runs
+/// as usual.
 #[derive(Debug)]
-pub(super) struct StructsAsJsonHook;
+pub(super) struct StructsAsJson;
 
 #[async_trait]
-impl QueryHook for StructsAsJsonHook {
-    async fn handle_simple_query(
+impl PlanOf for StructsAsJson {
+    async fn plan_of(
         &self,
         statement: &Statement,
-        session_context: &SessionContext,
-        _client: &mut dyn HookClient,
-    ) -> Option<PgWireResult<Response>> {
-        Some(match plan_with_json(statement, session_context).await? {
-            Ok(plan) => rows_of(plan, session_context).await,
-            Err(error) => Err(api(error)),
-        })
-    }
-
-    async fn handle_extended_parse_query(
-        &self,
-        statement: &Statement,
-        session_context: &SessionContext,
-        _client: &(dyn ClientInfo + Send + Sync),
-    ) -> Option<PgWireResult<LogicalPlan>> {
-        Some(
-            plan_with_json(statement, session_context)
-                .await?
-                .map_err(api),
-        )
-    }
-
-    async fn handle_extended_query(
-        &self,
-        _statement: &Statement,
-        _logical_plan: &LogicalPlan,
-        _params: &ParamValues,
-        _session_context: &SessionContext,
-        _client: &mut dyn HookClient,
-    ) -> Option<PgWireResult<Response>> {
-        // The plan made at parse time already has the JSON projection.
-        None
+        ctx: &SessionContext,
+    ) -> Option<Result<LogicalPlan>> {
+        if !matches!(statement, Statement::Query(_)) {
+            return None;
+        }
+        let plan = ctx
+            .state()
+            .statement_to_plan(DfStatement::Statement(Box::new(statement.clone())))
+            .await;
+        match plan.and_then(with_structs_as_json) {
+            Ok(Some(plan)) => Some(Ok(plan)),
+            Ok(None) => None,
+            // Let the usual path plan it again and report its error as it does.
+            Err(_) => None,
+        }
     }
 }
 
