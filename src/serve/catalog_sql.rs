@@ -12,6 +12,12 @@
 //!   column's default, collation and identity options so). DataFusion plans such a subquery only
 //!   if it is aggregated; PostgreSQL's catalogue gives at most one row for each, so `max(x)` is
 //!   the same value.
+//! - `unnest` and `generate_subscripts` over the vectors of column numbers in `pg_index` and
+//!   `pg_constraint` (SQLAlchemy's reflection of primary keys and unique constraints), which the
+//!   catalogue holds as text ([`super::vectors`]).
+//! - `LIKE` with an escape character other than `\` ([`super::like_escape`]).
+//! - Columns PostgreSQL's catalogue has and ebiq's lacks, NULL for every ebiq table, as NULL under
+//!   their own name.
 
 use std::ops::ControlFlow;
 
@@ -20,8 +26,9 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{
-    BinaryOperator, Expr, GroupByExpr, Ident, ObjectName, Query, Select, SelectItem, SetExpr,
-    Statement, TableFactor, Value, VisitMut, VisitorMut, visit_expressions_mut,
+    BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, Ident,
+    ObjectName, Query, Select, SelectItem, SetExpr, Statement, TableFactor, Value, VisitMut,
+    VisitorMut, visit_expressions_mut,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -73,6 +80,70 @@ fn oid_to_proname(expr: &mut Expr) -> bool {
     }
 }
 
+/// Catalogue columns that hold a vector of column numbers or oids (`int2vector`, `int2[]`,
+/// `oidvector`), stored as text in ebiq's catalogue ([`super::vectors`]).
+const VECTOR_COLUMNS: [&str; 6] = [
+    "indkey",
+    "indoption",
+    "indclass",
+    "indcollation",
+    "conkey",
+    "confkey",
+];
+
+fn is_vector_column(expr: &Expr) -> bool {
+    let name = match expr {
+        Expr::Identifier(ident) => ident,
+        Expr::CompoundIdentifier(parts) => match parts.last() {
+            Some(last) => last,
+            None => return false,
+        },
+        _ => return false,
+    };
+    VECTOR_COLUMNS
+        .iter()
+        .any(|column| name.value.eq_ignore_ascii_case(column))
+}
+
+/// A call's function name (lower case) and its plain arguments.
+fn call_of(expr: &Expr) -> Option<(String, Vec<&Expr>)> {
+    let Expr::Function(function) = expr else {
+        return None;
+    };
+    let FunctionArguments::List(list) = &function.args else {
+        return None;
+    };
+    let args = list
+        .args
+        .iter()
+        .map(|arg| match arg {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(expr)) => Some(expr),
+            _ => None,
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some((function.name.to_string().to_ascii_lowercase(), args))
+}
+
+/// `unnest(indkey)` and `generate_subscripts(indkey, d)` over a vector column, as the array
+/// functions of [`super::vectors`] give them; the dimension stays where the client put it (often
+/// a placeholder, so the client's parameters keep their places).
+fn vector_call(expr: &Expr) -> Option<Expr> {
+    let (name, args) = call_of(expr)?;
+    match (name.as_str(), args.as_slice()) {
+        ("unnest" | "pg_catalog.unnest", [vector]) if is_vector_column(vector) => {
+            parse_expr(&format!("unnest(pg_vector_elements({vector}))"))
+        }
+        ("generate_subscripts" | "pg_catalog.generate_subscripts", [vector, dimension])
+            if is_vector_column(vector) =>
+        {
+            parse_expr(&format!(
+                "unnest(pg_vector_subscripts({vector}, {dimension}))"
+            ))
+        }
+        _ => None,
+    }
+}
+
 fn is_zero(expr: &Expr) -> bool {
     matches!(expr, Expr::Value(value) if matches!(&value.value, Value::Number(n, _) if n == "0"))
 }
@@ -106,7 +177,7 @@ fn qualified_outside(parts: &[Ident], inner: &[String]) -> bool {
 }
 
 /// `text` parsed as an expression, as sqlparser parses a client's.
-fn parse_expr(text: &str) -> Option<Expr> {
+pub(super) fn parse_expr(text: &str) -> Option<Expr> {
     Parser::new(&PostgreSqlDialect {})
         .try_with_sql(text)
         .ok()?
@@ -300,12 +371,51 @@ fn max_of(expr: &Expr) -> Option<Expr> {
     parse_expr(&format!("max({expr})"))
 }
 
+/// Catalogue columns PostgreSQL has and ebiq's catalogue lacks, NULL for every ebiq table
+/// (`pg_class.reloptions`: no table has storage options).
+const ABSENT_NULL_COLUMNS: [&str; 1] = ["reloptions"];
+
+/// A `SELECT` output that reads an absent column ([`ABSENT_NULL_COLUMNS`]) as NULL, keeping the
+/// column's name (clients read reflection results by name).
+fn absent_as_null(item: &mut SelectItem) -> bool {
+    let SelectItem::UnnamedExpr(Expr::CompoundIdentifier(parts)) = item else {
+        return false;
+    };
+    let Some(column) = parts.last().filter(|last| {
+        ABSENT_NULL_COLUMNS
+            .iter()
+            .any(|absent| last.value.eq_ignore_ascii_case(absent))
+    }) else {
+        return false;
+    };
+    let alias = column.clone();
+    *item = SelectItem::ExprWithAlias {
+        expr: Expr::value(Value::Null),
+        alias,
+    };
+    true
+}
+
 struct CatalogRewrites {
     rewritten: bool,
 }
 
 impl VisitorMut for CatalogRewrites {
     type Break = ();
+
+    fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        if let SetExpr::Select(select) = query.body.as_mut() {
+            let reads_catalog = relations(select).any(
+                |relation| matches!(relation, TableFactor::Table { name, .. } if is_catalog_table(name)),
+            );
+            for item in select.projection.iter_mut() {
+                if reads_catalog && absent_as_null(item) {
+                    self.rewritten = true;
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
 
     fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
         if let Expr::Subquery(query) = expr
@@ -346,6 +456,15 @@ impl VisitorMut for CatalogRewrites {
     }
 
     fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        if super::like_escape::rewrite(expr) {
+            self.rewritten = true;
+            return ControlFlow::Continue(());
+        }
+        if let Some(call) = vector_call(expr) {
+            *expr = call;
+            self.rewritten = true;
+            return ControlFlow::Continue(());
+        }
         if let Expr::BinaryOp { left, op, right } = expr
             && matches!(op, BinaryOperator::Eq | BinaryOperator::NotEq)
         {
@@ -469,6 +588,33 @@ mod tests {
         let out = rewritten(sql).expect("rewritten");
         assert!(out.contains("ON proc.proname = typ.typreceive"), "{out}");
         assert!(out.starts_with("SELECT typ.oid FROM"), "{out}");
+    }
+
+    #[test]
+    fn sqlalchemy_s_key_columns_unnest_as_arrays() {
+        let sql = "SELECT pg_catalog.pg_constraint.conname, unnest(pg_catalog.pg_index.indkey) \
+                   AS attnum, generate_subscripts(pg_catalog.pg_index.indkey, $1::INTEGER) AS ord \
+                   FROM pg_catalog.pg_constraint JOIN pg_catalog.pg_index \
+                   ON pg_catalog.pg_constraint.conindid = pg_catalog.pg_index.indexrelid";
+        let out = rewritten(sql).expect("rewritten");
+        assert!(
+            out.contains("unnest(pg_vector_elements(pg_catalog.pg_index.indkey)) AS attnum"),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                "unnest(pg_vector_subscripts(pg_catalog.pg_index.indkey, $1::INTEGER)) AS ord"
+            ),
+            "{out}"
+        );
+        assert_eq!(rewritten("SELECT unnest(codes) FROM opa"), None);
+
+        let options = "SELECT pg_catalog.pg_class.relname, pg_catalog.pg_class.reloptions \
+                       FROM pg_catalog.pg_class";
+        assert_eq!(
+            rewritten(options).as_deref(),
+            Some("SELECT pg_catalog.pg_class.relname, NULL AS reloptions FROM pg_catalog.pg_class")
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod catalog_sql;
 mod connection;
 mod copy;
 mod errors;
+mod like_escape;
 mod pg_functions;
 mod reports;
 mod respond;
@@ -19,6 +20,7 @@ mod savepoint;
 mod set;
 mod struct_json;
 mod tables;
+mod vectors;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -116,6 +118,8 @@ async fn prepare(session_settings: &SessionSettings, settings: &ServeSettings) -
     setup_pg_catalog(&ctx, DATABASE, EmptyContextProvider)
         .map_err(|error| anyhow!("cannot set up the PostgreSQL catalogue: {error}"))?;
     pg_functions::register(&ctx);
+    vectors::register(&ctx);
+    like_escape::register(&ctx);
     tables::present_as_tables(&ctx).await?;
     for skipped in reports::register(&ctx, &settings.queries).await? {
         eprintln!("ebiq serve: {skipped}");

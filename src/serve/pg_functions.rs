@@ -8,7 +8,8 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::common::exec_err;
 use datafusion::execution::FunctionRegistry;
 use datafusion::logical_expr::{
-    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility, create_udf,
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
+    Volatility, create_udf,
 };
 use datafusion::prelude::SessionContext;
 use datafusion::scalar::ScalarValue;
@@ -116,6 +117,103 @@ impl ScalarUDFImpl for JsonBuildObject {
     }
 }
 
+/// A function that answers NULL text whatever its arguments, for catalogue questions whose
+/// answer in ebiq is always "none".
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct NullText {
+    name: &'static str,
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for NullText {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> datafusion::common::Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(
+        &self,
+        _args: ScalarFunctionArgs,
+    ) -> datafusion::common::Result<ColumnarValue> {
+        Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)))
+    }
+}
+
+/// PostgreSQL's settings that clients read with `current_setting` (SQLAlchemy's table reflection
+/// reads `default_table_access_method`), with the values a PostgreSQL server like ebiq's has.
+const POSTGRES_SETTINGS: [(&str, &str); 10] = [
+    ("server_version", POSTGRES_VERSION),
+    ("server_version_num", "160006"),
+    ("server_encoding", "UTF8"),
+    ("client_encoding", "UTF8"),
+    ("default_table_access_method", "heap"),
+    ("standard_conforming_strings", "on"),
+    ("integer_datetimes", "on"),
+    ("max_identifier_length", "63"),
+    ("search_path", "public"),
+    ("datestyle", "ISO, MDY"),
+];
+
+/// `current_setting(name[, missing_ok])`: one of [`POSTGRES_SETTINGS`], or the connection's value
+/// of a DataFusion or ebiq setting (`current_setting('ebiq.null_mode')`); an unknown name is an
+/// error, or NULL with `missing_ok`, as in PostgreSQL.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct CurrentSetting {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for CurrentSetting {
+    fn name(&self) -> &str {
+        "current_setting"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> datafusion::common::Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(
+        &self,
+        args: ScalarFunctionArgs,
+    ) -> datafusion::common::Result<ColumnarValue> {
+        let (ColumnarValue::Scalar(name), missing_ok) = (&args.args[0], args.args.get(1)) else {
+            return exec_err!("current_setting takes a setting's name as a constant");
+        };
+        let missing_ok = matches!(
+            missing_ok,
+            Some(ColumnarValue::Scalar(ScalarValue::Boolean(Some(true))))
+        );
+        let Some(name) = name.try_as_str().flatten() else {
+            return Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)));
+        };
+        let lower = name.to_ascii_lowercase();
+        let value = match POSTGRES_SETTINGS.iter().find(|(known, _)| *known == lower) {
+            Some((_, value)) => Some(Some((*value).to_owned())),
+            None => args
+                .config_options
+                .entries()
+                .into_iter()
+                .find(|entry| entry.key.eq_ignore_ascii_case(name))
+                .map(|entry| entry.value),
+        };
+        match value {
+            Some(value) => Ok(ColumnarValue::Scalar(ScalarValue::Utf8(value))),
+            None if missing_ok => Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None))),
+            None => exec_err!("unrecognized configuration parameter \"{name}\""),
+        }
+    }
+}
+
 fn json_key(key: &ScalarValue) -> String {
     match key {
         ScalarValue::Utf8(Some(text))
@@ -147,6 +245,10 @@ fn json_value(value: &ScalarValue) -> serde_json::Value {
 }
 
 /// Registers `version()`, `to_regtype(name)`, `json_build_object(...)` and
+/// [`CurrentSetting`],
+/// `pg_get_indexdef(index[, column, pretty])` (always NULL: ebiq's tables have no indexes, and
+/// the catalogue's own indexes have no definition to show; SQLAlchemy's reflection asks for
+/// each indexed expression's),
 /// `pg_get_serial_sequence(table, column)`
 /// (always NULL: ebiq's tables have no sequences, and SQLAlchemy's reflection asks for each
 /// column's).
@@ -193,13 +295,23 @@ pub(super) fn register(ctx: &SessionContext) {
             ));
         }
     }
-    ctx.register_udf(create_udf(
-        "pg_get_serial_sequence",
-        vec![DataType::Utf8, DataType::Utf8],
-        DataType::Utf8,
-        Volatility::Stable,
-        Arc::new(|_| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)))),
-    ));
+    ctx.register_udf(ScalarUDF::new_from_impl(CurrentSetting {
+        signature: Signature::one_of(
+            vec![
+                TypeSignature::String(1),
+                TypeSignature::Exact(vec![DataType::Utf8, DataType::Boolean]),
+            ],
+            Volatility::Stable,
+        ),
+    }));
+    ctx.register_udf(ScalarUDF::new_from_impl(NullText {
+        name: "pg_get_indexdef",
+        signature: Signature::variadic_any(Volatility::Stable),
+    }));
+    ctx.register_udf(ScalarUDF::new_from_impl(NullText {
+        name: "pg_get_serial_sequence",
+        signature: Signature::any(2, Volatility::Stable),
+    }));
 }
 
 #[cfg(test)]
@@ -222,7 +334,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn version_reads_as_postgres_and_serial_sequences_are_null() {
+    async fn version_reads_as_postgres_and_sequences_and_indexes_are_null() {
         let ctx = SessionContext::new();
         register(&ctx);
         let version = single_text(&ctx, "SELECT version()").await;
@@ -234,6 +346,8 @@ mod tests {
         );
         let sequence = single_text(&ctx, "SELECT pg_get_serial_sequence('opa', 'opa_ident')").await;
         assert_eq!(sequence, None);
+        let index = single_text(&ctx, "SELECT pg_get_indexdef(2836, 1, true)").await;
+        assert_eq!(index, None);
     }
 
     #[tokio::test]
@@ -249,6 +363,39 @@ mod tests {
         assert_eq!(
             object.as_deref(),
             Some(r#"{"always":true,"name":"a\"b","none":null,"start":1}"#)
+        );
+    }
+
+    #[tokio::test]
+    async fn settings_read_as_postgres_and_the_session_have_them() {
+        let ctx = SessionContext::new();
+        register(&ctx);
+        let method = single_text(
+            &ctx,
+            "SELECT current_setting('default_table_access_method')",
+        )
+        .await;
+        assert_eq!(method.as_deref(), Some("heap"));
+        let batch = single_text(
+            &ctx,
+            "SELECT current_setting('datafusion.execution.batch_size')",
+        )
+        .await;
+        assert_eq!(batch.as_deref(), Some("8192"));
+        let missing = single_text(&ctx, "SELECT current_setting('no_such', true)").await;
+        assert_eq!(missing, None);
+        let error = ctx
+            .sql("SELECT current_setting('no_such')")
+            .await
+            .expect("plans")
+            .collect()
+            .await
+            .expect_err("an unknown setting is an error");
+        assert!(
+            error
+                .to_string()
+                .contains("unrecognized configuration parameter \"no_such\""),
+            "{error}"
         );
     }
 

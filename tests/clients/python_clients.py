@@ -136,9 +136,25 @@ def sqlalchemy_query():
     assert as_text_rows(frame) == want
 
 
+def sqlalchemy_reflect():
+    engine = sa.create_engine(f"postgresql+psycopg://analyst@127.0.0.1:{port}/ebiq")
+    metadata = sa.MetaData()
+    metadata.reflect(engine)
+    want = ebiq_sql_csv("SELECT column_name FROM information_schema.columns "
+                        "WHERE table_name = 'opa' ORDER BY ordinal_position")
+    assert [c.name for c in metadata.tables["opa"].columns] == [row[0] for row in want[1:]]
+    types = {c.name: type(c.type).__name__ for c in metadata.tables["opa"].columns}
+    assert (types["opa_ident"], types["appointment_date"]) == ("BIGINT", "DATE"), types
+    views = sa.MetaData()
+    views.reflect(engine, schema="reports", views=True)
+    main = views.tables[MAIN]
+    assert [c.name for c in main.columns] == expected_main[0], [c.name for c in main.columns]
+    assert "reports" in sa.inspect(engine).get_schema_names()
+
+
 for test in [psycopg_bound_parameter, psycopg_sqlstate, psycopg_copy_csv, pandas_read_sql,
              polars_over_psycopg, polars_over_adbc, adbc_arrow_table, adbc_statistic,
-             sqlalchemy_query]:
+             sqlalchemy_query, sqlalchemy_reflect]:
     check(test.__name__, test)
 
 print(f"python clients: {passed} passed, {failed} failed")
