@@ -29,8 +29,14 @@ impl Server {
     /// Starts the server over the sample data and waits (at most two minutes) for its
     /// "listening on" line.
     fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// [`Server::start`] with more of `serve`'s options.
+    fn start_with(options: &[&str]) -> Self {
         let mut child = Command::new(binary())
             .args(["serve", "--quiet", "--listen", "127.0.0.1:0"])
+            .args(options)
             .current_dir(project())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -224,6 +230,29 @@ async fn errors_carry_postgres_sqlstate_codes() {
     }
     // The connection carries on after each error.
     assert_eq!(rows(&client, "SELECT 1").await[0][0].as_deref(), Some("1"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_statement_past_the_memory_limit_is_out_of_memory_and_others_go_on() {
+    let server = Server::start_with(&["--memory-limit", "1M"]);
+    let client = server.connect().await;
+    let other = server.connect().await;
+    // A hash join's build side cannot spill: the whole sample's procedures do not fit in 1 MB.
+    let join = "SELECT count(*) FROM opa a JOIN opa b ON a.der_procedure_all = b.der_procedure_all";
+    assert_eq!(
+        sqlstate(client.simple_query(join).await),
+        SqlState::OUT_OF_MEMORY
+    );
+    assert_eq!(
+        sqlstate(client.query(join, &[]).await),
+        SqlState::OUT_OF_MEMORY
+    );
+    assert_eq!(rows(&client, "SELECT 1").await[0][0].as_deref(), Some("1"));
+    let count = "SELECT count(*) FROM opa";
+    let expected = ebiq_ok(&["sql", "--quiet", "--format", "csv", count]).stdout;
+    let expected = String::from_utf8(expected).expect("utf-8");
+    let served = rows(&other, count).await[0][0].clone();
+    assert_eq!(served.as_deref(), expected.lines().nth(1));
 }
 
 #[tokio::test(flavor = "multi_thread")]
