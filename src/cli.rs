@@ -412,13 +412,6 @@ impl Cli {
                         args.listen
                     ));
                 }
-                if args.session.cluster.is_some() {
-                    return Err(
-                        "ebiq serve runs statements in its own process: --cluster is not \
-                                supported by serve yet (ebiq sql and ebiq report take it)"
-                            .into(),
-                    );
-                }
                 Ok(Command::Serve {
                     session: session_settings(args.session),
                     serve: ServeSettings {

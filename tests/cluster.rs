@@ -1,6 +1,6 @@
 //! The provider-by-month report on a Ballista cluster of `ebiq` processes on loopback: a scheduler
 //! and two executors started by the test, stopped by it whatever happens, and the cluster's answer
-//! compared with the local run's.
+//! compared with the local run's, directly and through `ebiq serve --cluster`.
 
 #![allow(clippy::unwrap_used)]
 
@@ -10,6 +10,7 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::server::{Server, rows, same_cell};
 use common::{ebiq_ok as ebiq, project};
 
 /// Child processes killed when the test ends, passed or failed.
@@ -104,4 +105,58 @@ fn the_cluster_answers_as_the_local_run_does() {
         String::from_utf8(ebiq(&args).stdout).unwrap()
     };
     assert_eq!(strict(&["--cluster", &url]), strict(&[]));
+
+    // The same cluster behind `ebiq serve`, read through a PostgreSQL client: the report views
+    // equal the local server's, the catalogue answers from the server's own process, and a
+    // statement that joins the two is refused rather than half-run.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let server = Server::start_with(&["--cluster", &url]);
+        let client = server.connect().await;
+        // Each report view as the local server (whose views equal the report's CSVs, tested in
+        // tests/serve.rs) gives it.
+        let local_server = Server::start();
+        let local_client = local_server.connect().await;
+        for view in [
+            "flagged_by_provider_month",
+            "standardised_rates_by_commissioner",
+        ] {
+            let sql = format!("SELECT * FROM reports.{view}");
+            let mut on_cluster = rows(&client, &sql).await;
+            let mut here = rows(&local_client, &sql).await;
+            on_cluster.sort();
+            here.sort();
+            assert!(!here.is_empty(), "{view} has rows");
+            assert_eq!(on_cluster.len(), here.len(), "{view}");
+            for (remote, local) in on_cluster.iter().zip(&here) {
+                // Sums over differently split partitions may differ in the last bits.
+                let same = remote.len() == local.len()
+                    && remote
+                        .iter()
+                        .zip(local)
+                        .all(|(r, l)| same_cell(r.as_deref(), l.as_deref().unwrap_or("")));
+                assert!(same, "{view}: cluster {remote:?}, local {local:?}");
+            }
+        }
+
+        let tables = rows(
+            &client,
+            "SELECT relname FROM pg_catalog.pg_class WHERE relname = 'opa'",
+        )
+        .await;
+        assert_eq!(tables, [[Some("opa".to_owned())]]);
+
+        let mixed = client
+            .simple_query(
+                "SELECT count(*) FROM opa JOIN pg_catalog.pg_class c \
+                 ON c.relname = opa.der_provider_code",
+            )
+            .await
+            .expect_err("refused");
+        assert_eq!(
+            mixed.code(),
+            Some(&tokio_postgres::error::SqlState::FEATURE_NOT_SUPPORTED),
+            "{mixed}"
+        );
+    });
 }

@@ -8,107 +8,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{binary, ebiq_ok, project, scratch};
+use common::server::{Server, rows, same_cell};
+use common::{ebiq_ok, scratch};
 use futures::StreamExt;
+use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
-
-/// A running `ebiq serve`, killed when dropped.
-struct Server {
-    child: Child,
-    address: SocketAddr,
-}
-
-impl Server {
-    /// Starts the server over the sample data and waits (at most two minutes) for its
-    /// "listening on" line.
-    fn start() -> Self {
-        Self::start_with(&[])
-    }
-
-    /// [`Server::start`] with more of `serve`'s options.
-    fn start_with(options: &[&str]) -> Self {
-        let mut child = Command::new(binary())
-            .args(["serve", "--quiet", "--listen", "127.0.0.1:0"])
-            .args(options)
-            .current_dir(project())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("ebiq serve starts");
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let (sender, receiver) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.strip_prefix("ebiq serve: listening on ") {
-                    let address = rest.split(',').next().unwrap_or_default().to_owned();
-                    let _ = sender.send(address);
-                }
-            }
-        });
-        let address = receiver
-            .recv_timeout(Duration::from_secs(120))
-            .expect("the server says where it listens within two minutes")
-            .parse()
-            .expect("an address");
-        Self { child, address }
-    }
-
-    async fn connect(&self) -> Client {
-        let config = format!(
-            "host={} port={} user=analyst dbname=ebiq connect_timeout=10",
-            self.address.ip(),
-            self.address.port()
-        );
-        let (client, connection) = tokio_postgres::connect(&config, NoTls)
-            .await
-            .expect("connects");
-        tokio::spawn(connection);
-        client
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The rows of a simple query as text cells, NULL as `None`.
-async fn rows(client: &Client, sql: &str) -> Vec<Vec<Option<String>>> {
-    client
-        .simple_query(sql)
-        .await
-        .unwrap_or_else(|error| panic!("{sql}: {error}"))
-        .into_iter()
-        .filter_map(|message| match message {
-            SimpleQueryMessage::Row(row) => Some(
-                (0..row.len())
-                    .map(|i| row.get(i).map(str::to_owned))
-                    .collect(),
-            ),
-            _ => None,
-        })
-        .collect()
-}
-
-/// Equal as numbers where both are numbers (the CSV writer and the wire may spell a double
-/// differently), else as text.
-fn same_cell(wire: Option<&str>, csv: &str) -> bool {
-    let wire = wire.unwrap_or("");
-    match (wire.parse::<f64>(), csv.parse::<f64>()) {
-        (Ok(a), Ok(b)) => a == b || (a - b).abs() <= 1e-12 * a.abs().max(b.abs()),
-        _ => wire == csv,
-    }
-}
 
 /// The error's SQLSTATE, failing the test if `result` is not an error.
 fn sqlstate<T: std::fmt::Debug>(result: Result<T, tokio_postgres::Error>) -> SqlState {
@@ -340,19 +246,12 @@ async fn struct_results_arrive_as_json_text() {
 }
 
 #[test]
-fn serve_refuses_what_it_cannot_do_safely_yet() {
+fn serve_without_logins_listens_only_on_loopback() {
     let elsewhere = common::ebiq(&["serve", "--listen", "0.0.0.0:5433"]);
     assert_eq!(elsewhere.status.code(), Some(2));
     assert!(
         common::stderr(&elsewhere).contains("loopback"),
         "{}",
         common::stderr(&elsewhere)
-    );
-    let cluster = common::ebiq(&["serve", "--cluster", "df://127.0.0.1:50050"]);
-    assert_eq!(cluster.status.code(), Some(2));
-    assert!(
-        common::stderr(&cluster).contains("--cluster is not supported by serve"),
-        "{}",
-        common::stderr(&cluster)
     );
 }

@@ -13,6 +13,7 @@ mod connection;
 mod copy;
 mod errors;
 mod like_escape;
+mod on_cluster;
 mod pg_functions;
 mod reports;
 mod respond;
@@ -124,8 +125,15 @@ async fn prepare(session_settings: &SessionSettings, settings: &ServeSettings) -
     for skipped in reports::register(&ctx, &settings.queries).await? {
         eprintln!("ebiq serve: {skipped}");
     }
+    let mut state = ctx.state();
+    if session_settings.cluster.is_some() {
+        let remote = state.query_planner().clone();
+        state = SessionStateBuilder::new_from_existing(state)
+            .with_query_planner(Arc::new(on_cluster::ClusterOrLocal { remote }))
+            .build();
+    }
     Ok(Served {
-        state: ctx.state(),
+        state,
         inputs: Arc::new(session.inputs),
         connections: Arc::new(ConnectionManager::new()),
         cancel_signals: Arc::new(CancelSignals::default()),

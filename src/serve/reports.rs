@@ -149,7 +149,7 @@ pub(super) async fn register(ctx: &SessionContext, queries: &Path) -> Result<Vec
 
 /// One report query as a view.
 #[derive(Debug)]
-struct ReportView {
+pub(super) struct ReportView {
     query: QueryFile,
     schema: SchemaRef,
 }
@@ -162,6 +162,23 @@ impl ReportView {
             .with_context(|| format!("cannot plan {}", query.path.display()))?;
         let schema = Arc::new(plan.schema().as_arrow().clone());
         Ok(Self { query, schema })
+    }
+}
+
+impl ReportView {
+    /// The view's query planned for a read in `state`, with that session's month range.
+    pub(super) async fn bound_plan(
+        &self,
+        state: &SessionState,
+    ) -> datafusion::common::Result<LogicalPlan> {
+        let range = state
+            .config()
+            .options()
+            .extensions
+            .get::<ReportRange>()
+            .copied()
+            .unwrap_or_default();
+        bound_plan(state, &self.query, range).await
     }
 }
 
@@ -203,14 +220,7 @@ impl TableProvider for ReportView {
             .as_any()
             .downcast_ref::<SessionState>()
             .ok_or_else(|| plan_datafusion_err!("a report view is read in a local session"))?;
-        let range = state
-            .config()
-            .options()
-            .extensions
-            .get::<ReportRange>()
-            .copied()
-            .unwrap_or_default();
-        let plan = bound_plan(state, &self.query, range).await?;
+        let plan = self.bound_plan(state).await?;
         let plan = state.create_physical_plan(&plan).await?;
         let Some(columns) = projection else {
             return Ok(plan);

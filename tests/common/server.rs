@@ -1,0 +1,103 @@
+//! A running `ebiq serve` for the tests that talk to it through `tokio-postgres`: started on
+//! 127.0.0.1 with a port the system picks, in the project folder, and killed when dropped.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+
+use super::{binary, project};
+
+/// A running `ebiq serve`, killed when dropped.
+pub struct Server {
+    child: Child,
+    address: SocketAddr,
+}
+
+impl Server {
+    /// Starts the server over the sample data and waits (at most two minutes) for its
+    /// "listening on" line.
+    pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// [`Server::start`] with more of `serve`'s options.
+    pub fn start_with(options: &[&str]) -> Self {
+        let mut child = Command::new(binary())
+            .args(["serve", "--quiet", "--listen", "127.0.0.1:0"])
+            .args(options)
+            .current_dir(project())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("ebiq serve starts");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (sender, receiver) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.strip_prefix("ebiq serve: listening on ") {
+                    let address = rest.split(',').next().unwrap_or_default().to_owned();
+                    let _ = sender.send(address);
+                }
+            }
+        });
+        let address = receiver
+            .recv_timeout(Duration::from_secs(120))
+            .expect("the server says where it listens within two minutes")
+            .parse()
+            .expect("an address");
+        Self { child, address }
+    }
+
+    pub async fn connect(&self) -> Client {
+        let config = format!(
+            "host={} port={} user=analyst dbname=ebiq connect_timeout=10",
+            self.address.ip(),
+            self.address.port()
+        );
+        let (client, connection) = tokio_postgres::connect(&config, NoTls)
+            .await
+            .expect("connects");
+        tokio::spawn(connection);
+        client
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The rows of a simple query as text cells, NULL as `None`.
+pub async fn rows(client: &Client, sql: &str) -> Vec<Vec<Option<String>>> {
+    client
+        .simple_query(sql)
+        .await
+        .unwrap_or_else(|error| panic!("{sql}: {error}"))
+        .into_iter()
+        .filter_map(|message| match message {
+            SimpleQueryMessage::Row(row) => Some(
+                (0..row.len())
+                    .map(|i| row.get(i).map(str::to_owned))
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Equal as numbers where both are numbers (the CSV writer and the wire may spell a double
+/// differently), else as text.
+pub fn same_cell(wire: Option<&str>, csv: &str) -> bool {
+    let wire = wire.unwrap_or("");
+    match (wire.parse::<f64>(), csv.parse::<f64>()) {
+        (Ok(a), Ok(b)) => a == b || (a - b).abs() <= 1e-12 * a.abs().max(b.abs()),
+        _ => wire == csv,
+    }
+}
