@@ -64,6 +64,10 @@ psql_view() {
   psql "$conn" --csv -c "SELECT * FROM reports.flagged_by_provider_month" > "$work/psql-view.csv"
   cmp "$work/psql-view.csv" "$work/report/01_flagged_by_provider_month.csv"
 }
+psql_statistic() {
+  psql "$conn" --csv -c "SELECT * FROM reports.standardised_rates_by_commissioner" > "$work/psql-dsr.csv"
+  cmp "$work/psql-dsr.csv" "$work/report/06_standardised_rates_by_commissioner.csv"
+}
 psql_tables() { psql "$conn" -c '\dt' | grep -E '^ public +\| opa +\| table'; }
 psql_describe() { psql "$conn" -c '\d opa' | grep -E '^ der_procedure_all +\| text'; }
 psql_copy() {
@@ -74,9 +78,10 @@ psql_refuses_copy_to_a_file() {
   ! psql "$conn" -v ON_ERROR_STOP=1 -c "COPY opa TO '$work/leak.csv'" && [ ! -e "$work/leak.csv" ]
 }
 export conn work EBIQ main_sql
-export -f psql_main psql_view psql_tables psql_describe psql_copy psql_refuses_copy_to_a_file
+export -f psql_main psql_view psql_statistic psql_tables psql_describe psql_copy psql_refuses_copy_to_a_file
 check "psql: the main report's SQL equals ebiq sql's" psql_main
 check "psql: reports.flagged_by_provider_month equals the report's CSV" psql_view
+check "psql: reports.standardised_rates_by_commissioner (DSR) equals the report's CSV" psql_statistic
 check "psql: \\dt lists opa as a table" psql_tables
 check "psql: \\d opa describes its columns" psql_describe
 check "psql: \\copy of a report view equals the report's CSV" psql_copy
@@ -89,11 +94,11 @@ timeout 600 "$VENV/bin/python" -W ignore tests/clients/python_clients.py "$port"
 # JDBC (Debian's libpostgresql-jdbc-java), as DBeaver and Java tools use it.
 jdbc_status=0
 rxh="$("$EBIQ" sql --quiet --format csv "SELECT count(*) FROM opa WHERE der_provider_code = 'RXH'" | tail -n 1)"
-timeout 300 java -cp /usr/share/java/postgresql.jar tests/clients/JdbcClient.java "$port" "$rxh" || jdbc_status=$?
+timeout 300 java -cp /usr/share/java/postgresql.jar tests/clients/JdbcClient.java "$port" "$rxh" "$work/report" || jdbc_status=$?
 
 # R: DBI with RPostgreSQL, and dbplyr (Debian's r-cran-* packages).
 r_status=0
-timeout 300 Rscript tests/clients/r_clients.R "$port" "$work/report/01_flagged_by_provider_month.csv" "$rxh" || r_status=$?
+timeout 300 Rscript tests/clients/r_clients.R "$port" "$work/report" "$rxh" || r_status=$?
 
 # ODBC: psqlODBC through unixODBC's isql (Debian's odbc-postgresql, unixodbc); `help` and `help
 # opa` make the SQLTables and SQLColumns catalogue calls.
@@ -104,10 +109,18 @@ export ODBCSYSINI="$work/odbc" ODBCINI="$work/odbc/odbc.ini" rxh
 odbc_passed=$passed
 odbc_failed=$failed
 odbc_query() { [ "$(printf "SELECT count(*) FROM opa WHERE der_provider_code = 'RXH'\n" | isql -b -d, ebiq)" = "$rxh" ]; }
+odbc_view() { # VIEW REPORT_CSV: isql's rows (no header) equal the CSV's
+  printf 'SELECT * FROM reports.%s\n' "$1" | isql -b -d, ebiq > "$work/odbc-$1.csv"
+  tail -n +2 "$work/report/$2.csv" | cmp - "$work/odbc-$1.csv"
+}
+odbc_main() { odbc_view flagged_by_provider_month 01_flagged_by_provider_month; }
+odbc_statistic() { odbc_view standardised_rates_by_commissioner 06_standardised_rates_by_commissioner; }
 odbc_tables() { printf 'help\n' | isql -b -d, ebiq | grep -E '^ebiq,public,opa,TABLE'; }
 odbc_columns() { printf 'help opa\n' | isql -b -d, ebiq | grep -E '^ebiq,public,opa,der_procedure_all,'; }
-export -f odbc_query odbc_tables odbc_columns
+export -f odbc_query odbc_view odbc_main odbc_statistic odbc_tables odbc_columns
 check "odbc: isql runs a query" odbc_query
+check "odbc: the main report view equals the report's CSV" odbc_main
+check "odbc: the DSR view equals the report's CSV" odbc_statistic
 check "odbc: SQLTables lists opa" odbc_tables
 check "odbc: SQLColumns describes opa" odbc_columns
 echo "odbc: $((passed - odbc_passed)) passed, $((failed - odbc_failed)) failed"
