@@ -13,7 +13,7 @@ use ebiq::months::{Month, MonthRange};
 use ebiq::output::OutputFormat;
 use ebiq::report::ReportSettings;
 use ebiq::rules::RuleSource;
-use ebiq::serve::ServeSettings;
+use ebiq::serve::{AddUserSettings, ServeSettings, TlsFiles};
 use ebiq::session::{DEFAULT_CATALOG, SessionSettings};
 use ebiq::shell::ShellSettings;
 use ebiq::sql::{SqlSettings, SqlSource};
@@ -114,13 +114,33 @@ struct ServeArgs {
     #[command(flatten)]
     session: SessionArgs,
 
-    /// Address to listen on (a loopback address until logins exist; port 0 picks a free port)
+    /// Address to listen on (loopback unless --users and TLS are given; port 0 picks a free port)
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:5433")]
     listen: std::net::SocketAddr,
 
     /// The folder of report queries, served as the views reports.<name>
     #[arg(long, value_name = "DIR")]
     queries: Option<PathBuf>,
+
+    /// The users file: NAME ROLE SCRAM-SHA-256-VERIFIER per line (see --add-user)
+    #[arg(long, value_name = "FILE")]
+    users: Option<PathBuf>,
+
+    /// The server's TLS certificate chain (PEM)
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM)
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+
+    /// Add or replace a login in --users (the password is asked twice) instead of serving
+    #[arg(long, value_name = "NAME", requires_all = ["users", "role"])]
+    add_user: Option<String>,
+
+    /// The new login's role: analyst (any read-only SQL) or publisher (only reports.*, suppressed)
+    #[arg(long, value_name = "ROLE", requires = "add_user")]
+    role: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -405,18 +425,43 @@ impl Cli {
                 })
             }
             Commands::Serve(args) => {
+                if let (Some(name), Some(role), Some(users)) =
+                    (args.add_user, args.role, &args.users)
+                {
+                    return Ok(Command::AddUser(AddUserSettings {
+                        name,
+                        role: role.parse().map_err(|e| format!("--role {role}: {e}"))?,
+                        users: users.clone(),
+                    }));
+                }
+                let tls = match (args.tls_cert, args.tls_key) {
+                    (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+                    _ => None,
+                };
                 if !args.listen.ip().is_loopback() {
-                    return Err(format!(
-                        "--listen {}: ebiq serve takes any user name without a password, so it \
-                         listens only on a loopback address (127.0.0.1 or [::1])",
-                        args.listen
-                    ));
+                    let missing: Vec<&str> = [
+                        args.users.is_none().then_some("--users (logins)"),
+                        tls.is_none().then_some("--tls-cert and --tls-key (TLS)"),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                    if !missing.is_empty() {
+                        return Err(format!(
+                            "--listen {}: ebiq serve listens beyond this machine only with logins \
+                             and TLS; missing {}",
+                            args.listen,
+                            missing.join(" and ")
+                        ));
+                    }
                 }
                 Ok(Command::Serve {
                     session: session_settings(args.session),
                     serve: ServeSettings {
                         listen: args.listen,
                         queries: args.queries.unwrap_or_else(|| project_path("queries")),
+                        users: args.users,
+                        tls,
                     },
                 })
             }

@@ -75,6 +75,8 @@ pub enum Command {
         /// Where to listen, and what to serve besides the tables.
         serve: ServeSettings,
     },
+    /// `ebiq serve --add-user`: a login written to a users file.
+    AddUser(serve::AddUserSettings),
     /// `ebiq sql`: statements over a dataset, for scripts.
     Sql {
         /// The session and its dataset.
@@ -90,6 +92,7 @@ pub async fn run(command: Command, progress: Progress) -> Result<()> {
         Command::Report { session, report } => report::run(&session, &report, &progress).await,
         Command::Sql { session, sql } => sql::run(&session, &sql).await,
         Command::Serve { session, serve } => serve::run(&session, &serve).await,
+        Command::AddUser(settings) => serve::add_user(&settings),
         Command::Explain { session, explain } => explain::run(&session, &explain).await,
         Command::Shell { session, shell } => shell::run(&session, &shell).await,
         Command::Scheduler(settings) => cluster::run_scheduler(&settings).await,

@@ -244,14 +244,3 @@ async fn struct_results_arrive_as_json_text() {
     let bound: String = row.get(0);
     assert_eq!(bound, json);
 }
-
-#[test]
-fn serve_without_logins_listens_only_on_loopback() {
-    let elsewhere = common::ebiq(&["serve", "--listen", "0.0.0.0:5433"]);
-    assert_eq!(elsewhere.status.code(), Some(2));
-    assert!(
-        common::stderr(&elsewhere).contains("loopback"),
-        "{}",
-        common::stderr(&elsewhere)
-    );
-}

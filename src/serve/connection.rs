@@ -1,31 +1,24 @@
 //! One client connection: its own session, `datafusion-postgres`'s query handlers over it, and the
 //! server-wide cancel and error handling.
 
-use std::fmt::Debug;
-use std::sync::{Arc, Mutex, PoisonError};
-
-use async_trait::async_trait;
-use futures::Sink;
+use std::sync::{Arc, Mutex};
 
 use datafusion_postgres::hooks::cursor::CursorStatementHook;
 use datafusion_postgres::hooks::set_show::SetShowHook;
 use datafusion_postgres::hooks::transactions::TransactionStatementHook;
 use datafusion_postgres::pgwire::api::auth::StartupHandler;
-use datafusion_postgres::pgwire::api::auth::noop::NoopStartupHandler;
 use datafusion_postgres::pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
 use datafusion_postgres::pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
-use datafusion_postgres::pgwire::api::{
-    ClientInfo, ConnectionManager, ErrorHandler, PgWireServerHandlers,
-};
-use datafusion_postgres::pgwire::error::{PgWireError, PgWireResult};
-use datafusion_postgres::pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use datafusion_postgres::pgwire::api::{ClientInfo, ErrorHandler, PgWireServerHandlers};
+use datafusion_postgres::pgwire::error::PgWireError;
 use datafusion_postgres::{DfSessionService, QueryHook};
 
 use super::Served;
-use super::cancel::{CancelRequests, CancelSignal, CancelSignals, Registration};
+use super::cancel::{CancelRequests, CancelSignal};
 use super::catalog_sql::CatalogSql;
 use super::copy::CopyHook;
 use super::errors::error_info;
+use super::login::Startup;
 use super::respond::Planned;
 use super::savepoint::SavepointHook;
 use super::set::{EbiqSetHook, EbiqShow};
@@ -64,9 +57,13 @@ impl Handlers {
                 hooks,
             )),
             startup: Arc::new(Startup {
+                logins: served.logins.clone(),
+                tls_required: served.tls_required,
                 connections: served.connections.clone(),
                 cancel_signals: served.cancel_signals.clone(),
                 signal,
+                pids: served.pids.clone(),
+                exchange: Mutex::new(None),
                 registration: Mutex::new(None),
             }),
             cancel: Arc::new(CancelRequests {
@@ -99,42 +96,6 @@ impl PgWireServerHandlers for Handlers {
 
     fn cancel_handler(&self) -> Arc<impl CancelHandler> {
         self.cancel.clone()
-    }
-}
-
-/// Start-up without a password (until logins exist), registering the connection so that a cancel
-/// request can find it.
-struct Startup {
-    connections: Arc<ConnectionManager>,
-    cancel_signals: Arc<CancelSignals>,
-    signal: Arc<CancelSignal>,
-    /// Held while the connection is open.
-    registration: Mutex<Option<Registration>>,
-}
-
-#[async_trait]
-impl NoopStartupHandler for Startup {
-    fn connection_manager(&self) -> Option<Arc<ConnectionManager>> {
-        Some(self.connections.clone())
-    }
-
-    async fn post_startup<C>(
-        &self,
-        client: &mut C,
-        _message: PgWireFrontendMessage,
-    ) -> PgWireResult<()>
-    where
-        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
-        C::Error: Debug,
-        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
-    {
-        let (pid, secret) = client.pid_and_secret_key();
-        let registration = self.cancel_signals.register(pid, &secret, &self.signal);
-        *self
-            .registration
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(registration);
-        Ok(())
     }
 }
 

@@ -13,14 +13,18 @@ mod connection;
 mod copy;
 mod errors;
 mod like_escape;
+mod login;
 mod on_cluster;
 mod pg_functions;
 mod reports;
 mod respond;
 mod savepoint;
+mod scram;
 mod set;
 mod struct_json;
 mod tables;
+mod tls;
+pub mod users;
 mod vectors;
 
 use std::net::SocketAddr;
@@ -34,7 +38,7 @@ use datafusion::prelude::SessionContext;
 use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_pg_catalog::setup_pg_catalog;
 use datafusion_postgres::{datafusion_pg_catalog, pgwire};
-use pgwire::api::ConnectionManager;
+use pgwire::api::{ConnectionManager, RandomPidSecretKeyGenerator};
 use tokio::net::TcpListener;
 
 use crate::session::{self, SessionSettings};
@@ -50,10 +54,34 @@ pub const DATABASE: &str = "ebiq";
 /// What to serve and where, already validated.
 #[derive(Debug, Clone)]
 pub struct ServeSettings {
-    /// The address to listen on (a loopback address until logins exist).
+    /// The address to listen on (a loopback address unless there are logins and TLS).
     pub listen: SocketAddr,
     /// The folder of report queries served as `reports.*` views.
     pub queries: PathBuf,
+    /// The users file; without one, any user name is taken without a password.
+    pub users: Option<PathBuf>,
+    /// The server's certificate chain and private key (PEM), for TLS.
+    pub tls: Option<TlsFiles>,
+}
+
+/// The PEM files TLS needs.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// The certificate chain, the server's own first.
+    pub cert: PathBuf,
+    /// The private key of the first certificate.
+    pub key: PathBuf,
+}
+
+/// `ebiq serve --add-user NAME --role ROLE --users FILE`.
+#[derive(Debug, Clone)]
+pub struct AddUserSettings {
+    /// The login's name.
+    pub name: String,
+    /// What it may do.
+    pub role: users::Role,
+    /// The users file to add it to (created if absent).
+    pub users: PathBuf,
 }
 
 /// What every connection shares: the session it starts from, and what its errors need.
@@ -69,29 +97,45 @@ struct Served {
     connections: Arc<ConnectionManager>,
     /// The same, for the signal that stops a statement while it runs.
     cancel_signals: Arc<CancelSignals>,
+    /// Whether connections must use TLS (they must when the server has it).
+    tls_required: bool,
+    /// Who may log in; `None` admits anyone (loopback only).
+    logins: Option<Arc<login::Logins>>,
+    /// Each connection's process id and cancel key.
+    pids: Arc<RandomPidSecretKeyGenerator>,
 }
 
 /// The whole command: opens the session, then serves connections until interrupted.
 pub async fn run(session_settings: &SessionSettings, settings: &ServeSettings) -> Result<()> {
     let served = prepare(session_settings, settings).await?;
+    let tls = settings.tls.as_ref().map(tls::acceptor).transpose()?;
     let listener = TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     let address = listener.local_addr()?;
     // One line, always: a script (or a test) that passes port 0 learns the port from it.
-    eprintln!(
-        "ebiq serve: listening on {address}, database {DATABASE}. There are no logins yet: any \
-         user name is accepted without a password, so ebiq listens on loopback only."
-    );
+    let logins = match &served.logins {
+        Some(logins) => format!(
+            "{} logins from {}",
+            logins.users.0.len(),
+            display(&settings.users)
+        ),
+        None => "no logins: any user name is accepted without a password, so ebiq listens on \
+                 loopback only"
+            .to_owned(),
+    };
+    let tls_state = if tls.is_some() { "TLS" } else { "no TLS" };
+    eprintln!("ebiq serve: listening on {address}, database {DATABASE}; {logins}; {tls_state}.");
     let served = Arc::new(served);
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((socket, peer)) => {
                     let handlers = connection::Handlers::new(&served);
+                    let tls = tls.clone();
                     tokio::spawn(async move {
                         if let Err(error) =
-                            pgwire::tokio::process_socket(socket, None, handlers).await
+                            pgwire::tokio::process_socket(socket, tls, handlers).await
                         {
                             eprintln!("ebiq serve: connection from {peer} ended: {error}");
                         }
@@ -105,6 +149,24 @@ pub async fn run(session_settings: &SessionSettings, settings: &ServeSettings) -
             }
         }
     }
+}
+
+fn display(path: &Option<PathBuf>) -> String {
+    path.as_ref()
+        .map_or_else(String::new, |p| p.display().to_string())
+}
+
+/// Adds a login to a users file, asking for its password twice.
+pub fn add_user(settings: &AddUserSettings) -> Result<()> {
+    let password = users::read_new_password()?;
+    users::add_user(&settings.users, &settings.name, settings.role, &password)?;
+    eprintln!(
+        "ebiq serve: {} ({}) written to {}",
+        settings.name,
+        settings.role.as_str(),
+        settings.users.display()
+    );
+    Ok(())
 }
 
 /// Opens the session named [`DATABASE`], with PostgreSQL's catalogue, the report views and the
@@ -132,7 +194,14 @@ async fn prepare(session_settings: &SessionSettings, settings: &ServeSettings) -
             .with_query_planner(Arc::new(on_cluster::ClusterOrLocal { remote }))
             .build();
     }
+    let logins = match &settings.users {
+        Some(path) => Some(Arc::new(login::Logins::new(users::Users::load(path)?))),
+        None => None,
+    };
     Ok(Served {
+        tls_required: settings.tls.is_some(),
+        logins,
+        pids: Arc::new(RandomPidSecretKeyGenerator::default()),
         state,
         inputs: Arc::new(session.inputs),
         connections: Arc::new(ConnectionManager::new()),

@@ -12,8 +12,9 @@ EBIQ="$(realpath "${1:?usage: tests/clients/run.sh PATH_TO_EBIQ}")"
 VENV="${EBIQ_CLIENTS_VENV:-$HOME/.cache/ebiq-clients-venv}"
 work="$(mktemp -d)"
 server_pid=""
+tls_pid=""
 cleanup() {
-  if [ -n "$server_pid" ]; then kill "$server_pid" 2> /dev/null || true; wait "$server_pid" 2> /dev/null || true; fi
+  for pid in $server_pid $tls_pid; do kill "$pid" 2> /dev/null || true; wait "$pid" 2> /dev/null || true; done
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -141,5 +142,38 @@ export -f npgsql_batch npgsql_types
 check "npgsql: the start-up batch runs" npgsql_batch
 check "npgsql: base types and their arrays load" npgsql_types
 echo "npgsql: $((passed - npgsql_passed)) passed, $((failed - npgsql_failed)) failed"
+
+# A server for a team: logins from a users file written by --add-user, and TLS with a
+# certificate from a throwaway certificate authority, as psql checks it with sslmode=verify-full.
+tls_passed=$passed
+tls_failed=$failed
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=ebiq test CA" \
+  -keyout "$work/ca.key" -out "$work/ca.pem" 2> /dev/null
+openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" \
+  -keyout "$work/server.key" -out "$work/server.csr" 2> /dev/null
+printf 'subjectAltName = IP:127.0.0.1\n' > "$work/san.ext"
+openssl x509 -req -in "$work/server.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial \
+  -days 2 -extfile "$work/san.ext" -out "$work/server.pem" 2> /dev/null
+printf 'team secret\nteam secret\n' | "$EBIQ" serve --add-user ana --role analyst --users "$work/users" 2> /dev/null
+"$EBIQ" serve --quiet --listen 127.0.0.1:0 --users "$work/users" \
+  --tls-cert "$work/server.pem" --tls-key "$work/server.key" 2> "$work/tls.log" &
+tls_pid=$!
+tls_port=""
+for _ in $(seq 1 240); do
+  tls_port="$(sed -n 's/^ebiq serve: listening on 127\.0\.0\.1:\([0-9]*\),.*/\1/p' "$work/tls.log")"
+  [ -n "$tls_port" ] && break
+  kill -0 "$tls_pid" 2> /dev/null || break
+  sleep 0.5
+done
+tls_conn="host=127.0.0.1 port=$tls_port dbname=ebiq user=ana connect_timeout=10 sslrootcert=$work/ca.pem"
+export tls_conn
+tls_verified() { [ "$(PGPASSWORD='team secret' psql "$tls_conn sslmode=verify-full" -tAc 'SELECT 1')" = 1 ]; }
+tls_required() { ! PGPASSWORD='team secret' psql "$tls_conn sslmode=disable" -c 'SELECT 1' 2> "$work/plain.err" && grep -q 'only TLS connections' "$work/plain.err"; }
+tls_wrong_password() { ! PGPASSWORD='wrong' psql "$tls_conn sslmode=verify-full" -c 'SELECT 1' 2> "$work/wrong.err" && grep -q 'password authentication failed for user "ana"' "$work/wrong.err"; }
+export -f tls_verified tls_required tls_wrong_password
+check "tls: psql with sslmode=verify-full logs in with a password" tls_verified
+check "tls: a connection without TLS is refused" tls_required
+check "tls: a wrong password is refused (28P01's message)" tls_wrong_password
+echo "tls: $((passed - tls_passed)) passed, $((failed - tls_failed)) failed"
 
 [ "$failed" -eq 0 ] && [ "$python_status" -eq 0 ] && [ "$jdbc_status" -eq 0 ] && [ "$r_status" -eq 0 ]

@@ -53,6 +53,25 @@ impl Server {
         Self { child, address }
     }
 
+    /// Connects as `user` with `password`, giving the error a refused login gets.
+    pub async fn connect_as(
+        &self,
+        user: &str,
+        password: &str,
+    ) -> Result<Client, tokio_postgres::Error> {
+        let mut config = tokio_postgres::Config::new();
+        config
+            .host(self.address.ip().to_string())
+            .port(self.address.port())
+            .user(user)
+            .password(password)
+            .dbname("ebiq")
+            .connect_timeout(Duration::from_secs(10));
+        let (client, connection) = config.connect(NoTls).await?;
+        tokio::spawn(connection);
+        Ok(client)
+    }
+
     pub async fn connect(&self) -> Client {
         let config = format!(
             "host={} port={} user=analyst dbname=ebiq connect_timeout=10",

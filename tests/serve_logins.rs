@@ -1,0 +1,95 @@
+//! `ebiq serve --users`: SCRAM-SHA-256 logins from a users file written by `--add-user`, through
+//! `tokio-postgres` (a client no one on the project wrote). A wrong password and an unknown name
+//! get the same refusal, SQLSTATE 28P01.
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use common::server::{Server, rows};
+use common::{binary, scratch};
+use tokio_postgres::error::SqlState;
+
+/// `ebiq serve --add-user NAME --role ROLE --users FILE`, the password lines given on stdin.
+fn add_user(users: &Path, name: &str, role: &str, lines: &str) -> std::process::Output {
+    let mut child = Command::new(binary())
+        .args(["serve", "--add-user", name, "--role", role, "--users"])
+        .arg(users)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ebiq starts");
+    child
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(lines.as_bytes())
+        .expect("the password lines are written");
+    child.wait_with_output().expect("ebiq ends")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logins_need_the_right_password_and_refusals_say_nothing_more() {
+    let dir = scratch("serve-logins");
+    std::fs::create_dir_all(&dir).expect("a scratch folder");
+    let users = dir.join("users");
+    let added = add_user(&users, "ana", "analyst", "correct horse\ncorrect horse\n");
+    assert!(added.status.success(), "{added:?}");
+    let text = std::fs::read_to_string(&users).expect("the users file");
+    assert!(text.contains("ana analyst SCRAM-SHA-256$4096:"), "{text}");
+    assert!(!text.contains("horse"), "the password is not stored");
+
+    let mismatch = add_user(&users, "pip", "publisher", "one\ntwo\n");
+    assert_eq!(mismatch.status.code(), Some(1));
+    assert_eq!(std::fs::read_to_string(&users).expect("kept"), text);
+
+    let server = Server::start_with(&["--users", users.to_str().expect("utf-8")]);
+    let client = server
+        .connect_as("ana", "correct horse")
+        .await
+        .expect("the right password logs in");
+    assert_eq!(rows(&client, "SELECT 1").await[0][0].as_deref(), Some("1"));
+
+    for (user, password) in [("ana", "wrong horse"), ("nobody", "correct horse")] {
+        let error = server
+            .connect_as(user, password)
+            .await
+            .expect_err("refused");
+        let database_error = error.as_db_error().expect("the server's refusal");
+        assert_eq!(database_error.code(), &SqlState::INVALID_PASSWORD, "{user}");
+        assert_eq!(
+            database_error.message(),
+            format!("password authentication failed for user \"{user}\"")
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn serve_beyond_loopback_needs_logins_and_tls() {
+    let elsewhere = common::ebiq(&["serve", "--listen", "0.0.0.0:5433"]);
+    assert_eq!(elsewhere.status.code(), Some(2));
+    let message = common::stderr(&elsewhere);
+    assert!(
+        message.contains("missing --users (logins) and --tls-cert and --tls-key (TLS)"),
+        "{message}"
+    );
+    let bad_role = common::ebiq(&[
+        "serve",
+        "--add-user",
+        "x",
+        "--role",
+        "admin",
+        "--users",
+        "/nonexistent/users",
+    ]);
+    assert_eq!(bad_role.status.code(), Some(2));
+    assert!(
+        common::stderr(&bad_role).contains("unknown role 'admin'"),
+        "{}",
+        common::stderr(&bad_role)
+    );
+}
