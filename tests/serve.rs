@@ -116,6 +116,70 @@ async fn settings_belong_to_one_connection() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn each_kind_of_write_or_file_read_is_refused_and_nothing_changes() {
+    let server = Server::start();
+    let client = server.connect().await;
+    let before = rows(&client, "SELECT count(*) FROM opa").await;
+    let sample = common::project().join("data-samples/opa/opa_202304.parquet");
+    let sample = sample.to_str().expect("utf-8 path");
+    let scratch_file = scratch("serve-refused").join("out.parquet");
+    let scratch_file = scratch_file.to_str().expect("utf-8 path");
+    let cases = [
+        (
+            "CREATE EXTERNAL TABLE",
+            format!("CREATE EXTERNAL TABLE other STORED AS PARQUET LOCATION '{sample}'"),
+        ),
+        ("COPY to a file", format!("COPY opa TO '{scratch_file}'")),
+        (
+            "INSERT",
+            "INSERT INTO opa (opa_ident) VALUES (1)".to_owned(),
+        ),
+        (
+            "CREATE TABLE AS",
+            "CREATE TABLE copied AS SELECT * FROM opa".to_owned(),
+        ),
+        (
+            "CREATE VIEW",
+            "CREATE VIEW mine AS SELECT 1 AS one".to_owned(),
+        ),
+        ("DROP", "DROP TABLE opa".to_owned()),
+        (
+            "DROP of a report view",
+            "DROP VIEW reports.headline".to_owned(),
+        ),
+        (
+            "SET of a DataFusion option",
+            "SET datafusion.execution.listing_table_ignore_subdirectory = false".to_owned(),
+        ),
+        (
+            "a file by its path",
+            format!("SELECT count(*) FROM '{sample}'"),
+        ),
+        (
+            "a table function",
+            format!("SELECT * FROM parquet_metadata('{sample}')"),
+        ),
+    ];
+    for (kind, sql) in &cases {
+        let simple = client.simple_query(sql).await;
+        assert_eq!(sqlstate(simple), SqlState::INSUFFICIENT_PRIVILEGE, "{kind}");
+        let extended = client.query(sql.as_str(), &[]).await;
+        assert_eq!(
+            sqlstate(extended),
+            SqlState::INSUFFICIENT_PRIVILEGE,
+            "{kind}"
+        );
+    }
+    assert_eq!(rows(&client, "SELECT count(*) FROM opa").await, before);
+    let views = rows(&client, "SELECT count(*) FROM reports.headline").await;
+    assert_eq!(views.len(), 1, "the report view is still there");
+    assert!(
+        !std::path::Path::new(scratch_file).exists(),
+        "nothing written"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn errors_carry_postgres_sqlstate_codes() {
     let server = Server::start();
     let client = server.connect().await;

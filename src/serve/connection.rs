@@ -19,6 +19,7 @@ use super::catalog_sql::CatalogSql;
 use super::copy::CopyHook;
 use super::errors::error_info;
 use super::login::Startup;
+use super::read_only::ReadOnly;
 use super::respond::Planned;
 use super::savepoint::SavepointHook;
 use super::set::{EbiqSetHook, EbiqShow};
@@ -36,10 +37,11 @@ pub(super) struct Handlers {
 impl Handlers {
     /// Handlers over a new session of `served`'s.
     pub(super) fn new(served: &Served) -> Self {
-        // Ours first: `datafusion-postgres`'s SET hook accepts any setting and drops DataFusion's
+        // The read-only guard before everything. Then ours: `datafusion-postgres`'s SET hook accepts any setting and drops DataFusion's
         // error, so a mistyped `SET ebiq.null_mode` would silently leave the mode as it was, and
         // its SHOW answers ebiq's settings with an empty value.
         let hooks: Vec<Arc<dyn QueryHook>> = vec![
+            Arc::new(ReadOnly),
             Arc::new(EbiqSetHook),
             Arc::new(Planned(EbiqShow)),
             Arc::new(CopyHook),

@@ -29,7 +29,7 @@ use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::messages::copy::CopyData;
 use futures::{StreamExt, stream};
 
-use super::errors::sqlstate;
+use super::errors::{not_allowed, sqlstate};
 use super::respond::{api, no_rows_plan};
 
 /// The format a `COPY ... TO STDOUT` asked for.
@@ -63,14 +63,6 @@ impl CopyFormat {
 struct CopyOut {
     query: String,
     format: CopyFormat,
-}
-
-fn not_allowed(message: String) -> PgWireError {
-    PgWireError::UserError(Box::new(ErrorInfo::new(
-        "ERROR".to_owned(),
-        sqlstate::INSUFFICIENT_PRIVILEGE.to_owned(),
-        message,
-    )))
 }
 
 fn unsupported(message: String) -> PgWireError {

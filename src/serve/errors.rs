@@ -5,7 +5,7 @@ use datafusion::arrow::error::ArrowError;
 use datafusion::common::SchemaError;
 use datafusion::error::DataFusionError;
 use datafusion::sql::sqlparser::parser::ParserError;
-use datafusion_postgres::pgwire::error::ErrorInfo;
+use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError};
 
 use super::cancel::Cancelled;
 use crate::dataset::missing_sus_column;
@@ -48,6 +48,15 @@ pub(super) mod sqlstate {
 
 /// The error a client receives for `error`, if it is one ebiq gives a code: DataFusion's, or
 /// sqlparser's (the simple protocol parses before DataFusion sees the statement).
+/// A refusal of what the server does not allow (SQLSTATE 42501), with `message` saying what.
+pub(super) fn not_allowed(message: String) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "ERROR".to_owned(),
+        sqlstate::INSUFFICIENT_PRIVILEGE.to_owned(),
+        message,
+    )))
+}
+
 pub(super) fn error_info(
     error: &(dyn std::error::Error + Send + Sync + 'static),
     inputs: &[InputFile],

@@ -16,6 +16,7 @@ mod like_escape;
 mod login;
 mod on_cluster;
 mod pg_functions;
+mod read_only;
 mod reports;
 mod respond;
 mod savepoint;
