@@ -13,7 +13,7 @@ use ebiq::months::{Month, MonthRange};
 use ebiq::output::OutputFormat;
 use ebiq::report::ReportSettings;
 use ebiq::rules::RuleSource;
-use ebiq::serve::{AddUserSettings, ServeSettings, TlsFiles};
+use ebiq::serve::{AddUserSettings, Limits, ServeSettings, TlsFiles};
 use ebiq::session::{DEFAULT_CATALOG, SessionSettings};
 use ebiq::shell::ShellSettings;
 use ebiq::sql::{SqlSettings, SqlSource};
@@ -134,6 +134,14 @@ struct ServeArgs {
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
 
+    /// Connections open at once; one more is refused (SQLSTATE 53300)
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    max_connections: usize,
+
+    /// Stop a statement that runs longer (SQLSTATE 57014): 30s, 5min, 1h; none by default
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    statement_timeout: Option<std::time::Duration>,
+
     /// Add or replace a login in --users (the password is asked twice) instead of serving
     #[arg(long, value_name = "NAME", requires_all = ["users", "role"])]
     add_user: Option<String>,
@@ -248,6 +256,19 @@ fn parse_size(text: &str) -> Result<usize, String> {
         return Err(format!("'{text}' is not a usable memory size"));
     }
     Ok(bytes as usize)
+}
+
+/// `30s`, `5min`, `1h 30min` (humantime's forms), more than zero.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(duration) if !duration.is_zero() => Ok(duration),
+        Ok(_) => Err(format!(
+            "'{text}' is no time at all: leave the option out for no limit"
+        )),
+        Err(error) => Err(format!(
+            "'{text}' is not a duration such as 30s or 5min: {error}"
+        )),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -462,6 +483,10 @@ impl Cli {
                         queries: args.queries.unwrap_or_else(|| project_path("queries")),
                         users: args.users,
                         tls,
+                        limits: Limits {
+                            max_connections: args.max_connections,
+                            statement_timeout: args.statement_timeout,
+                        },
                     },
                 })
             }
@@ -525,7 +550,21 @@ fn session_settings(args: SessionArgs) -> SessionSettings {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_size;
+    use super::{parse_duration, parse_size};
+
+    #[test]
+    fn durations_read_as_people_write_them() {
+        assert_eq!(
+            parse_duration("30s"),
+            Ok(std::time::Duration::from_secs(30))
+        );
+        assert_eq!(
+            parse_duration("5min"),
+            Ok(std::time::Duration::from_secs(300))
+        );
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("soon").is_err());
+    }
 
     #[test]
     fn sizes_are_powers_of_1024() {

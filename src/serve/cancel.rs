@@ -13,6 +13,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -30,14 +31,27 @@ use datafusion_postgres::pgwire::messages::startup::SecretKey;
 use futures::StreamExt;
 use tokio::sync::Notify;
 
-/// Why a statement ended early: its client asked.
+/// Why a statement ended early.
 #[derive(Debug)]
-pub(super) struct Cancelled;
+pub(super) enum Cancelled {
+    /// Its client asked.
+    ByClient,
+    /// It ran longer than `--statement-timeout`.
+    TimedOut(Duration),
+}
 
 impl fmt::Display for Cancelled {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // PostgreSQL's own words, which clients and people recognise.
-        f.write_str("canceling statement due to user request")
+        match self {
+            Self::ByClient => f.write_str("canceling statement due to user request"),
+            Self::TimedOut(limit) => write!(
+                f,
+                "canceling statement due to statement timeout ({} s, the server's \
+                 --statement-timeout)",
+                limit.as_secs_f64()
+            ),
+        }
     }
 }
 
@@ -145,7 +159,11 @@ impl CancelHandler for CancelRequests {
 /// Puts every plan of a connection's session under [`CancellableExec`]; the last physical
 /// optimizer rule of the connection's session.
 #[derive(Debug)]
-pub(super) struct CancelOnRequest(pub(super) Arc<CancelSignal>);
+pub(super) struct CancelOnRequest {
+    pub(super) signal: Arc<CancelSignal>,
+    /// How long a statement may run, from its first row's request.
+    pub(super) timeout: Option<Duration>,
+}
 
 impl PhysicalOptimizerRule for CancelOnRequest {
     fn optimize(
@@ -153,10 +171,11 @@ impl PhysicalOptimizerRule for CancelOnRequest {
         plan: Arc<dyn ExecutionPlan>,
         _config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        self.0.reset();
+        self.signal.reset();
         Ok(Arc::new(CancellableExec {
             input: plan,
-            signal: self.0.clone(),
+            signal: self.signal.clone(),
+            timeout: self.timeout,
         }))
     }
 
@@ -169,11 +188,12 @@ impl PhysicalOptimizerRule for CancelOnRequest {
     }
 }
 
-/// Its input's rows, until the connection's cancel signal fires.
+/// Its input's rows, until the connection's cancel signal fires or the statement timeout passes.
 #[derive(Debug)]
 pub(super) struct CancellableExec {
     input: Arc<dyn ExecutionPlan>,
     signal: Arc<CancelSignal>,
+    timeout: Option<Duration>,
 }
 
 impl DisplayAs for CancellableExec {
@@ -218,6 +238,7 @@ impl ExecutionPlan for CancellableExec {
         Ok(Arc::new(Self {
             input: children.swap_remove(0),
             signal: self.signal.clone(),
+            timeout: self.timeout,
         }))
     }
 
@@ -229,14 +250,25 @@ impl ExecutionPlan for CancellableExec {
         let input = self.input.execute(partition, context)?;
         let schema = input.schema();
         let signal = self.signal.clone();
-        let fired: Pin<Box<dyn Future<Output = ()> + Send>> =
-            Box::pin(async move { signal.fired().await });
+        let timeout = self.timeout;
+        let fired: Pin<Box<dyn Future<Output = Cancelled> + Send>> = Box::pin(async move {
+            match timeout {
+                Some(limit) => tokio::select! {
+                    () = signal.fired() => Cancelled::ByClient,
+                    () = tokio::time::sleep(limit) => Cancelled::TimedOut(limit),
+                },
+                None => {
+                    signal.fired().await;
+                    Cancelled::ByClient
+                }
+            }
+        });
         let rows = futures::stream::unfold(Some((input, fired)), |state| async move {
             let (mut input, mut fired) = state?;
             tokio::select! {
                 biased;
-                () = &mut fired => Some((
-                    Err(DataFusionError::External(Box::new(Cancelled))),
+                why = &mut fired => Some((
+                    Err(DataFusionError::External(Box::new(why))),
                     None,
                 )),
                 batch = input.next() => batch.map(|batch| (batch, Some((input, fired)))),
@@ -248,23 +280,25 @@ impl ExecutionPlan for CancellableExec {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use datafusion::prelude::SessionContext;
 
     use super::*;
 
-    // Multi-threaded: the task that fires the signal must run while the statement holds a thread.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_fired_signal_ends_a_running_statement_with_cancelled() {
+    fn session(signal: &Arc<CancelSignal>, timeout: Option<Duration>) -> SessionContext {
         let ctx = SessionContext::new();
-        let signal = Arc::new(CancelSignal::default());
+        let rule = CancelOnRequest {
+            signal: signal.clone(),
+            timeout,
+        };
         let state = datafusion::execution::SessionStateBuilder::new_from_existing(ctx.state())
-            .with_physical_optimizer_rule(Arc::new(CancelOnRequest(signal.clone())))
+            .with_physical_optimizer_rule(Arc::new(rule))
             .build();
-        let ctx = SessionContext::new_with_state(state);
-        // Running when the signal fires (seconds in a debug build), yet short: the join does
-        // not yield to the runtime, which waits for it when the test ends.
+        SessionContext::new_with_state(state)
+    }
+
+    /// Runs, in `ctx`, a statement that is still running seconds later (in a debug build) yet
+    /// short: the join does not yield to the runtime, which waits for it when the test ends.
+    async fn long_statement(ctx: &SessionContext) -> DataFusionError {
         let frame = ctx
             .sql(
                 "SELECT count(*) FROM generate_series(1, 30000) a(x) \
@@ -272,30 +306,50 @@ mod tests {
             )
             .await
             .expect("plans");
+        let outcome = tokio::time::timeout(Duration::from_secs(60), frame.collect())
+            .await
+            .expect("ends within a minute");
+        outcome.expect_err("stopped early")
+    }
+
+    // Multi-threaded: the task that fires the signal must run while the statement holds a thread.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_fired_signal_ends_a_running_statement_with_cancelled() {
+        let signal = Arc::new(CancelSignal::default());
+        let ctx = session(&signal, None);
         let fire = signal.clone();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(100)).await;
             fire.fire();
         });
-        let outcome = tokio::time::timeout(Duration::from_secs(60), frame.collect())
-            .await
-            .expect("ends within a minute of the signal");
-        let error = outcome.expect_err("cancelled");
+        let error = long_statement(&ctx).await;
         assert!(
-            matches!(error.find_root(), DataFusionError::External(e) if e.is::<Cancelled>()),
+            matches!(error.find_root(), DataFusionError::External(e)
+                if matches!(e.downcast_ref::<Cancelled>(), Some(Cancelled::ByClient))),
             "{error}"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_statement_past_its_timeout_ends_with_the_timeout() {
+        let signal = Arc::new(CancelSignal::default());
+        let ctx = session(&signal, Some(Duration::from_millis(100)));
+        let error = long_statement(&ctx).await;
+        assert!(
+            matches!(error.find_root(), DataFusionError::External(e)
+                if matches!(e.downcast_ref::<Cancelled>(), Some(Cancelled::TimedOut(_)))),
+            "{error}"
+        );
+        assert!(error.to_string().contains("statement timeout"), "{error}");
+        let quick = ctx.sql("SELECT 1").await.expect("plans").collect().await;
+        assert!(quick.is_ok(), "a statement within the timeout runs");
     }
 
     #[tokio::test]
     async fn a_cancel_before_a_statement_does_not_stop_it() {
         let signal = Arc::new(CancelSignal::default());
         signal.fire();
-        let ctx = SessionContext::new();
-        let state = datafusion::execution::SessionStateBuilder::new_from_existing(ctx.state())
-            .with_physical_optimizer_rule(Arc::new(CancelOnRequest(signal)))
-            .build();
-        let ctx = SessionContext::new_with_state(state);
+        let ctx = session(&signal, None);
         let batches = ctx
             .sql("SELECT 1")
             .await

@@ -18,7 +18,7 @@ use super::cancel::{CancelRequests, CancelSignal};
 use super::catalog_sql::CatalogSql;
 use super::copy::CopyHook;
 use super::errors::error_info;
-use super::login::Startup;
+use super::login::{Slot, Startup};
 use super::read_only::ReadOnly;
 use super::respond::Planned;
 use super::savepoint::SavepointHook;
@@ -59,6 +59,7 @@ impl Handlers {
                 hooks,
             )),
             startup: Arc::new(Startup {
+                slot: Slot::take(&served.open, served.limits.max_connections),
                 logins: served.logins.clone(),
                 tls_required: served.tls_required,
                 connections: served.connections.clone(),

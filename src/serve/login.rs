@@ -3,6 +3,7 @@
 //! cancel request can find it.
 
 use std::fmt::Debug;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
@@ -46,8 +47,34 @@ impl Logins {
     }
 }
 
+/// A connection's place among those open, given back when the connection ends.
+pub(super) struct Slot {
+    open: Arc<AtomicUsize>,
+    /// The limit, if this connection is past it.
+    past: Option<usize>,
+}
+
+impl Slot {
+    /// Takes a place among `open`, noting whether that is more than `max`.
+    pub(super) fn take(open: &Arc<AtomicUsize>, max: usize) -> Self {
+        let now = open.fetch_add(1, Ordering::SeqCst) + 1;
+        Self {
+            open: open.clone(),
+            past: (now > max).then_some(max),
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.open.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// One connection's start-up.
 pub(super) struct Startup {
+    /// Held while the connection is open.
+    pub(super) slot: Slot,
     pub(super) logins: Option<Arc<Logins>>,
     /// Whether the server has TLS, and so refuses connections without it.
     pub(super) tls_required: bool,
@@ -117,6 +144,16 @@ impl StartupHandler for Startup {
             PgWireFrontendMessage::Startup(ref startup) => {
                 protocol_negotiation(client, startup).await?;
                 save_startup_parameters_to_metadata(client, startup);
+                if let Some(max) = self.slot.past {
+                    return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+                        "FATAL".to_owned(),
+                        "53300".to_owned(),
+                        format!(
+                            "sorry, too many clients already (this server takes {max} \
+                             connections at once: --max-connections)"
+                        ),
+                    ))));
+                }
                 if self.tls_required && !client.is_secure() {
                     return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
                         "FATAL".to_owned(),

@@ -61,8 +61,19 @@ pub struct ServeSettings {
     pub queries: PathBuf,
     /// The users file; without one, any user name is taken without a password.
     pub users: Option<PathBuf>,
+    /// What one connection, and all of them, may hold.
+    pub limits: Limits,
     /// The server's certificate chain and private key (PEM), for TLS.
     pub tls: Option<TlsFiles>,
+}
+
+/// The server's limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Connections open at once; one more is refused with `53300`.
+    pub max_connections: usize,
+    /// How long a statement may run before it is stopped with `57014`.
+    pub statement_timeout: Option<std::time::Duration>,
 }
 
 /// The PEM files TLS needs.
@@ -104,6 +115,9 @@ struct Served {
     logins: Option<Arc<login::Logins>>,
     /// Each connection's process id and cancel key.
     pids: Arc<RandomPidSecretKeyGenerator>,
+    limits: Limits,
+    /// The connections open now, counted against `limits.max_connections`.
+    open: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// The whole command: opens the session, then serves connections until interrupted.
@@ -200,6 +214,8 @@ async fn prepare(session_settings: &SessionSettings, settings: &ServeSettings) -
         None => None,
     };
     Ok(Served {
+        limits: settings.limits,
+        open: Arc::default(),
         tls_required: settings.tls.is_some(),
         logins,
         pids: Arc::new(RandomPidSecretKeyGenerator::default()),
@@ -215,7 +231,10 @@ impl Served {
     /// plans that stop when `cancel` fires.
     fn connection_session(&self, cancel: &Arc<CancelSignal>) -> Arc<SessionContext> {
         let state = SessionStateBuilder::new_from_existing(self.state.clone())
-            .with_physical_optimizer_rule(Arc::new(CancelOnRequest(cancel.clone())))
+            .with_physical_optimizer_rule(Arc::new(CancelOnRequest {
+                signal: cancel.clone(),
+                timeout: self.limits.statement_timeout,
+            }))
             .build();
         Arc::new(SessionContext::new_with_state(state))
     }

@@ -1,0 +1,69 @@
+//! `ebiq serve`'s limits, through `tokio-postgres`: `--max-connections` refuses one connection too
+//! many with 53300 and takes a new one once another ends; `--statement-timeout` stops a statement
+//! that runs too long with 57014 and the connection goes on. (The memory limit's 53200 is tested
+//! in tests/serve.rs.)
+
+mod common;
+
+use std::time::Duration;
+
+use common::server::{Server, rows};
+use tokio_postgres::error::SqlState;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_connection_too_many_is_refused_until_another_ends() {
+    let server = Server::start_with(&["--max-connections", "2"]);
+    let first = server.connect().await;
+    let second = server.connect().await;
+    let refused = server
+        .connect_as("analyst", "")
+        .await
+        .expect_err("a third connection is one too many");
+    let error = refused.as_db_error().expect("the server's refusal");
+    assert_eq!(error.code(), &SqlState::TOO_MANY_CONNECTIONS);
+    assert!(
+        error.message().contains("--max-connections"),
+        "{}",
+        error.message()
+    );
+    assert_eq!(rows(&first, "SELECT 1").await[0][0].as_deref(), Some("1"));
+
+    drop(second);
+    // The server learns of the closed connection shortly after: bounded retries.
+    let mut third = None;
+    for _ in 0..50 {
+        if let Ok(client) = server.connect_as("analyst", "").await {
+            third = Some(client);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let third = third.expect("a place is free again once a connection ends");
+    assert_eq!(rows(&third, "SELECT 2").await[0][0].as_deref(), Some("2"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_statement_past_the_timeout_is_stopped_and_the_connection_goes_on() {
+    let server = Server::start_with(&["--statement-timeout", "1s"]);
+    let client = server.connect().await;
+    // About 150 million pairs: far longer than a second.
+    let long = "SELECT count(*) FROM opa a JOIN opa b ON a.der_activity_month = b.der_activity_month \
+                AND a.der_provider_code <> b.der_provider_code";
+    let outcome = tokio::time::timeout(Duration::from_secs(60), client.simple_query(long))
+        .await
+        .expect("stopped within a minute");
+    let error = outcome.expect_err("stopped by the timeout");
+    let error = error.as_db_error().expect("the server's error");
+    assert_eq!(error.code(), &SqlState::QUERY_CANCELED);
+    assert!(
+        error.message().contains("statement timeout"),
+        "{}",
+        error.message()
+    );
+    let count = rows(
+        &client,
+        "SELECT count(*) FROM opa WHERE der_provider_code = 'RXH'",
+    )
+    .await;
+    assert!(count[0][0].is_some(), "a short statement runs");
+}
