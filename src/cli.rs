@@ -134,6 +134,10 @@ struct ServeArgs {
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
 
+    /// Record every statement (who, when, SQL, rows, outcome; never values) as JSON lines
+    #[arg(long, value_name = "FILE")]
+    audit: Option<PathBuf>,
+
     /// Connections open at once; one more is refused (SQLSTATE 53300)
     #[arg(long, value_name = "N", default_value_t = 64)]
     max_connections: usize,
@@ -483,6 +487,7 @@ impl Cli {
                         queries: args.queries.unwrap_or_else(|| project_path("queries")),
                         users: args.users,
                         tls,
+                        audit: args.audit,
                         limits: Limits {
                             max_connections: args.max_connections,
                             statement_timeout: args.statement_timeout,

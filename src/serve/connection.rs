@@ -14,6 +14,7 @@ use datafusion_postgres::pgwire::error::PgWireError;
 use datafusion_postgres::{DfSessionService, QueryHook};
 
 use super::Served;
+use super::audit::Audited;
 use super::cancel::{CancelRequests, CancelSignal};
 use super::catalog_sql::CatalogSql;
 use super::copy::CopyHook;
@@ -28,7 +29,7 @@ use crate::validate::InputFile;
 
 /// The handlers of one connection.
 pub(super) struct Handlers {
-    queries: Arc<DfSessionService>,
+    queries: Arc<Audited>,
     startup: Arc<Startup>,
     cancel: Arc<CancelRequests>,
     errors: Arc<SqlStateErrors>,
@@ -54,10 +55,14 @@ impl Handlers {
         ];
         let signal = Arc::new(CancelSignal::default());
         Self {
-            queries: Arc::new(DfSessionService::new_with_hooks(
-                served.connection_session(&signal),
-                hooks,
-            )),
+            queries: Arc::new(Audited {
+                inner: Arc::new(DfSessionService::new_with_hooks(
+                    served.connection_session(&signal),
+                    hooks,
+                )),
+                log: served.audit.clone(),
+                inputs: served.inputs.clone(),
+            }),
             startup: Arc::new(Startup {
                 slot: Slot::take(&served.open, served.limits.max_connections),
                 logins: served.logins.clone(),

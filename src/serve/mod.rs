@@ -7,6 +7,7 @@
 //! `reports.*` views, PostgreSQL's SQLSTATE codes on ebiq's own error messages, and the few
 //! functions clients call at connect time that DataFusion answers differently from PostgreSQL.
 
+mod audit;
 mod cancel;
 mod catalog_sql;
 mod connection;
@@ -63,6 +64,8 @@ pub struct ServeSettings {
     pub users: Option<PathBuf>,
     /// What one connection, and all of them, may hold.
     pub limits: Limits,
+    /// The audit file: a JSON line per statement.
+    pub audit: Option<PathBuf>,
     /// The server's certificate chain and private key (PEM), for TLS.
     pub tls: Option<TlsFiles>,
 }
@@ -116,6 +119,8 @@ struct Served {
     /// Each connection's process id and cancel key.
     pids: Arc<RandomPidSecretKeyGenerator>,
     limits: Limits,
+    /// Where each statement is recorded.
+    audit: Option<Arc<audit::AuditLog>>,
     /// The connections open now, counted against `limits.max_connections`.
     open: Arc<std::sync::atomic::AtomicUsize>,
 }
@@ -213,7 +218,12 @@ async fn prepare(session_settings: &SessionSettings, settings: &ServeSettings) -
         Some(path) => Some(Arc::new(login::Logins::new(users::Users::load(path)?))),
         None => None,
     };
+    let audit = match &settings.audit {
+        Some(path) => Some(Arc::new(audit::AuditLog::open(path)?)),
+        None => None,
+    };
     Ok(Served {
+        audit,
         limits: settings.limits,
         open: Arc::default(),
         tls_required: settings.tls.is_some(),
