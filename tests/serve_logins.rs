@@ -93,3 +93,93 @@ fn serve_beyond_loopback_needs_logins_and_tls() {
         common::stderr(&bad_role)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_publisher_reads_only_suppressed_report_views() {
+    let dir = scratch("serve-roles");
+    std::fs::create_dir_all(&dir).expect("a scratch folder");
+    let users = dir.join("users");
+    for (name, role) in [("pat", "publisher"), ("ana", "analyst")] {
+        let added = add_user(&users, name, role, "a long passphrase\na long passphrase\n");
+        assert!(added.status.success(), "{added:?}");
+    }
+    let suppressed = dir.join("suppressed");
+    common::ebiq_ok(&[
+        "report",
+        "--quiet",
+        "--suppress",
+        "--format",
+        "csv",
+        "--out",
+        suppressed.to_str().expect("utf-8"),
+    ]);
+
+    let server = Server::start_with(&["--users", users.to_str().expect("utf-8")]);
+    let publisher = server
+        .connect_as("pat", "a long passphrase")
+        .await
+        .expect("logs in");
+    // The main report and a statistic, as `ebiq report --suppress` publishes them.
+    for (view, csv) in [
+        ("flagged_by_provider_month", "01_flagged_by_provider_month"),
+        (
+            "standardised_rates_by_commissioner",
+            "06_standardised_rates_by_commissioner",
+        ),
+    ] {
+        let text = std::fs::read_to_string(suppressed.join(format!("{csv}.csv"))).expect("CSV");
+        let expected: Vec<Vec<Option<String>>> = text
+            .lines()
+            .skip(1)
+            .map(|line| {
+                line.split(',')
+                    .map(|cell| (!cell.is_empty()).then(|| cell.to_owned()))
+                    .collect()
+            })
+            .collect();
+        let served = rows(&publisher, &format!("SELECT * FROM reports.{view}")).await;
+        assert!(!served.is_empty(), "{view} has rows");
+        assert_eq!(served, expected, "{view}");
+    }
+    let stars = rows(
+        &publisher,
+        "SELECT count(*) FROM reports.flagged_by_provider_month WHERE flagged = '*'",
+    )
+    .await;
+    assert_ne!(stars[0][0].as_deref(), Some("0"), "small counts are hidden");
+
+    for sql in [
+        "SELECT * FROM opa",
+        "SELECT count(*) FROM apcs",
+        "SELECT * FROM ebiq.reports.flagged_by_provider_month",
+        "EXPLAIN ANALYZE SELECT * FROM reports.headline",
+    ] {
+        let error = publisher.simple_query(sql).await.expect_err("refused");
+        assert_eq!(
+            error.code(),
+            Some(&SqlState::INSUFFICIENT_PRIVILEGE),
+            "{sql}"
+        );
+        let error = publisher.query(sql, &[]).await.expect_err("refused");
+        assert_eq!(
+            error.code(),
+            Some(&SqlState::INSUFFICIENT_PRIVILEGE),
+            "{sql}"
+        );
+    }
+
+    // An analyst on the same server reads the figures themselves.
+    let analyst = server
+        .connect_as("ana", "a long passphrase")
+        .await
+        .expect("logs in");
+    let stars = rows(
+        &analyst,
+        "SELECT count(*) FROM reports.flagged_by_provider_month WHERE CAST(flagged AS TEXT) = '*'",
+    )
+    .await;
+    assert_eq!(stars[0][0].as_deref(), Some("0"));
+    let count = rows(&analyst, "SELECT count(*) FROM opa").await;
+    assert!(count[0][0].is_some());
+    let _ = std::fs::remove_dir_all(dir);
+}

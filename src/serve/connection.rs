@@ -20,6 +20,7 @@ use super::catalog_sql::CatalogSql;
 use super::copy::CopyHook;
 use super::errors::error_info;
 use super::login::{Slot, Startup};
+use super::publisher::PublisherOnly;
 use super::read_only::ReadOnly;
 use super::respond::Planned;
 use super::savepoint::SavepointHook;
@@ -43,6 +44,7 @@ impl Handlers {
         // its SHOW answers ebiq's settings with an empty value.
         let hooks: Vec<Arc<dyn QueryHook>> = vec![
             Arc::new(ReadOnly),
+            Arc::new(PublisherOnly),
             Arc::new(EbiqSetHook),
             Arc::new(Planned(EbiqShow)),
             Arc::new(CopyHook),

@@ -17,6 +17,7 @@ mod like_escape;
 mod login;
 mod on_cluster;
 mod pg_functions;
+mod publisher;
 mod read_only;
 mod reports;
 mod respond;
@@ -207,6 +208,7 @@ async fn prepare(session_settings: &SessionSettings, settings: &ServeSettings) -
     for skipped in reports::register(&ctx, &settings.queries).await? {
         eprintln!("ebiq serve: {skipped}");
     }
+    publisher::register(&ctx, DATABASE).await?;
     let mut state = ctx.state();
     if session_settings.cluster.is_some() {
         let remote = state.query_planner().clone();

@@ -166,6 +166,11 @@ impl ReportView {
 }
 
 impl ReportView {
+    /// The query's dimension columns, if it declares them (`-- @dimensions provider, month`).
+    pub(super) fn dimensions(&self) -> Option<&[String]> {
+        self.query.dimensions.as_deref()
+    }
+
     /// The view's query planned for a read in `state`, with that session's month range.
     pub(super) async fn bound_plan(
         &self,
