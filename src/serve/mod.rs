@@ -41,6 +41,7 @@ use datafusion::prelude::SessionContext;
 use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_pg_catalog::setup_pg_catalog;
 use datafusion_postgres::{datafusion_pg_catalog, pgwire};
+use futures::FutureExt;
 use pgwire::api::{ConnectionManager, RandomPidSecretKeyGenerator};
 use tokio::net::TcpListener;
 
@@ -148,6 +149,7 @@ pub async fn run(session_settings: &SessionSettings, settings: &ServeSettings) -
     let tls_state = if tls.is_some() { "TLS" } else { "no TLS" };
     eprintln!("ebiq serve: listening on {address}, database {DATABASE}; {logins}; {tls_state}.");
     let served = Arc::new(served);
+    contain_connection_panics();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -155,10 +157,23 @@ pub async fn run(session_settings: &SessionSettings, settings: &ServeSettings) -
                     let handlers = connection::Handlers::new(&served);
                     let tls = tls.clone();
                     tokio::spawn(async move {
-                        if let Err(error) =
-                            pgwire::tokio::process_socket(socket, tls, handlers).await
-                        {
-                            eprintln!("ebiq serve: connection from {peer} ended: {error}");
+                        let served = std::panic::AssertUnwindSafe(
+                            pgwire::tokio::process_socket(socket, tls, handlers),
+                        )
+                        .catch_unwind()
+                        .await;
+                        match served {
+                            Ok(Ok(())) => {}
+                            Ok(Err(error)) => {
+                                eprintln!("ebiq serve: connection from {peer} ended: {error}");
+                            }
+                            // pgwire 0.41's message decoders index past the end of a malformed
+                            // message (a Bind whose lengths lie) instead of returning an error.
+                            // That ends this connection only; its socket is closed here.
+                            Err(_) => eprintln!(
+                                "ebiq serve: connection from {peer} ended: it sent a message \
+                                 that could not be decoded"
+                            ),
                         }
                     });
                 }
@@ -170,6 +185,24 @@ pub async fn run(session_settings: &SessionSettings, settings: &ServeSettings) -
             }
         }
     }
+}
+
+/// Panics while serving a connection end that connection (see [`run`]); said in one line on
+/// stderr rather than as a backtrace, since one client's malformed message is not the server's
+/// failure.
+fn contain_connection_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let location = info
+            .location()
+            .map_or_else(String::new, |l| format!(" at {}:{}", l.file(), l.line()));
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        eprintln!("ebiq serve: internal error{location}: {message}");
+    }));
 }
 
 fn display(path: &Option<PathBuf>) -> String {

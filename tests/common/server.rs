@@ -4,7 +4,7 @@
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::time::Duration;
 
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
@@ -14,7 +14,10 @@ use super::{binary, project};
 /// A running `ebiq serve`, killed when dropped.
 pub struct Server {
     child: Child,
-    address: SocketAddr,
+    /// Where it listens.
+    pub address: SocketAddr,
+    /// Every line it has written to stderr since it started listening.
+    pub stderr: Arc<Mutex<Vec<String>>>,
 }
 
 impl Server {
@@ -37,11 +40,17 @@ impl Server {
             .expect("ebiq serve starts");
         let stderr = child.stderr.take().expect("stderr is piped");
         let (sender, receiver) = mpsc::channel();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let kept = lines.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(rest) = line.strip_prefix("ebiq serve: listening on ") {
                     let address = rest.split(',').next().unwrap_or_default().to_owned();
                     let _ = sender.send(address);
+                } else {
+                    kept.lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(line);
                 }
             }
         });
@@ -50,7 +59,11 @@ impl Server {
             .expect("the server says where it listens within two minutes")
             .parse()
             .expect("an address");
-        Self { child, address }
+        Self {
+            child,
+            address,
+            stderr: lines,
+        }
     }
 
     /// Connects as `user` with `password`, giving the error a refused login gets.
@@ -70,6 +83,11 @@ impl Server {
         let (client, connection) = config.connect(NoTls).await?;
         tokio::spawn(connection);
         Ok(client)
+    }
+
+    /// Whether the server process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     pub async fn connect(&self) -> Client {
