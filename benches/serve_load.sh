@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Load on ebiq serve (release build) over a generated dataset: --clients connections at once for
+# --seconds (benches/serve_load.py: main report query, lookups by opa_ident, the explain function,
+# a publisher's report view; every answer compared with the same statement run alone), the
+# server's resident memory sampled every second against --memory-limit, then a client killed
+# mid-statement and the server's memory after. The server listens on 127.0.0.1 only, with logins,
+# and is stopped at the end.
+#
+#   benches/serve_load.sh [--rows 20000000] [--clients 32] [--seconds 300] [--memory-limit 4G]
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+
+rows=20000000
+clients=32
+seconds=300
+memory_limit=4G
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --rows) rows=$2; shift 2 ;;
+        --clients) clients=$2; shift 2 ;;
+        --seconds) seconds=$2; shift 2 ;;
+        --memory-limit) memory_limit=$2; shift 2 ;;
+        *) echo "unknown option $1" >&2; exit 2 ;;
+    esac
+done
+data=$root/bench-data/sus-$rows
+
+build_ebiq
+ensure_dataset "$rows" "$data"
+venv=$root/benches/.venv
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/tests/clients/requirements.txt"
+
+work=$(mktemp -d)
+server=""
+sampler=""
+cleanup() {
+    for pid in $sampler $server; do kill "$pid" 2> /dev/null || true; wait "$pid" 2> /dev/null || true; done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+printf 'load analyst pw\nload analyst pw\n' | "$ebiq" serve --add-user load_analyst --role analyst --users "$work/users" 2> /dev/null
+printf 'load publisher pw\nload publisher pw\n' | "$ebiq" serve --add-user load_publisher --role publisher --users "$work/users" 2> /dev/null
+"$ebiq" serve --quiet --data "$data" --listen 127.0.0.1:0 --users "$work/users" \
+    --memory-limit "$memory_limit" --max-connections $((clients + 8)) 2> "$work/serve.log" &
+server=$!
+port=""
+for _ in $(seq 1 600); do
+    port=$(sed -n 's/^ebiq serve: listening on 127\.0\.0\.1:\([0-9]*\),.*/\1/p' "$work/serve.log")
+    [ -n "$port" ] && break
+    sleep 0.5
+done
+[ -n "$port" ] || { cat "$work/serve.log" >&2; exit 1; }
+rss_mb() { awk '/^VmRSS/ { printf "%d", $2 / 1024 }' "/proc/$server/status"; }
+
+sed "s/\$from_month/'000000'/; s/\$to_month/'999999'/" "$root/queries/01_flagged_by_provider_month.sql" > "$work/main.sql"
+( while kill -0 "$server" 2> /dev/null; do rss_mb >> "$work/rss"; echo >> "$work/rss"; sleep 1; done ) &
+sampler=$!
+
+echo "## ebiq serve under load: $clients clients for ${seconds}s, $rows rows, --memory-limit $memory_limit"
+echo "$(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(date -u +%Y-%m-%d)"
+echo
+status=0
+"$venv/bin/python" "$root/benches/serve_load.py" "$port" "$work/main.sql" "$clients" "$seconds" \
+    'load analyst pw' 'load publisher pw' || status=$?
+echo
+echo "server resident memory during the load: peak $(sort -n "$work/rss" | tail -n 1) MB (--memory-limit $memory_limit)"
+
+# A client killed mid-statement: the server's memory before, and ten seconds after.
+sleep 5
+before=$(rss_mb)
+PGPASSWORD='load analyst pw' psql "host=127.0.0.1 port=$port dbname=ebiq user=load_analyst" \
+    -c "SELECT der_provider_code, array_agg(der_procedure_all) FROM opa GROUP BY der_provider_code" > /dev/null 2>&1 &
+killed=$!
+sleep 3
+during=$(rss_mb)
+kill -9 "$killed" 2> /dev/null || true
+wait "$killed" 2> /dev/null || true
+sleep 10
+after=$(rss_mb)
+echo "client killed mid-statement: server RSS ${before} MB before, ${during} MB while it ran, ${after} MB ten seconds after the kill"
+exit $status
