@@ -146,6 +146,10 @@ struct ServeArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     statement_timeout: Option<std::time::Duration>,
 
+    /// Close a connection with no statement running for this long: 30min, 8h; none by default
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    idle_timeout: Option<std::time::Duration>,
+
     /// Add or replace a login in --users (the password is asked twice) instead of serving
     #[arg(long, value_name = "NAME", requires_all = ["users", "role"])]
     add_user: Option<String>,
@@ -491,6 +495,7 @@ impl Cli {
                         limits: Limits {
                             max_connections: args.max_connections,
                             statement_timeout: args.statement_timeout,
+                            idle_timeout: args.idle_timeout,
                         },
                     },
                 })

@@ -67,3 +67,25 @@ async fn a_statement_past_the_timeout_is_stopped_and_the_connection_goes_on() {
     .await;
     assert!(count[0][0].is_some(), "a short statement runs");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_connection_is_closed_but_a_running_statement_is_not_idleness() {
+    let server = Server::start_with(&["--idle-timeout", "1s", "--statement-timeout", "3s"]);
+    let busy = server.connect().await;
+    // Runs three seconds (stopped by the statement timeout), past the one-second idle timeout.
+    let long = "SELECT count(*) FROM opa a JOIN opa b ON a.der_activity_month = b.der_activity_month \
+                AND a.der_provider_code <> b.der_provider_code";
+    let error = busy.simple_query(long).await.expect_err("stopped");
+    assert_eq!(
+        error.code(),
+        Some(&SqlState::QUERY_CANCELED),
+        "the statement ran to its own timeout: {error}"
+    );
+
+    let idle = server.connect().await;
+    assert_eq!(rows(&idle, "SELECT 1").await[0][0].as_deref(), Some("1"));
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let closed = idle.simple_query("SELECT 1").await;
+    assert!(closed.is_err(), "the idle connection was closed");
+    assert!(idle.is_closed());
+}

@@ -29,6 +29,7 @@ use datafusion_postgres::pgwire::messages::extendedquery::Parse;
 use futures::{Sink, Stream};
 
 use super::errors::error_info;
+use super::idle::{Activity, Busy, WhileSending};
 use super::login::ROLE;
 use crate::validate::InputFile;
 
@@ -165,9 +166,35 @@ pub(super) struct Audited {
     pub(super) inner: Arc<DfSessionService>,
     pub(super) log: Option<Arc<AuditLog>>,
     pub(super) inputs: Arc<Vec<InputFile>>,
+    /// The connection's activity, for the idle timeout.
+    pub(super) activity: Arc<Activity>,
 }
 
 impl Audited {
+    /// Keeps the statement busy (for the idle timeout) until its rows, if any, have been sent.
+    fn hold(busy: Busy, outcome: PgWireResult<Response>) -> PgWireResult<Response> {
+        match outcome {
+            Ok(Response::Query(mut query)) => {
+                let rows = std::mem::replace(query.data_rows(), Box::pin(futures::stream::empty()));
+                *query.data_rows() = Box::pin(WhileSending {
+                    rows,
+                    busy: Some(busy),
+                });
+                Ok(Response::Query(query))
+            }
+            Ok(Response::CopyOut(mut copy)) => {
+                let rows =
+                    std::mem::replace(&mut copy.data_stream, Box::pin(futures::stream::empty()));
+                copy.data_stream = Box::pin(WhileSending {
+                    rows,
+                    busy: Some(busy),
+                });
+                Ok(Response::CopyOut(copy))
+            }
+            other => other,
+        }
+    }
+
     /// Records `outcome` for `statement` now, or, for rows still to be sent, when they end.
     fn audit(
         &self,
@@ -223,11 +250,16 @@ impl SimpleQueryHandler for Audited {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let statement = Statement::of(client, query);
+        let _busy = self.activity.begin();
         let responses = SimpleQueryHandler::do_query(self.inner.as_ref(), client, query).await;
         match responses {
+            // Each response's rows keep the connection busy until sent.
             Ok(responses) => responses
                 .into_iter()
-                .map(|response| self.audit(statement.clone(), Ok(response)))
+                .map(|response| {
+                    let audited = self.audit(statement.clone(), Ok(response));
+                    Self::hold(self.activity.begin(), audited)
+                })
                 .collect(),
             Err(error) => self
                 .audit(statement, Err(error))
@@ -258,6 +290,7 @@ impl ExtendedQueryHandler for Audited {
             .log
             .as_ref()
             .map(|_| Statement::of(client, &message.query));
+        let _busy = self.activity.begin();
         let parsed = ExtendedQueryHandler::on_parse(self.inner.as_ref(), client, message).await;
         if let (Err(error), Some(statement)) = (&parsed, statement)
             && let Some(log) = &self.log
@@ -280,8 +313,9 @@ impl ExtendedQueryHandler for Audited {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let statement = Statement::of(client, &portal.statement.statement.0);
+        let busy = self.activity.begin();
         let outcome =
             ExtendedQueryHandler::do_query(self.inner.as_ref(), client, portal, max_rows).await;
-        self.audit(statement, outcome)
+        Self::hold(busy, self.audit(statement, outcome))
     }
 }

@@ -19,6 +19,7 @@ use super::cancel::{CancelRequests, CancelSignal};
 use super::catalog_sql::CatalogSql;
 use super::copy::CopyHook;
 use super::errors::error_info;
+use super::idle::Activity;
 use super::login::{Slot, Startup};
 use super::publisher::PublisherOnly;
 use super::read_only::ReadOnly;
@@ -30,6 +31,8 @@ use crate::validate::InputFile;
 
 /// The handlers of one connection.
 pub(super) struct Handlers {
+    /// What the idle timeout watches.
+    pub(super) activity: Arc<Activity>,
     queries: Arc<Audited>,
     startup: Arc<Startup>,
     cancel: Arc<CancelRequests>,
@@ -56,7 +59,9 @@ impl Handlers {
             Arc::new(TransactionStatementHook),
         ];
         let signal = Arc::new(CancelSignal::default());
+        let activity = Arc::new(Activity::default());
         Self {
+            activity: activity.clone(),
             queries: Arc::new(Audited {
                 inner: Arc::new(DfSessionService::new_with_hooks(
                     served.connection_session(&signal),
@@ -64,6 +69,7 @@ impl Handlers {
                 )),
                 log: served.audit.clone(),
                 inputs: served.inputs.clone(),
+                activity: activity.clone(),
             }),
             startup: Arc::new(Startup {
                 slot: Slot::take(&served.open, served.limits.max_connections),

@@ -13,6 +13,7 @@ mod catalog_sql;
 mod connection;
 mod copy;
 mod errors;
+mod idle;
 mod like_escape;
 mod login;
 mod on_cluster;
@@ -79,6 +80,8 @@ pub struct Limits {
     pub max_connections: usize,
     /// How long a statement may run before it is stopped with `57014`.
     pub statement_timeout: Option<std::time::Duration>,
+    /// How long a connection may sit with no statement running before it is closed.
+    pub idle_timeout: Option<std::time::Duration>,
 }
 
 /// The PEM files TLS needs.
@@ -155,13 +158,31 @@ pub async fn run(session_settings: &SessionSettings, settings: &ServeSettings) -
             accepted = listener.accept() => match accepted {
                 Ok((socket, peer)) => {
                     let handlers = connection::Handlers::new(&served);
+                    let activity = handlers.activity.clone();
+                    let idle_timeout = served.limits.idle_timeout;
                     let tls = tls.clone();
                     tokio::spawn(async move {
-                        let served = std::panic::AssertUnwindSafe(
+                        let connection = std::panic::AssertUnwindSafe(
                             pgwire::tokio::process_socket(socket, tls, handlers),
                         )
-                        .catch_unwind()
-                        .await;
+                        .catch_unwind();
+                        let idle = async {
+                            match idle_timeout {
+                                Some(limit) => activity.idle(limit).await,
+                                None => std::future::pending().await,
+                            }
+                        };
+                        // Dropping the connection's future closes its socket.
+                        let served = tokio::select! {
+                            served = connection => served,
+                            () = idle => {
+                                eprintln!(
+                                    "ebiq serve: connection from {peer} closed: idle longer \
+                                     than --idle-timeout"
+                                );
+                                return;
+                            }
+                        };
                         match served {
                             Ok(Ok(())) => {}
                             Ok(Err(error)) => {
