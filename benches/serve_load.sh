@@ -4,7 +4,7 @@
 # a publisher's report view; every answer compared with the same statement run alone), the
 # server's resident memory sampled every second against --memory-limit, then a client killed
 # mid-statement and the server's memory after. The server listens on 127.0.0.1 only, with logins,
-# and is stopped at the end.
+# and is stopped at the end. Each client holds two connections (an analyst's and a publisher's).
 #
 #   benches/serve_load.sh [--rows 20000000] [--clients 32] [--seconds 300] [--memory-limit 4G]
 set -euo pipefail
@@ -43,7 +43,7 @@ trap cleanup EXIT
 printf 'load analyst pw\nload analyst pw\n' | "$ebiq" serve --add-user load_analyst --role analyst --users "$work/users" 2> /dev/null
 printf 'load publisher pw\nload publisher pw\n' | "$ebiq" serve --add-user load_publisher --role publisher --users "$work/users" 2> /dev/null
 "$ebiq" serve --quiet --data "$data" --listen 127.0.0.1:0 --users "$work/users" \
-    --memory-limit "$memory_limit" --max-connections $((clients + 8)) 2> "$work/serve.log" &
+    --memory-limit "$memory_limit" --max-connections $((2 * clients + 8)) 2> "$work/serve.log" &
 server=$!
 port=""
 for _ in $(seq 1 600); do
