@@ -4,7 +4,7 @@
 //! view). No patient-level row and no recoverable small count leaves the server for that role.
 //!
 //! A publisher's connection reads from its own catalog, [`PUBLISHED`], whose `reports` schema holds
-//! the suppressed views (and whose `pg_catalog` is the server's, for clients to browse); every
+//! the suppressed views; every
 //! table its statements name must be one of those, and `EXPLAIN`, whose row counts are not
 //! suppressed, is refused. Both checks are on the statement, before it is planned.
 
@@ -90,8 +90,7 @@ impl TableProvider for SuppressedView {
     }
 }
 
-/// Adds the [`PUBLISHED`] catalog: each report view of `ctx`'s catalog `served`, suppressed, and
-/// that catalog's `pg_catalog`.
+/// Adds the [`PUBLISHED`] catalog: each report view of `ctx`'s catalog `served`, suppressed.
 pub(super) async fn register(ctx: &SessionContext, served: &str) -> Result<()> {
     let catalog = ctx
         .catalog(served)
@@ -129,9 +128,9 @@ pub(super) async fn register(ctx: &SessionContext, served: &str) -> Result<()> {
     }
     let published = MemoryCatalogProvider::new();
     published.register_schema(SCHEMA, published_reports)?;
-    if let Some(pg_catalog) = catalog.schema("pg_catalog") {
-        published.register_schema("pg_catalog", pg_catalog)?;
-    }
+    // Not PostgreSQL's catalogue: registered under a second catalog, every one of its tables is
+    // listed twice in `pg_class`, and clients' `'pg_constraint'::regclass` lookups (SQLAlchemy's
+    // reflection) find two rows.
     ctx.register_catalog(PUBLISHED, Arc::new(published));
     Ok(())
 }
