@@ -46,7 +46,8 @@ const REGPROC_COLUMNS: [&str; 7] = [
     "typanalyze",
 ];
 
-fn is_regproc_column(expr: &Expr) -> bool {
+/// Whether `expr` names (bare or qualified) one of `columns`.
+fn names_one_of(expr: &Expr, columns: &[&str]) -> bool {
     let name = match expr {
         Expr::Identifier(ident) => ident,
         Expr::CompoundIdentifier(parts) => match parts.last() {
@@ -55,9 +56,13 @@ fn is_regproc_column(expr: &Expr) -> bool {
         },
         _ => return false,
     };
-    REGPROC_COLUMNS
+    columns
         .iter()
         .any(|column| name.value.eq_ignore_ascii_case(column))
+}
+
+fn is_regproc_column(expr: &Expr) -> bool {
+    names_one_of(expr, &REGPROC_COLUMNS)
 }
 
 /// Turns `proc.oid` into `proc.proname`, for a join of `pg_proc` to a `regproc` column (Npgsql's
@@ -92,17 +97,7 @@ const VECTOR_COLUMNS: [&str; 6] = [
 ];
 
 fn is_vector_column(expr: &Expr) -> bool {
-    let name = match expr {
-        Expr::Identifier(ident) => ident,
-        Expr::CompoundIdentifier(parts) => match parts.last() {
-            Some(last) => last,
-            None => return false,
-        },
-        _ => return false,
-    };
-    VECTOR_COLUMNS
-        .iter()
-        .any(|column| name.value.eq_ignore_ascii_case(column))
+    names_one_of(expr, &VECTOR_COLUMNS)
 }
 
 /// A call's function name (lower case) and its plain arguments.
