@@ -16,26 +16,12 @@ use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
 use common::scratch;
-use common::server::{Server, rows};
+use common::server::{Server, rows, startup_packet};
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 /// The message type bytes a client sends after start-up, and a few it never sends.
 const TAGS: &[u8] = b"QPBEDCSHXdcfFp\0\xffz";
-
-fn startup(user: &str) -> Vec<u8> {
-    let mut body = 196_608_u32.to_be_bytes().to_vec();
-    for (key, value) in [("user", user), ("database", "ebiq")] {
-        body.extend_from_slice(key.as_bytes());
-        body.push(0);
-        body.extend_from_slice(value.as_bytes());
-        body.push(0);
-    }
-    body.push(0);
-    let mut packet = ((body.len() + 4) as u32).to_be_bytes().to_vec();
-    packet.extend(body);
-    packet
-}
 
 /// One hostile exchange: what a broken or malicious client might send.
 fn hostile_bytes(rng: &mut ChaCha8Rng, user: &str) -> Vec<u8> {
@@ -49,19 +35,19 @@ fn hostile_bytes(rng: &mut ChaCha8Rng, user: &str) -> Vec<u8> {
         0 => random(rng, 64),
         // A start-up packet cut short.
         1 => {
-            let packet = startup(user);
+            let packet = startup_packet(user);
             packet[..rng.random_range(0..packet.len())].to_vec()
         }
         // A start-up whose length says one thing and whose bytes another.
         2 => {
-            let mut packet = startup(user);
+            let mut packet = startup_packet(user);
             let length: u32 = rng.random_range(0..100_000);
             packet[..4].copy_from_slice(&length.to_be_bytes());
             packet
         }
         // A good start-up, then messages of any type with random or lying lengths.
         _ => {
-            let mut bytes = startup(user);
+            let mut bytes = startup_packet(user);
             for _ in 0..rng.random_range(1..4) {
                 bytes.push(TAGS[rng.random_range(0..TAGS.len())]);
                 let payload = random(rng, 48);
@@ -155,4 +141,46 @@ async fn random_messages_during_a_scram_login_never_bring_the_server_down() {
     let server = Server::start_with(&["--users", users.to_str().expect("utf-8")]);
     survives(server, "ana", Some("pw one"), 27).await;
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Reads what the server sends until it closes the connection (at most ten seconds).
+fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
+    stream
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("a timeout");
+    let started = Instant::now();
+    let mut received = Vec::new();
+    let mut buffer = [0_u8; 4096];
+    while started.elapsed() < Duration::from_secs(10) {
+        match stream.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => received.extend_from_slice(&buffer[..n]),
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => break,
+        }
+    }
+    received
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_that_cannot_be_decoded_gets_a_protocol_violation() {
+    let server = Server::start();
+    let mut stream = TcpStream::connect(server.address).expect("connects");
+    let mut bytes = startup_packet("analyst");
+    // A Bind that ends after its two names, where its parameter formats' count should be.
+    bytes.extend_from_slice(b"B\0\0\0\x06\0\0");
+    stream.write_all(&bytes).expect("sent");
+    let received = read_to_close(&mut stream);
+    let error_at = received
+        .windows(6)
+        .position(|w| w == b"C08P01")
+        .unwrap_or_else(|| panic!("no 08P01 error in {received:?}"));
+    let message = String::from_utf8_lossy(&received[error_at..]);
+    assert!(message.contains("could not be decoded"), "{message}");
+    let client = server.connect().await;
+    assert_eq!(rows(&client, "SELECT 1").await[0][0].as_deref(), Some("1"));
 }

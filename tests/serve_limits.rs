@@ -5,9 +5,12 @@
 
 mod common;
 
-use std::time::Duration;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
 
-use common::server::{Server, rows};
+use common::scratch;
+use common::server::{Server, rows, startup_packet};
 use tokio_postgres::error::SqlState;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -88,4 +91,59 @@ async fn an_idle_connection_is_closed_but_a_running_statement_is_not_idleness() 
     let closed = idle.simple_query("SELECT 1").await;
     assert!(closed.is_err(), "the idle connection was closed");
     assert!(idle.is_closed());
+}
+
+/// A client killed mid-statement: its socket closes with nothing said. The server stops the
+/// statement (rather than running it to the end for nobody, holding its memory) and records it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_statement_whose_client_went_away_is_stopped() {
+    let dir = scratch("serve-gone");
+    std::fs::create_dir_all(&dir).expect("a scratch folder");
+    let audit = dir.join("audit.jsonl");
+    let server = Server::start_with(&["--audit", audit.to_str().expect("utf-8")]);
+    let mut stream = TcpStream::connect(server.address).expect("connects");
+    stream
+        .write_all(&startup_packet("analyst"))
+        .expect("start-up sent");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("a timeout");
+    let mut answer = [0_u8; 4096];
+    let read = stream.read(&mut answer).expect("the server answers");
+    assert!(read > 0, "the server accepted the start-up");
+    // Runs for minutes in a debug build.
+    let long = "SELECT count(*) FROM opa a JOIN opa b ON a.der_activity_month = b.der_activity_month \
+                AND a.der_provider_code <> b.der_provider_code\0";
+    let mut query = b"Q".to_vec();
+    query.extend_from_slice(&u32::try_from(long.len() + 4).expect("short").to_be_bytes());
+    query.extend_from_slice(long.as_bytes());
+    stream.write_all(&query).expect("query sent");
+    std::thread::sleep(Duration::from_millis(500));
+    drop(stream);
+
+    let started = Instant::now();
+    let said = |line: &str| {
+        server
+            .stderr
+            .lock()
+            .map(|lines| lines.iter().any(|l| l.contains(line)))
+            .unwrap_or(false)
+    };
+    while !said("went away while its statement ran") && started.elapsed() < Duration::from_secs(20)
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        said("went away while its statement ran"),
+        "the server noticed within seconds"
+    );
+    let records = std::fs::read_to_string(&audit).expect("the audit file");
+    let record = records
+        .lines()
+        .find(|line| line.contains("a.der_provider_code <> b.der_provider_code"))
+        .unwrap_or_else(|| panic!("the statement's record in {records}"));
+    assert!(record.contains("\"sqlstate\":\"08006\""), "{record}");
+    let client = server.connect().await;
+    assert_eq!(rows(&client, "SELECT 1").await[0][0].as_deref(), Some("1"));
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -29,7 +29,7 @@ use datafusion_postgres::pgwire::messages::extendedquery::Parse;
 use futures::{Sink, Stream};
 
 use super::errors::error_info;
-use super::idle::{Activity, Busy, WhileSending};
+use super::idle::{Activity, Busy};
 use super::login::ROLE;
 use crate::validate::InputFile;
 
@@ -103,22 +103,94 @@ impl Statement {
     }
 }
 
-/// A statement's rows on their way to the client, counted; the record is written when they end.
-struct Counted<S> {
-    rows: S,
-    count: u64,
-    pending: Option<(Statement, Arc<AuditLog>, Arc<Vec<InputFile>>)>,
+/// A statement from its start until its outcome is known: it keeps the connection busy (for the
+/// idle timeout) and, with `--audit`, writes its record once, when it ends. Dropped before then
+/// (the client went away, or closed its cursor, before the last row), it ends with `08006`.
+struct Running {
+    busy: Option<Busy>,
+    record: Option<(Statement, Arc<AuditLog>, Arc<Vec<InputFile>>)>,
+    rows: u64,
 }
 
-impl<S> Counted<S> {
+impl Running {
+    /// Another statement's worth of the same (the responses of one simple query).
+    fn fork(&self, activity: &Arc<Activity>) -> Self {
+        Self {
+            busy: Some(activity.begin()),
+            record: self.record.clone(),
+            rows: 0,
+        }
+    }
+
+    /// Ends without a record: its responses carry their own.
+    fn disarm(mut self) {
+        self.record = None;
+    }
+
     fn finish(&mut self, sqlstate: &str) {
-        if let Some((statement, log, _)) = self.pending.take() {
-            log.write(&statement.record(self.count, sqlstate));
+        if let Some((statement, log, _)) = self.record.take() {
+            log.write(&statement.record(self.rows, sqlstate));
+        }
+        self.busy = None;
+    }
+
+    fn finish_with_error(&mut self, error: &PgWireError) {
+        let state = match &self.record {
+            Some((_, _, inputs)) => sqlstate_of(error, inputs),
+            None => String::new(),
+        };
+        self.finish(&state);
+    }
+
+    /// Settles `outcome` now or, for rows still to be sent, when they end.
+    fn settle(mut self, outcome: PgWireResult<Response>) -> PgWireResult<Response> {
+        match outcome {
+            Ok(Response::Query(mut query)) => {
+                let rows = std::mem::replace(query.data_rows(), Box::pin(futures::stream::empty()));
+                *query.data_rows() = Box::pin(Sending {
+                    rows,
+                    running: self,
+                });
+                Ok(Response::Query(query))
+            }
+            Ok(Response::CopyOut(mut copy)) => {
+                let rows =
+                    std::mem::replace(&mut copy.data_stream, Box::pin(futures::stream::empty()));
+                copy.data_stream = Box::pin(Sending {
+                    rows,
+                    running: self,
+                });
+                Ok(Response::CopyOut(copy))
+            }
+            Ok(Response::Error(info)) => {
+                self.finish(&info.code);
+                Ok(Response::Error(info))
+            }
+            Ok(other) => {
+                self.finish("00000");
+                Ok(other)
+            }
+            Err(error) => {
+                self.finish_with_error(&error);
+                Err(error)
+            }
         }
     }
 }
 
-impl<S, T> Stream for Counted<S>
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.finish("08006");
+    }
+}
+
+/// A statement's rows on their way to the client, counted.
+struct Sending<S> {
+    rows: S,
+    running: Running,
+}
+
+impl<S, T> Stream for Sending<S>
 where
     S: Stream<Item = PgWireResult<T>> + Unpin,
 {
@@ -127,25 +199,12 @@ where
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let next = Pin::new(&mut self.rows).poll_next(cx);
         match &next {
-            Poll::Ready(Some(Ok(_))) => self.count += 1,
-            Poll::Ready(Some(Err(error))) => {
-                let state = match &self.pending {
-                    Some((_, _, inputs)) => sqlstate_of(error, inputs),
-                    None => String::new(),
-                };
-                self.finish(&state);
-            }
-            Poll::Ready(None) => self.finish("00000"),
+            Poll::Ready(Some(Ok(_))) => self.running.rows += 1,
+            Poll::Ready(Some(Err(error))) => self.running.finish_with_error(error),
+            Poll::Ready(None) => self.running.finish("00000"),
             Poll::Pending => {}
         }
         next
-    }
-}
-
-impl<S> Drop for Counted<S> {
-    fn drop(&mut self) {
-        // Rows no longer read: the client left, or closed its cursor, before the end.
-        self.finish("08006");
     }
 }
 
@@ -171,71 +230,15 @@ pub(super) struct Audited {
 }
 
 impl Audited {
-    /// Keeps the statement busy (for the idle timeout) until its rows, if any, have been sent.
-    fn hold(busy: Busy, outcome: PgWireResult<Response>) -> PgWireResult<Response> {
-        match outcome {
-            Ok(Response::Query(mut query)) => {
-                let rows = std::mem::replace(query.data_rows(), Box::pin(futures::stream::empty()));
-                *query.data_rows() = Box::pin(WhileSending {
-                    rows,
-                    busy: Some(busy),
-                });
-                Ok(Response::Query(query))
-            }
-            Ok(Response::CopyOut(mut copy)) => {
-                let rows =
-                    std::mem::replace(&mut copy.data_stream, Box::pin(futures::stream::empty()));
-                copy.data_stream = Box::pin(WhileSending {
-                    rows,
-                    busy: Some(busy),
-                });
-                Ok(Response::CopyOut(copy))
-            }
-            other => other,
-        }
-    }
-
-    /// Records `outcome` for `statement` now, or, for rows still to be sent, when they end.
-    fn audit(
-        &self,
-        statement: Statement,
-        outcome: PgWireResult<Response>,
-    ) -> PgWireResult<Response> {
-        let Some(log) = &self.log else {
-            return outcome;
-        };
-        match outcome {
-            Ok(Response::Query(mut query)) => {
-                let rows = std::mem::replace(query.data_rows(), Box::pin(futures::stream::empty()));
-                *query.data_rows() = Box::pin(Counted {
-                    rows,
-                    count: 0,
-                    pending: Some((statement, log.clone(), self.inputs.clone())),
-                });
-                Ok(Response::Query(query))
-            }
-            Ok(Response::CopyOut(mut copy)) => {
-                let rows =
-                    std::mem::replace(&mut copy.data_stream, Box::pin(futures::stream::empty()));
-                copy.data_stream = Box::pin(Counted {
-                    rows,
-                    count: 0,
-                    pending: Some((statement, log.clone(), self.inputs.clone())),
-                });
-                Ok(Response::CopyOut(copy))
-            }
-            Ok(Response::Error(info)) => {
-                log.write(&statement.record(0, &info.code));
-                Ok(Response::Error(info))
-            }
-            Ok(other) => {
-                log.write(&statement.record(0, "00000"));
-                Ok(other)
-            }
-            Err(error) => {
-                log.write(&statement.record(0, &sqlstate_of(&error, &self.inputs)));
-                Err(error)
-            }
+    /// A statement of `client`'s starts.
+    fn start<C: ClientInfo>(&self, client: &C, sql: &str) -> Running {
+        Running {
+            busy: Some(self.activity.begin()),
+            record: self
+                .log
+                .as_ref()
+                .map(|log| (Statement::of(client, sql), log.clone(), self.inputs.clone())),
+            rows: 0,
         }
     }
 }
@@ -249,21 +252,19 @@ impl SimpleQueryHandler for Audited {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let statement = Statement::of(client, query);
-        let _busy = self.activity.begin();
+        let running = self.start(client, query);
         let responses = SimpleQueryHandler::do_query(self.inner.as_ref(), client, query).await;
         match responses {
-            // Each response's rows keep the connection busy until sent.
-            Ok(responses) => responses
-                .into_iter()
-                .map(|response| {
-                    let audited = self.audit(statement.clone(), Ok(response));
-                    Self::hold(self.activity.begin(), audited)
-                })
-                .collect(),
-            Err(error) => self
-                .audit(statement, Err(error))
-                .map(|response| vec![response]),
+            // Each response's rows keep the connection busy until sent, and have their record.
+            Ok(responses) => {
+                let settled = responses
+                    .into_iter()
+                    .map(|response| running.fork(&self.activity).settle(Ok(response)))
+                    .collect();
+                running.disarm();
+                settled
+            }
+            Err(error) => running.settle(Err(error)).map(|response| vec![response]),
         }
     }
 }
@@ -286,16 +287,12 @@ impl ExtendedQueryHandler for Audited {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let statement = self
-            .log
-            .as_ref()
-            .map(|_| Statement::of(client, &message.query));
-        let _busy = self.activity.begin();
+        let mut running = self.start(client, &message.query);
         let parsed = ExtendedQueryHandler::on_parse(self.inner.as_ref(), client, message).await;
-        if let (Err(error), Some(statement)) = (&parsed, statement)
-            && let Some(log) = &self.log
-        {
-            log.write(&statement.record(0, &sqlstate_of(error, &self.inputs)));
+        match &parsed {
+            Err(error) => running.finish_with_error(error),
+            // Parsed: its record is its execution's.
+            Ok(()) => running.disarm(),
         }
         parsed
     }
@@ -312,10 +309,9 @@ impl ExtendedQueryHandler for Audited {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let statement = Statement::of(client, &portal.statement.statement.0);
-        let busy = self.activity.begin();
+        let running = self.start(client, &portal.statement.statement.0);
         let outcome =
             ExtendedQueryHandler::do_query(self.inner.as_ref(), client, portal, max_rows).await;
-        Self::hold(busy, self.audit(statement, outcome))
+        running.settle(outcome)
     }
 }

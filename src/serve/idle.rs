@@ -2,13 +2,9 @@
 //! message from its client for that long is closed, as PostgreSQL's `idle_session_timeout` does.
 //! A statement counts as running until its last row has been sent, however long it takes.
 
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-
-use futures::Stream;
 
 /// One connection's activity: statements running, and when it last did anything.
 #[derive(Debug)]
@@ -42,8 +38,13 @@ impl Activity {
         Busy(self.clone())
     }
 
+    /// Whether a statement is running (or its rows are being sent).
+    pub(super) fn is_running(&self) -> bool {
+        self.running.load(Ordering::SeqCst) > 0
+    }
+
     fn idle_for(&self) -> Option<Duration> {
-        if self.running.load(Ordering::SeqCst) > 0 {
+        if self.is_running() {
             return None;
         }
         let last = Duration::from_millis(self.last.load(Ordering::SeqCst));
@@ -70,24 +71,6 @@ impl Drop for Busy {
     fn drop(&mut self) {
         self.0.touch();
         self.0.running.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-/// Rows on their way to the client, holding the statement busy until they end.
-pub(super) struct WhileSending<S> {
-    pub(super) rows: S,
-    pub(super) busy: Option<Busy>,
-}
-
-impl<S: Stream + Unpin> Stream for WhileSending<S> {
-    type Item = S::Item;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let next = Pin::new(&mut self.rows).poll_next(cx);
-        if matches!(next, Poll::Ready(None)) {
-            self.busy = None;
-        }
-        next
     }
 }
 

@@ -17,6 +17,7 @@ mod idle;
 mod like_escape;
 mod login;
 mod on_cluster;
+mod peer;
 mod pg_functions;
 mod publisher;
 mod read_only;
@@ -161,7 +162,10 @@ pub async fn run(session_settings: &SessionSettings, settings: &ServeSettings) -
                     let activity = handlers.activity.clone();
                     let idle_timeout = served.limits.idle_timeout;
                     let tls = tls.clone();
+                    let with_tls = tls.is_some();
+                    let watch = peer::Watch::of(&socket);
                     tokio::spawn(async move {
+                        let gone = watch.gone(&activity);
                         let connection = std::panic::AssertUnwindSafe(
                             pgwire::tokio::process_socket(socket, tls, handlers),
                         )
@@ -182,6 +186,13 @@ pub async fn run(session_settings: &SessionSettings, settings: &ServeSettings) -
                                 );
                                 return;
                             }
+                            () = gone => {
+                                eprintln!(
+                                    "ebiq serve: connection from {peer} closed: the client went \
+                                     away while its statement ran"
+                                );
+                                return;
+                            }
                         };
                         match served {
                             Ok(Ok(())) => {}
@@ -191,10 +202,17 @@ pub async fn run(session_settings: &SessionSettings, settings: &ServeSettings) -
                             // pgwire 0.41's message decoders index past the end of a malformed
                             // message (a Bind whose lengths lie) instead of returning an error.
                             // That ends this connection only; its socket is closed here.
-                            Err(_) => eprintln!(
-                                "ebiq serve: connection from {peer} ended: it sent a message \
-                                 that could not be decoded"
-                            ),
+                            Err(_) => {
+                                if !with_tls {
+                                    watch.protocol_violation(
+                                        "a message could not be decoded; the connection is closed",
+                                    );
+                                }
+                                eprintln!(
+                                    "ebiq serve: connection from {peer} ended: it sent a message \
+                                     that could not be decoded"
+                                );
+                            }
                         }
                     });
                 }

@@ -138,3 +138,22 @@ pub fn same_cell(wire: Option<&str>, csv: &str) -> bool {
         _ => wire == csv,
     }
 }
+
+/// The start-up packet of protocol 3.0 for `user` and the database `ebiq`, for tests that speak
+/// the protocol byte by byte.
+pub fn startup_packet(user: &str) -> Vec<u8> {
+    let mut body = 196_608_u32.to_be_bytes().to_vec();
+    for (key, value) in [("user", user), ("database", "ebiq")] {
+        body.extend_from_slice(key.as_bytes());
+        body.push(0);
+        body.extend_from_slice(value.as_bytes());
+        body.push(0);
+    }
+    body.push(0);
+    let mut packet = u32::try_from(body.len() + 4)
+        .expect("a short packet")
+        .to_be_bytes()
+        .to_vec();
+    packet.extend(body);
+    packet
+}
