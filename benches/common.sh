@@ -3,6 +3,11 @@
 #   build_ebiq                 builds the release binary into $CARGO_TARGET_DIR (or ~/.cache/ebiq-target)
 #   ensure_dataset ROWS DIR    generates ROWS outpatient rows (seed 2026) into DIR unless a complete
 #                              dataset of that size is already there
+#   client_venv                sets $venv: benches/.venv with the Python clients of tests/clients
+#   start_server LOG ARGS...   starts `ebiq serve --quiet --listen 127.0.0.1:0 ARGS...` in the
+#                              background, its stderr to LOG; sets $server (pid) and $port once it
+#                              listens, or stops the script showing LOG. The caller's EXIT trap
+#                              stops it.
 #   measure RUNS CMD...        sets $wall (median seconds) and $peak (median peak resident MB) of RUNS
 #                              runs of CMD (GNU time), its stdout discarded; stops the script, showing
 #                              CMD's stderr, if it fails (no subshell, so that the exit stops it)
@@ -24,6 +29,27 @@ ensure_dataset() {
         "$ebiq" generate --rows "$rows" --seed 2026 --out "$dir" --force
         touch "$dir/.complete-$rows"
     fi
+}
+
+client_venv() {
+    venv=$root/benches/.venv
+    [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/tests/clients/requirements.txt"
+}
+
+start_server() {
+    local log=$1; shift
+    "$ebiq" serve --quiet --listen 127.0.0.1:0 "$@" 2> "$log" &
+    server=$!
+    port=""
+    for _ in $(seq 1 600); do
+        port=$(sed -n 's/^ebiq serve: listening on 127\.0\.0\.1:\([0-9]*\),.*/\1/p' "$log")
+        [ -n "$port" ] && return
+        kill -0 "$server" 2> /dev/null || break
+        sleep 0.5
+    done
+    cat "$log" >&2
+    exit 1
 }
 
 measure() {

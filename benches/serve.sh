@@ -24,9 +24,7 @@ data=${data:-$root/bench-data/sus-$rows}
 
 build_ebiq
 ensure_dataset "$rows" "$data"
-venv=$root/benches/.venv
-[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/tests/clients/requirements.txt"
+client_venv
 
 work=$(mktemp -d)
 server=""
@@ -35,15 +33,7 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
-"$ebiq" serve --quiet --data "$data" --listen 127.0.0.1:0 2> "$work/serve.log" &
-server=$!
-port=""
-for _ in $(seq 1 600); do
-    port=$(sed -n 's/^ebiq serve: listening on 127\.0\.0\.1:\([0-9]*\),.*/\1/p' "$work/serve.log")
-    [ -n "$port" ] && break
-    sleep 0.5
-done
-[ -n "$port" ] || { cat "$work/serve.log" >&2; exit 1; }
+start_server "$work/serve.log" --data "$data"
 
 main_sql=$(sed "s/\$from_month/'000000'/; s/\$to_month/'999999'/" "$root/queries/01_flagged_by_provider_month.sql")
 cat > "$work/psycopg_main.py" << 'PY'

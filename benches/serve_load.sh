@@ -7,6 +7,7 @@
 # and is stopped at the end. Each client holds two connections (an analyst's and a publisher's).
 #
 #   benches/serve_load.sh [--rows 20000000] [--clients 32] [--seconds 300] [--memory-limit 4G]
+#                         [--data DIR]   (a dataset of that many rows laid out otherwise)
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
@@ -20,16 +21,15 @@ while [ $# -gt 0 ]; do
         --clients) clients=$2; shift 2 ;;
         --seconds) seconds=$2; shift 2 ;;
         --memory-limit) memory_limit=$2; shift 2 ;;
+        --data) data=$2; shift 2 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
 done
-data=$root/bench-data/sus-$rows
+data=${data:-$root/bench-data/sus-$rows}
 
 build_ebiq
-ensure_dataset "$rows" "$data"
-venv=$root/benches/.venv
-[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/tests/clients/requirements.txt"
+[ "$data" != "$root/bench-data/sus-$rows" ] || ensure_dataset "$rows" "$data"
+client_venv
 
 work=$(mktemp -d)
 server=""
@@ -42,16 +42,8 @@ trap cleanup EXIT
 
 printf 'load analyst pw\nload analyst pw\n' | "$ebiq" serve --add-user load_analyst --role analyst --users "$work/users" 2> /dev/null
 printf 'load publisher pw\nload publisher pw\n' | "$ebiq" serve --add-user load_publisher --role publisher --users "$work/users" 2> /dev/null
-"$ebiq" serve --quiet --data "$data" --listen 127.0.0.1:0 --users "$work/users" \
-    --memory-limit "$memory_limit" --max-connections $((2 * clients + 8)) 2> "$work/serve.log" &
-server=$!
-port=""
-for _ in $(seq 1 600); do
-    port=$(sed -n 's/^ebiq serve: listening on 127\.0\.0\.1:\([0-9]*\),.*/\1/p' "$work/serve.log")
-    [ -n "$port" ] && break
-    sleep 0.5
-done
-[ -n "$port" ] || { cat "$work/serve.log" >&2; exit 1; }
+start_server "$work/serve.log" --data "$data" --users "$work/users" \
+    --memory-limit "$memory_limit" --max-connections $((2 * clients + 8))
 rss_mb() { awk '/^VmRSS/ { printf "%d", $2 / 1024 }' "/proc/$server/status"; }
 
 sed "s/\$from_month/'000000'/; s/\$to_month/'999999'/" "$root/queries/01_flagged_by_provider_month.sql" > "$work/main.sql"
@@ -59,6 +51,7 @@ sed "s/\$from_month/'000000'/; s/\$to_month/'999999'/" "$root/queries/01_flagged
 sampler=$!
 
 echo "## ebiq serve under load: $clients clients for ${seconds}s, $rows rows, --memory-limit $memory_limit"
+echo "dataset $data"
 echo "$(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(date -u +%Y-%m-%d)"
 echo
 status=0

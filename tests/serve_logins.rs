@@ -147,11 +147,50 @@ async fn a_publisher_reads_only_suppressed_report_views() {
     )
     .await;
     assert_ne!(stars[0][0].as_deref(), Some("0"), "small counts are hidden");
+    let qualified = rows(
+        &publisher,
+        "SELECT count(*) FROM ebiq.reports.flagged_by_provider_month WHERE flagged = '*'",
+    )
+    .await;
+    assert_eq!(
+        qualified, stars,
+        "the database's own name leads to the same views"
+    );
+
+    // A dashboard browsing the catalogue finds the views, as a publisher receives them, and
+    // nothing else.
+    let listed = rows(
+        &publisher,
+        "SELECT c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n \
+         ON c.relnamespace = n.oid WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') \
+         ORDER BY 1",
+    )
+    .await;
+    let listed: Vec<String> = listed
+        .into_iter()
+        .filter_map(|row| row[0].clone())
+        .collect();
+    assert!(
+        listed.contains(&"flagged_by_provider_month".to_owned()),
+        "{listed:?}"
+    );
+    assert!(!listed.contains(&"opa".to_owned()), "{listed:?}");
+    let flagged_type = rows(
+        &publisher,
+        "SELECT data_type FROM information_schema.columns \
+         WHERE table_name = 'flagged_by_provider_month' AND column_name = 'flagged'",
+    )
+    .await;
+    assert_eq!(
+        flagged_type,
+        vec![vec![Some("Utf8".to_owned())]],
+        "suppressed counts are text"
+    );
 
     for sql in [
         "SELECT * FROM opa",
         "SELECT count(*) FROM apcs",
-        "SELECT * FROM ebiq.reports.flagged_by_provider_month",
+        "SELECT * FROM ebiq.public.opa",
         "EXPLAIN ANALYZE SELECT * FROM reports.headline",
     ] {
         let error = publisher.simple_query(sql).await.expect_err("refused");

@@ -47,7 +47,7 @@ impl Handlers {
         // its SHOW answers ebiq's settings with an empty value.
         let hooks: Vec<Arc<dyn QueryHook>> = vec![
             Arc::new(ReadOnly),
-            Arc::new(PublisherOnly),
+            Arc::new(PublisherOnly(served.published.clone())),
             Arc::new(EbiqSetHook),
             Arc::new(Planned(EbiqShow)),
             Arc::new(CopyHook),

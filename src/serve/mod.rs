@@ -125,6 +125,8 @@ struct Served {
     /// Each connection's process id and cancel key.
     pids: Arc<RandomPidSecretKeyGenerator>,
     limits: Limits,
+    /// What a publisher's connection reads.
+    published: publisher::Published,
     /// Where each statement is recorded.
     audit: Option<Arc<audit::AuditLog>>,
     /// The connections open now, counted against `limits.max_connections`.
@@ -280,7 +282,7 @@ async fn prepare(session_settings: &SessionSettings, settings: &ServeSettings) -
     for skipped in reports::register(&ctx, &settings.queries).await? {
         eprintln!("ebiq serve: {skipped}");
     }
-    publisher::register(&ctx, DATABASE).await?;
+    let published = publisher::published(&ctx, DATABASE).await?;
     let mut state = ctx.state();
     if session_settings.cluster.is_some() {
         let remote = state.query_planner().clone();
@@ -297,6 +299,7 @@ async fn prepare(session_settings: &SessionSettings, settings: &ServeSettings) -
         None => None,
     };
     Ok(Served {
+        published,
         audit,
         limits: settings.limits,
         open: Arc::default(),

@@ -3,24 +3,26 @@
 //! of `ebiq report --suppress` (1-7 as `*`, counts rounded to 5, secondary suppression within each
 //! view). No patient-level row and no recoverable small count leaves the server for that role.
 //!
-//! A publisher's connection reads from its own catalog, [`PUBLISHED`], whose `reports` schema holds
-//! the suppressed views; every
-//! table its statements name must be one of those, and `EXPLAIN`, whose row counts are not
-//! suppressed, is refused. Both checks are on the statement, before it is planned.
+//! A publisher's connection reads its own list of catalogs, [`Published`]: the database's
+//! `reports` schema holds the suppressed views, PostgreSQL's catalogue describes those and nothing
+//! else, and no other table is there to be named. Every table a publisher's statement names must
+//! still be one of those, and `EXPLAIN`, whose row counts are not suppressed, is refused: both
+//! checks are on the statement, before it is planned, so the refusal says what is not allowed.
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, anyhow};
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{
-    CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider, SchemaProvider, Session,
-    TableProvider,
+    CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList,
+    MemorySchemaProvider, SchemaProvider, Session, TableProvider,
 };
 use datafusion::common::{DataFusionError, ParamValues, plan_datafusion_err};
 use datafusion::datasource::TableType;
 use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::session_state::SessionState;
 use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::physical_plan::{ExecutionPlan, collect};
@@ -29,6 +31,8 @@ use datafusion::sql::sqlparser::ast::{
     ObjectName, Query, Statement, Visit, Visitor, visit_relations,
 };
 use datafusion_postgres::QueryHook;
+use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
+use datafusion_postgres::datafusion_pg_catalog::setup_pg_catalog;
 use datafusion_postgres::hooks::HookClient;
 use datafusion_postgres::pgwire::api::ClientInfo;
 use datafusion_postgres::pgwire::api::results::Response;
@@ -40,17 +44,25 @@ use super::reports::{ReportView, SCHEMA};
 use super::users::Role;
 use crate::report::suppress::suppress;
 
-/// The catalog a publisher's connection reads.
-pub(super) const PUBLISHED: &str = "ebiq_published";
+/// The catalogs a publisher's connection reads.
+#[derive(Debug, Clone)]
+pub(super) struct Published(Arc<dyn CatalogProviderList>);
 
 /// A report view as a publisher reads it.
 #[derive(Debug)]
 struct SuppressedView {
     view: Arc<ReportView>,
     schema: SchemaRef,
-    /// The catalog and schema the view's query names its tables in (a publisher's session
-    /// resolves names in [`PUBLISHED`] instead).
-    home: (String, String),
+    /// The catalogs, and the default catalog and schema, the view's query names its tables in
+    /// (a publisher's session resolves names in [`Published`] instead).
+    home: Home,
+}
+
+#[derive(Debug, Clone)]
+struct Home {
+    catalogs: Arc<dyn CatalogProviderList>,
+    catalog: String,
+    schema: String,
 }
 
 #[async_trait]
@@ -77,9 +89,13 @@ impl TableProvider for SuppressedView {
         // Secondary suppression looks at the whole view, so the whole view is computed first
         // (a report view is an aggregate: small).
         let mut home = state.clone();
+        home.register_catalog_list(self.home.catalogs.clone());
         let options = home.config_mut().options_mut();
-        options.catalog.default_catalog.clone_from(&self.home.0);
-        options.catalog.default_schema.clone_from(&self.home.1);
+        options
+            .catalog
+            .default_catalog
+            .clone_from(&self.home.catalog);
+        options.catalog.default_schema.clone_from(&self.home.schema);
         let plan = self.view.bound_plan(&home).await?;
         let physical = home.create_physical_plan(&plan).await?;
         let batches = collect(physical, home.task_ctx()).await?;
@@ -90,22 +106,21 @@ impl TableProvider for SuppressedView {
     }
 }
 
-/// Adds the [`PUBLISHED`] catalog: each report view of `ctx`'s catalog `served`, suppressed.
-pub(super) async fn register(ctx: &SessionContext, served: &str) -> Result<()> {
+/// The catalogs a publisher reads: `ctx`'s database `served` with only its report views, each
+/// suppressed, and a PostgreSQL catalogue of its own that describes them.
+pub(super) async fn published(ctx: &SessionContext, served: &str) -> Result<Published> {
     let catalog = ctx
         .catalog(served)
         .with_context(|| format!("no catalog {served}"))?;
     let reports = catalog
         .schema(SCHEMA)
         .with_context(|| format!("no schema {SCHEMA}"))?;
-    let default_schema = ctx
-        .state()
-        .config()
-        .options()
-        .catalog
-        .default_schema
-        .clone();
-    let home = (served.to_owned(), default_schema);
+    let state = ctx.state();
+    let home = Home {
+        catalogs: state.catalog_list().clone(),
+        catalog: served.to_owned(),
+        schema: state.config().options().catalog.default_schema.clone(),
+    };
     let published_reports = Arc::new(MemorySchemaProvider::new());
     for name in reports.table_names() {
         let Some(table) = reports.table(&name).await? else {
@@ -126,13 +141,20 @@ pub(super) async fn register(ctx: &SessionContext, served: &str) -> Result<()> {
             }),
         )?;
     }
-    let published = MemoryCatalogProvider::new();
-    published.register_schema(SCHEMA, published_reports)?;
-    // Not PostgreSQL's catalogue: registered under a second catalog, every one of its tables is
-    // listed twice in `pg_class`, and clients' `'pg_constraint'::regclass` lookups (SQLAlchemy's
-    // reflection) find two rows.
-    ctx.register_catalog(PUBLISHED, Arc::new(published));
-    Ok(())
+    let database = MemoryCatalogProvider::new();
+    database.register_schema(SCHEMA, published_reports)?;
+    let catalogs = Arc::new(MemoryCatalogProviderList::new());
+    catalogs.register_catalog(served.to_owned(), Arc::new(database));
+    // PostgreSQL's catalogue over these catalogs only, so that a dashboard's table list shows
+    // the views with the types a publisher receives.
+    let described = SessionContext::new_with_state(
+        SessionStateBuilder::new_from_existing(state)
+            .with_catalog_list(catalogs.clone())
+            .build(),
+    );
+    setup_pg_catalog(&described, served, EmptyContextProvider)
+        .map_err(|error| anyhow!("cannot set up the publisher's PostgreSQL catalogue: {error}"))?;
+    Ok(Published(catalogs))
 }
 
 /// Why a publisher may not run `statement`, if it may not.
@@ -184,8 +206,8 @@ fn cte_names(statement: &Statement) -> Vec<String> {
     names.0
 }
 
-/// Whether a publisher may read the table `name`: a report view in [`PUBLISHED`], the catalogue,
-/// or a `WITH` name.
+/// Whether a publisher may read the table `name`: a report view, the catalogue, or a `WITH` name
+/// (in [`Published`], where no other catalog is).
 fn readable(name: &ObjectName, ctes: &[String]) -> bool {
     let parts: Vec<String> = name
         .0
@@ -200,7 +222,7 @@ fn readable(name: &ObjectName, ctes: &[String]) -> bool {
     match parts.as_slice() {
         [table] => ctes.contains(table) || table.starts_with("pg_"),
         [schema, _] => schema == SCHEMA || catalogue(schema),
-        [catalog, schema, _] => (catalog == PUBLISHED && schema == SCHEMA) || catalogue(schema),
+        [_, schema, _] => schema == SCHEMA || catalogue(schema),
         _ => false,
     }
 }
@@ -209,23 +231,24 @@ fn is_publisher(client: &(dyn ClientInfo + Send + Sync)) -> bool {
     client.metadata().get(ROLE).map(String::as_str) == Some(Role::Publisher.as_str())
 }
 
-/// Points a publisher's connection at [`PUBLISHED`] (once), then applies [`refusal`].
-fn check(statement: &Statement, ctx: &SessionContext) -> Option<String> {
-    {
-        let state = ctx.state_ref();
-        let mut state = state.write();
-        let options = state.config_mut().options_mut();
-        if options.catalog.default_catalog != PUBLISHED {
-            options.catalog.default_catalog = PUBLISHED.to_owned();
-            options.catalog.default_schema = SCHEMA.to_owned();
-        }
-    }
-    refusal(statement)
-}
-
 /// The publisher role's rules, for connections that logged in with it.
 #[derive(Debug)]
-pub(super) struct PublisherOnly;
+pub(super) struct PublisherOnly(pub(super) Published);
+
+impl PublisherOnly {
+    /// Points a publisher's connection at [`Published`] (once), then applies [`refusal`].
+    fn check(&self, statement: &Statement, ctx: &SessionContext) -> Option<String> {
+        {
+            let state = ctx.state_ref();
+            let mut state = state.write();
+            if !Arc::ptr_eq(state.catalog_list(), &self.0.0) {
+                state.register_catalog_list(self.0.0.clone());
+                state.config_mut().options_mut().catalog.default_schema = SCHEMA.to_owned();
+            }
+        }
+        refusal(statement)
+    }
+}
 
 #[async_trait]
 impl QueryHook for PublisherOnly {
@@ -238,7 +261,8 @@ impl QueryHook for PublisherOnly {
         if !is_publisher(client) {
             return None;
         }
-        check(statement, session_context).map(|message| Err(not_allowed(message)))
+        self.check(statement, session_context)
+            .map(|message| Err(not_allowed(message)))
     }
 
     async fn handle_extended_parse_query(
@@ -250,7 +274,8 @@ impl QueryHook for PublisherOnly {
         if !is_publisher(client) {
             return None;
         }
-        check(statement, session_context).map(|message| Err(not_allowed(message)))
+        self.check(statement, session_context)
+            .map(|message| Err(not_allowed(message)))
     }
 
     async fn handle_extended_query(
@@ -264,7 +289,8 @@ impl QueryHook for PublisherOnly {
         if !is_publisher(client) {
             return None;
         }
-        check(statement, session_context).map(|message| Err(not_allowed(message)))
+        self.check(statement, session_context)
+            .map(|message| Err(not_allowed(message)))
     }
 }
 
@@ -286,7 +312,7 @@ mod tests {
     fn a_publisher_reads_report_views_and_the_catalogue_only() {
         for sql in [
             "SELECT * FROM reports.flagged_by_provider_month WHERE provider = 'RA0'",
-            "SELECT * FROM ebiq_published.reports.headline",
+            "SELECT * FROM ebiq.reports.headline",
             "WITH h AS (SELECT * FROM reports.headline) SELECT * FROM h",
             "SELECT relname FROM pg_catalog.pg_class",
             "SELECT typname FROM pg_type",
@@ -297,7 +323,7 @@ mod tests {
         for sql in [
             "SELECT * FROM opa",
             "SELECT * FROM public.opa",
-            "SELECT * FROM ebiq.reports.headline",
+            "SELECT * FROM ebiq.public.opa",
             "SELECT * FROM reports.headline h JOIN apcs a ON true",
             "SELECT (SELECT count(*) FROM opa) FROM reports.headline",
             "EXPLAIN SELECT * FROM reports.headline",
