@@ -8,7 +8,7 @@ use ebiq::Command;
 use ebiq::cluster::{ExecutorSettings, SchedulerSettings};
 use ebiq::delta::AsOf;
 use ebiq::explain::ExplainSettings;
-use ebiq::generate::GenerateSettings;
+use ebiq::generate::{GenerateSettings, Layout};
 use ebiq::months::{Month, MonthRange};
 use ebiq::output::OutputFormat;
 use ebiq::report::ReportSettings;
@@ -338,6 +338,11 @@ struct GenerateArgs {
     /// Writer threads (default: one per core)
     #[arg(long, value_name = "N", default_value_t = 0)]
     threads: usize,
+
+    /// Files as extracts come: by-month (a file per month), by-provider or shuffled (as many
+    /// files, each mixing every month: ordered by provider, or in random order)
+    #[arg(long, value_name = "LAYOUT", default_value = "by-month")]
+    layout: Layout,
 }
 
 /// A folder of the checked-out project: `name` under the current folder, else beside the sources
@@ -531,6 +536,7 @@ impl Cli {
                     out: args.out,
                     seed: args.seed,
                     months: args.months,
+                    layout: args.layout,
                     force: args.force,
                     threads: if args.threads == 0 {
                         cores()

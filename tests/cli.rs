@@ -6,7 +6,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{ebiq, project, scratch, stderr};
+use common::{ebiq, ebiq_ok, project, scratch, stderr};
 
 #[test]
 fn report_with_no_arguments_prints_every_table_for_the_sample() {
@@ -188,6 +188,89 @@ fn generate_is_deterministic_for_a_seed_and_refuses_to_overwrite() {
     );
     std::fs::remove_dir_all(&first).unwrap();
     std::fs::remove_dir_all(&second).unwrap();
+}
+
+/// The distinct values of `column` in a Parquet file, and whether they came in sorted order.
+fn values_of(path: &std::path::Path, column: &str) -> (std::collections::BTreeSet<String>, bool) {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path).unwrap())
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut values = Vec::new();
+    for batch in reader {
+        let batch = batch.unwrap();
+        let array = batch.column_by_name(column).unwrap();
+        values.extend(
+            array
+                .as_string::<i32>()
+                .iter()
+                .map(|v| v.unwrap().to_owned()),
+        );
+    }
+    let sorted = values.is_sorted();
+    (values.into_iter().collect(), sorted)
+}
+
+#[test]
+fn generate_layouts_mix_months_within_each_file() {
+    for layout in ["by-provider", "shuffled"] {
+        let dir = scratch(&format!("gen-{layout}"));
+        ebiq_ok(&[
+            "generate",
+            "--rows",
+            "3000",
+            "--months",
+            "2024-01..2024-03",
+            "--layout",
+            layout,
+            "--quiet",
+            "--out",
+            dir.to_str().unwrap(),
+        ]);
+        let mut names: Vec<String> = std::fs::read_dir(dir.join("opa"))
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "opa_part001.parquet",
+                "opa_part002.parquet",
+                "opa_part003.parquet"
+            ]
+        );
+        for name in &names {
+            let path = dir.join("opa").join(name);
+            let (months, _) = values_of(&path, "Der_Activity_Month");
+            assert_eq!(months.len(), 3, "{layout} {name}: {months:?}");
+            let (_, by_provider) = values_of(&path, "Der_Provider_Code");
+            assert_eq!(by_provider, layout == "by-provider", "{layout} {name}");
+        }
+        let report = ebiq_ok(&[
+            "report",
+            "--quiet",
+            "--format",
+            "csv",
+            "--data",
+            dir.to_str().unwrap(),
+        ]);
+        assert!(
+            stderr(&report).contains("over 3000 outpatient rows"),
+            "{}",
+            stderr(&report)
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+    let unknown = ebiq(&["generate", "--layout", "by-patient", "--out", "unused"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(
+        stderr(&unknown).contains("by-month, by-provider or shuffled"),
+        "{}",
+        stderr(&unknown)
+    );
 }
 
 #[test]

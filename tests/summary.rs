@@ -154,3 +154,45 @@ fn the_summary_counts_what_a_row_by_row_count_does() {
     assert_eq!((counts, by), (everything, None), "{few_rows}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Rows of every month interleaved in one file (an extract ordered by patient or load time, not
+/// by month): the summary still counts each month's rows as a row-by-row count does.
+#[test]
+fn the_summary_counts_rows_whose_months_are_interleaved() {
+    let dir = scratch("summary-interleaved");
+    let data = dir.join("data");
+    std::fs::create_dir_all(data.join("opa")).unwrap();
+    let copy = format!(
+        "COPY ({ODD_VALUES} ORDER BY (opa_ident * 7919) % 1009, opa_ident) TO '{}'",
+        data.join("opa/interleaved.parquet").display()
+    );
+    ebiq_ok(&["sql", "--format", "csv", &copy]);
+    let months = ebiq_ok(&[
+        "sql",
+        "--data",
+        data.to_str().unwrap(),
+        "--format",
+        "csv",
+        "SELECT count(*) FROM (SELECT der_activity_month, \
+         lag(der_activity_month) OVER (ORDER BY (opa_ident * 7919) % 1009, opa_ident) AS previous \
+         FROM opa) WHERE der_activity_month IS DISTINCT FROM previous",
+    ]);
+    let changes: u64 = String::from_utf8(months.stdout)
+        .unwrap()
+        .lines()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        changes > 1000,
+        "the months should change often, not {changes} times"
+    );
+    let (counts, by) = from_report(&data, &dir.join("all"), MAIN, &[]);
+    assert_eq!(counts, row_by_row(&data, "000000", "999999"));
+    assert_eq!(by, Some("01_flagged_by_provider_month".to_owned()));
+    let range = ["--from", "2024-04", "--to", "2024-09"];
+    let (counts, _) = from_report(&data, &dir.join("range"), MAIN, &range);
+    assert_eq!(counts, row_by_row(&data, "202404", "202409"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

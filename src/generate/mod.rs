@@ -1,8 +1,9 @@
-//! `ebiq generate`: synthetic SUS Parquet, one file per table and month, deterministic for a seed.
+//! `ebiq generate`: synthetic SUS Parquet, deterministic for a seed, in one of the layouts extracts
+//! come in: one file per table and month, or as many files each mixing every month (rows in
+//! random order, or ordered by provider within each batch, as an extract sorted by provider is).
 //!
-//! Months are written in parallel, one file each, in bounded memory (a batch and a row group per
-//! worker). Every file is written under a temporary name and renamed when complete
-//! ([`write_atomically`]).
+//! Files are written in parallel in bounded memory (a batch and a row group per worker). Every
+//! file is written under a temporary name and renamed when complete ([`write_atomically`]).
 
 mod codes;
 mod population;
@@ -18,6 +19,7 @@ use anyhow::{Context, Result, bail};
 use datafusion::arrow::array::{
     ArrayRef, Date32Builder, Int32Builder, Int64Builder, RecordBatch, StringBuilder,
 };
+use datafusion::arrow::compute::{sort_to_indices, take_record_batch};
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
@@ -52,6 +54,40 @@ pub struct GenerateSettings {
     pub force: bool,
     /// Writer threads.
     pub threads: usize,
+    /// How rows are spread over files.
+    pub layout: Layout,
+}
+
+/// How the rows of a table are spread over its files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// One file per month (`opa_202404.parquet`): every row of a file has the same month.
+    ByMonth,
+    /// As many files as months, each with rows of every month, in each batch ordered by provider.
+    ByProvider,
+    /// As many files as months, each with rows of every month in random order.
+    Shuffled,
+}
+
+impl Layout {
+    fn mixes_months(self) -> bool {
+        self != Layout::ByMonth
+    }
+}
+
+impl std::str::FromStr for Layout {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "by-month" => Ok(Layout::ByMonth),
+            "by-provider" => Ok(Layout::ByProvider),
+            "shuffled" => Ok(Layout::Shuffled),
+            other => Err(format!(
+                "unknown layout {other:?}: by-month, by-provider or shuffled"
+            )),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,11 +105,16 @@ impl Table {
     }
 }
 
-/// One file to write: a table's rows for one month.
+/// One file to write: a table's rows for one month, or for any of the months.
 #[derive(Debug, Clone)]
 struct Job {
     table: Table,
-    month: Month,
+    /// The file's name without its table and extension.
+    part: String,
+    /// Each row's month is one of these, at random.
+    months: Arc<[Month]>,
+    /// Rows of each batch in provider order.
+    by_provider: bool,
     rows: u64,
     first_ident: i64,
     seed: u64,
@@ -121,11 +162,19 @@ pub fn generate(settings: &GenerateSettings, progress: &Progress) -> Result<Gene
         prepare_dir(&dir, settings.force)?;
         let per_month = rows / months.len() as u64;
         let mut first_ident = 1i64;
+        let every_month: Arc<[Month]> = months.clone().into();
         for (index, month) in months.iter().enumerate() {
             let rows = per_month + u64::from((index as u64) < rows % months.len() as u64);
+            let (part, months) = if settings.layout.mixes_months() {
+                (format!("part{:03}", index + 1), Arc::clone(&every_month))
+            } else {
+                (month.yyyymm(), vec![*month].into())
+            };
             jobs.push(Job {
                 table,
-                month: *month,
+                part,
+                months,
+                by_provider: settings.layout == Layout::ByProvider,
                 rows,
                 first_ident,
                 seed: settings
@@ -221,11 +270,9 @@ fn write_month(
         Table::Apcs => APCS,
     };
     let schema = arrow_schema(columns);
-    let path = out.join(job.table.name()).join(format!(
-        "{}_{}.parquet",
-        job.table.name(),
-        job.month.yyyymm()
-    ));
+    let path =
+        out.join(job.table.name())
+            .join(format!("{}_{}.parquet", job.table.name(), job.part));
     let properties = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
@@ -238,8 +285,14 @@ fn write_month(
         while written < job.rows {
             let rows = usize::try_from((job.rows - written).min(BATCH_ROWS as u64))?;
             let ident = job.first_ident + i64::try_from(written)?;
-            let batch = build_batch(job, population, &mut rng, &mut record, ident, rows)?;
-            writer.write(&RecordBatch::try_new(Arc::clone(&schema), batch)?)?;
+            let mut batch = RecordBatch::try_new(
+                Arc::clone(&schema),
+                build_batch(job, population, &mut rng, &mut record, ident, rows)?,
+            )?;
+            if job.by_provider {
+                batch = by_provider(&batch)?;
+            }
+            writer.write(&batch)?;
             written += rows as u64;
             advance(rows as u64);
         }
@@ -274,10 +327,17 @@ fn build_batch(
     let (mut procedures, mut diagnoses) = (text(), text());
     let (mut admin, mut tfc_or_method, mut attendance) = (text(), text(), text());
     let mut sex = text();
-    let yyyymm = job.month.yyyymm();
-    let first_day = job.month.first_day_since_epoch();
-    let days = job.month.days();
+    let months: Vec<(String, i32, i32)> = job
+        .months
+        .iter()
+        .map(|month| (month.yyyymm(), month.first_day_since_epoch(), month.days()))
+        .collect();
     for row in 0..rows {
+        let (yyyymm, first_day, days) = match months.as_slice() {
+            [one] => one,
+            any => &any[rand::Rng::random_range(rng, 0..any.len())],
+        };
+        let (first_day, days) = (*first_day, *days);
         population.sample(rng, style, record);
         ident.append_value(first_ident + row as i64);
         provider.append_value(&record.provider);
@@ -286,7 +346,7 @@ fn build_batch(
         let day = first_day + rand::Rng::random_range(rng, 0..days);
         date.append_value(day);
         discharge.append_value(day + rand::Rng::random_range(rng, 0..6));
-        month.append_value(&yyyymm);
+        month.append_value(yyyymm);
         age_start.append_option(record.age_at_start);
         age_activity.append_option(record.age_at_activity);
         procedures.append_option(record.procedures.as_deref());
@@ -325,4 +385,13 @@ fn build_batch(
     }
     columns.push(Arc::new(sex.finish()));
     Ok(columns)
+}
+
+/// `batch`'s rows ordered by provider.
+fn by_provider(batch: &RecordBatch) -> Result<RecordBatch> {
+    let provider = batch
+        .column_by_name("Der_Provider_Code")
+        .context("the generated table has no Der_Provider_Code")?;
+    let order = sort_to_indices(provider, None, None)?;
+    Ok(take_record_batch(batch, &order)?)
 }

@@ -11,7 +11,10 @@ use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use datafusion::arrow::array::{Array, ArrayAccessor, AsArray, BooleanArray};
+use datafusion::arrow::array::builder::make_view;
+use datafusion::arrow::array::{
+    Array, AsArray, BooleanArray, GenericStringArray, OffsetSizeTrait, StringViewArray,
+};
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
@@ -282,50 +285,160 @@ fn as_bools(array: &Arc<dyn Array>) -> Result<&BooleanArray> {
         .ok_or_else(|| exec_datafusion_err!("an age check gave {}", array.data_type()))
 }
 
-/// Adds the rows of one batch to `into`, a run of equal months at a time (a file usually holds
-/// one month, so a batch is usually one run).
+/// Adds the rows of one batch to `into`, whatever their order: extracts ordered by provider, by
+/// patient or by load time mix every month in every batch.
 fn tally_batch(month: &dyn Array, flags: [&BooleanArray; 2], into: &mut Tallies) -> Result<()> {
+    let mut counts = MonthCounts::default();
     match month.data_type() {
-        DataType::Utf8 => tally_runs(month.as_string::<i32>(), |_, _| false, flags, into),
-        DataType::LargeUtf8 => tally_runs(month.as_string::<i64>(), |_, _| false, flags, into),
-        DataType::Utf8View => {
-            // Equal views are equal months (a short month is held in its view), so most rows
-            // cost one 16-byte comparison; unequal views still compare their text.
-            let months = month.as_string_view();
-            let views = months.views();
-            let same_view = |a: usize, b: usize| {
-                views[a] == views[b] && months.is_valid(a) == months.is_valid(b)
-            };
-            tally_runs(months, same_view, flags, into);
-        }
+        DataType::Utf8 => counts.count_text(month.as_string::<i32>(), flags),
+        DataType::LargeUtf8 => counts.count_text(month.as_string::<i64>(), flags),
+        DataType::Utf8View => counts.count_views(month.as_string_view(), flags),
         other => return exec_err!("the activity month became {other} during the scan"),
     }
+    counts.add_to(into);
     Ok(())
 }
 
-/// `surely_same(a, b)` may say rows `a` and `b` hold the same month without comparing text; when
-/// it says no, the text decides.
-fn tally_runs<'a>(
-    months: impl ArrayAccessor<Item = &'a str>,
-    surely_same: impl Fn(usize, usize) -> bool,
-    [unknown, impossible]: [&BooleanArray; 2],
-    into: &mut Tallies,
-) {
-    let month_at = |row: usize| months.is_valid(row).then(|| months.value(row));
-    let mut start = 0;
-    while start < months.len() {
-        let month = month_at(start);
-        let end = (start + 1..months.len())
-            .find(|&row| !surely_same(start, row) && month_at(row) != month)
-            .unwrap_or(months.len());
-        let run = Tally {
-            records: (end - start) as u64,
-            unknown_age: unknown.slice(start, end - start).true_count() as u64,
-            impossible_age: impossible.slice(start, end - start).true_count() as u64,
-        };
-        into.entry(month.map(str::to_owned)).or_default().add(run);
-        start = end;
+/// A row's month, as the key it is counted under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum MonthKey<'a> {
+    /// A month of at most 12 bytes (every `YYYYMM`) by its Arrow string view, which holds its
+    /// length and all its bytes: equal keys are equal months, compared as one 16-byte integer.
+    Short(u128),
+    Long(&'a str),
+    Null,
+}
+
+/// One batch's tallies by month, found for each row without allocating or hashing its text.
+#[derive(Debug, Default)]
+struct MonthCounts<'a> {
+    /// Open addressing over `months` by the short key's bits; `EMPTY` where no month is.
+    slots: Vec<u32>,
+    months: Vec<(MonthKey<'a>, Tally)>,
+    /// The tally of each long month and of NULL, found by a map (rare: real months are short).
+    others: HashMap<MonthKey<'a>, usize>,
+}
+
+const EMPTY: u32 = u32::MAX;
+
+impl<'a> MonthCounts<'a> {
+    fn count_views(&mut self, months: &'a StringViewArray, flags: [&BooleanArray; 2]) {
+        let views = months.views();
+        self.count(months.len(), flags, |row| {
+            if months.is_null(row) {
+                MonthKey::Null
+            } else if (views[row] as u32) <= MAX_INLINE {
+                MonthKey::Short(views[row])
+            } else {
+                MonthKey::Long(months.value(row))
+            }
+        });
     }
+
+    fn count_text<O: OffsetSizeTrait>(
+        &mut self,
+        months: &'a GenericStringArray<O>,
+        flags: [&BooleanArray; 2],
+    ) {
+        self.count(months.len(), flags, |row| {
+            if months.is_null(row) {
+                return MonthKey::Null;
+            }
+            let month = months.value(row);
+            if month.len() <= MAX_INLINE as usize {
+                MonthKey::Short(make_view(month.as_bytes(), 0, 0))
+            } else {
+                MonthKey::Long(month)
+            }
+        });
+    }
+
+    fn count(
+        &mut self,
+        rows: usize,
+        [unknown, impossible]: [&BooleanArray; 2],
+        key_of: impl Fn(usize) -> MonthKey<'a>,
+    ) {
+        // A NULL flag is not a flagged age (`true_count` would not count it either).
+        let flagged =
+            |flags: &BooleanArray, row: usize| u64::from(flags.is_valid(row) && flags.value(row));
+        for row in 0..rows {
+            let index = self.index_of(key_of(row));
+            let tally = &mut self.months[index].1;
+            tally.records += 1;
+            tally.unknown_age += flagged(unknown, row);
+            tally.impossible_age += flagged(impossible, row);
+        }
+    }
+
+    fn index_of(&mut self, key: MonthKey<'a>) -> usize {
+        let MonthKey::Short(view) = key else {
+            let next = self.months.len();
+            let index = *self.others.entry(key).or_insert(next);
+            if index == next {
+                self.months.push((key, Tally::default()));
+            }
+            return index;
+        };
+        if self.months.len() * 2 >= self.slots.len() {
+            self.grow();
+        }
+        let mask = self.slots.len() - 1;
+        let mut slot = spread(view) & mask;
+        loop {
+            match self.slots[slot] {
+                EMPTY => {
+                    let index = self.months.len();
+                    self.slots[slot] = index as u32;
+                    self.months.push((key, Tally::default()));
+                    return index;
+                }
+                index if self.months[index as usize].0 == key => return index as usize,
+                _ => slot = (slot + 1) & mask,
+            }
+        }
+    }
+
+    /// Doubles the table (at least 64 slots), placing the short months again.
+    fn grow(&mut self) {
+        let size = (self.slots.len() * 2).max(64);
+        self.slots = vec![EMPTY; size];
+        let mask = size - 1;
+        for (index, (key, _)) in self.months.iter().enumerate() {
+            if let MonthKey::Short(view) = key {
+                let mut slot = spread(*view) & mask;
+                while self.slots[slot] != EMPTY {
+                    slot = (slot + 1) & mask;
+                }
+                self.slots[slot] = index as u32;
+            }
+        }
+    }
+
+    fn add_to(self, into: &mut Tallies) {
+        for (key, tally) in self.months {
+            let month = match key {
+                MonthKey::Short(view) => {
+                    let length = view as u32 as usize;
+                    let bytes = (view >> 32).to_le_bytes();
+                    Some(String::from_utf8_lossy(&bytes[..length]).into_owned())
+                }
+                MonthKey::Long(text) => Some(text.to_owned()),
+                MonthKey::Null => None,
+            };
+            into.entry(month).or_default().add(tally);
+        }
+    }
+}
+
+/// The longest string an Arrow view holds inline.
+const MAX_INLINE: u32 = 12;
+
+/// A table position from a short month's view: the view's bits mixed by one multiplication, so
+/// that months differing in one digit land apart.
+fn spread(view: u128) -> usize {
+    let folded = (view as u64) ^ ((view >> 64) as u64);
+    (folded.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize
 }
 
 #[cfg(test)]
@@ -337,7 +450,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn runs_of_equal_months_are_tallied_for_every_string_type() {
+    fn months_are_tallied_for_every_string_type() {
         let months = [
             Some("202404"),
             Some("202404"),
@@ -377,6 +490,60 @@ mod tests {
             assert_eq!(tally(Some("202413")), expected(1, 0, 1));
             assert_eq!(tally(Some("2024-04 (a month in words)")), expected(2, 2, 1));
             assert_eq!(tally(Some("")), expected(1, 0, 1));
+        }
+    }
+
+    /// Rows in any order, months short and long, NULL months and flags: the tallies equal a
+    /// plain count of each month's rows.
+    #[test]
+    fn tallies_equal_a_plain_count_whatever_the_row_order() {
+        use rand::{Rng, SeedableRng};
+        let choices = [
+            Some("202404"),
+            Some("202405"),
+            Some("202304"),
+            Some(""),
+            Some("2024-04 (a month in words)"),
+            Some("2024-05 (a month in words)"),
+            Some("123456789012"),
+            Some("1234567890123"),
+            None,
+        ];
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(28);
+        for rows in [1, 7, 100, 5000] {
+            // Up to 300 distinct months, so the table grows more than once.
+            let generated: Vec<Option<String>> = (0..rows)
+                .map(|_| match rng.random_range(0..4) {
+                    0 => Some(format!("{}", rng.random_range(200_000..200_300))),
+                    _ => choices[rng.random_range(0..choices.len())].map(str::to_owned),
+                })
+                .collect();
+            let flag = |rng: &mut rand_chacha::ChaCha8Rng| match rng.random_range(0..3) {
+                0 => None,
+                1 => Some(false),
+                _ => Some(true),
+            };
+            let unknown: BooleanArray = (0..rows).map(|_| flag(&mut rng)).collect();
+            let impossible: BooleanArray = (0..rows).map(|_| flag(&mut rng)).collect();
+            let mut expected = Tallies::new();
+            for (row, month) in generated.iter().enumerate() {
+                let tally = expected.entry(month.clone()).or_default();
+                tally.records += 1;
+                tally.unknown_age += u64::from(unknown.is_valid(row) && unknown.value(row));
+                tally.impossible_age +=
+                    u64::from(impossible.is_valid(row) && impossible.value(row));
+            }
+            let months: Vec<Option<&str>> = generated.iter().map(Option::as_deref).collect();
+            let arrays: [Arc<dyn Array>; 3] = [
+                Arc::new(StringArray::from(months.clone())),
+                Arc::new(LargeStringArray::from(months.clone())),
+                Arc::new(StringViewArray::from(months)),
+            ];
+            for array in arrays {
+                let mut tallies = Tallies::new();
+                tally_batch(array.as_ref(), [&unknown, &impossible], &mut tallies).unwrap();
+                assert_eq!(tallies, expected, "{rows} rows of {}", array.data_type());
+            }
         }
     }
 
