@@ -1,8 +1,10 @@
 # What the benchmark scripts share; sourced, not run. Sets $root and $ebiq after `build_ebiq`.
 #
 #   build_ebiq                 builds the release binary into $CARGO_TARGET_DIR (or ~/.cache/ebiq-target)
-#   ensure_dataset ROWS DIR    generates ROWS outpatient rows (seed 2026) into DIR unless a complete
-#                              dataset of that size is already there
+#   ensure_dataset ROWS DIR [LAYOUT]
+#                              generates ROWS outpatient rows (seed 2026) into DIR, laid out as
+#                              `ebiq generate --layout` LAYOUT (default by-month), unless a
+#                              complete dataset of that size is already there
 #   client_venv                sets $venv: benches/.venv with the Python clients of tests/clients
 #   start_server LOG ARGS...   starts `ebiq serve --quiet --listen 127.0.0.1:0 ARGS...` in the
 #                              background, its stderr to LOG; sets $server (pid) and $port once it
@@ -22,11 +24,11 @@ build_ebiq() {
 }
 
 ensure_dataset() {
-    local rows=$1 dir=$2
+    local rows=$1 dir=$2 layout=${3:-by-month}
     # One marker for every script; a dataset from before the generator wrote the population is
     # made again, since the population queries need it.
     if [ ! -f "$dir/.complete-$rows" ] || [ ! -d "$dir/population" ]; then
-        "$ebiq" generate --rows "$rows" --seed 2026 --out "$dir" --force
+        "$ebiq" generate --rows "$rows" --seed 2026 --layout "$layout" --out "$dir" --force
         touch "$dir/.complete-$rows"
     fi
 }

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # How ebiq's cost grows with the data, and what the main report costs over the rule's own yardstick.
 #
-#   benches/scaling.sh [--sizes "1000000 5000000 ..."] [--runs R] [--keep]
+#   benches/scaling.sh [--sizes "1000000 5000000 ..."] [--runs R] [--keep] [--layout LAYOUT]
 #
+# --layout by-provider or shuffled generates files that each mix every month (bench-data/sus-N-LAYOUT),
+# as extracts ordered by provider or by load time come; the default is one file per month.
 # Builds ebiq (release) and, for each size (default 1M, 5M, 20M, 100M outpatient rows), generates a
 # dataset into bench-data/sus-N unless one is there, then measures, R times each (default 3):
 #   clause  SELECT count(*) FROM opa WHERE <the rule's procedure clause>   (ebiq sql)
@@ -16,12 +18,14 @@ source "$(dirname "$0")/common.sh"
 sizes="1000000 5000000 20000000 100000000"
 runs=3
 keep=false
+layout=by-month
 while [ $# -gt 0 ]; do
     case "$1" in
         --sizes) sizes=$2; shift 2 ;;
         --runs) runs=$2; shift 2 ;;
         --keep) keep=true; shift ;;
-        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+        --layout) layout=$2; shift 2 ;;
+        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
         *) echo "scaling.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -36,18 +40,21 @@ sed 's/\$from_month/'"'000000'"'/; s/\$to_month/'"'999999'"'/' "$main" > "$scrat
 clause="SELECT count(*) FROM opa WHERE \
 ebi_lower_back_imaging_included_by_der_procedure_all(der_procedure_all)"
 
-echo "| outpatient rows | clause (s) | 01 SQL (s) | report (s) | report ns/row | report / clause | report peak (MB) |"
-echo "|---:|---:|---:|---:|---:|---:|---:|"
+echo "layout $layout; medians of $runs runs; $(nproc) cores; $(date -u +%Y-%m-%d)"
+echo
+echo "| outpatient rows | clause (s) | 01 SQL (s) | report (s) | report ns/row | report / clause | report / 01 SQL | report peak (MB) |"
+echo "|---:|---:|---:|---:|---:|---:|---:|---:|"
 for rows in $sizes; do
     data=$root/bench-data/sus-$rows
-    ensure_dataset "$rows" "$data"
+    [ "$layout" = by-month ] || data=$data-$layout
+    ensure_dataset "$rows" "$data" "$layout"
     measure "$runs" "$ebiq" sql --data "$data" --format csv "$clause"
     clause_wall=$wall
     measure "$runs" "$ebiq" sql --data "$data" --format csv -f "$scratch/01_bound.sql"
     query_wall=$wall
     measure "$runs" "$ebiq" report --quiet --data "$data" --queries "$scratch/queries" --format csv
     awk -v rows="$rows" -v c="$clause_wall" -v q="$query_wall" -v r="$wall" -v p="$peak" 'BEGIN {
-        printf "| %d | %.2f | %.2f | %.2f | %.0f | %.2fx | %d |\n", rows, c, q, r, r * 1e9 / rows, r / c, p }'
+        printf "| %d | %.2f | %.2f | %.2f | %.0f | %.2fx | %.2fx | %d |\n", rows, c, q, r, r * 1e9 / rows, r / c, r / q, p }'
     if [ "$keep" = false ] && [ "$rows" -gt 20000000 ]; then
         rm -rf "$data"
     fi
