@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use common::{ebiq_ok, scratch};
 
@@ -38,27 +38,45 @@ fn row_by_row(data: &Path, first: &str, last: &str) -> Vec<u64> {
                                  AND ({age} < 7001 OR {age} > 7007)) \
          FROM opa"
     );
+    let counts = first_row(data, &sql);
+    assert!(
+        counts.iter().all(|&n| n > 0),
+        "every kind should occur: {counts:?}"
+    );
+    counts
+}
+
+/// The numbers in the first row `sql` returns over `data`.
+fn first_row(data: &Path, sql: &str) -> Vec<u64> {
     let output = ebiq_ok(&[
         "sql",
         "--data",
         data.to_str().unwrap(),
         "--format",
         "csv",
-        &sql,
+        sql,
     ]);
-    let text = String::from_utf8(output.stdout).unwrap();
-    let counts: Vec<u64> = text
+    String::from_utf8(output.stdout)
+        .unwrap()
         .lines()
         .nth(1)
         .unwrap()
         .split(',')
         .map(|n| n.parse().unwrap())
-        .collect();
-    assert!(
-        counts.iter().all(|&n| n > 0),
-        "every kind should occur: {counts:?}"
+        .collect()
+}
+
+/// A dataset under `dir` whose one `opa` file holds [`ODD_VALUES`] in the row order `order_by`
+/// gives (empty: the sample's order); returns its folder.
+fn odd_values_dataset(dir: &Path, order_by: &str) -> PathBuf {
+    let data = dir.join("data");
+    std::fs::create_dir_all(data.join("opa")).unwrap();
+    let copy = format!(
+        "COPY ({ODD_VALUES} {order_by}) TO '{}'",
+        data.join("opa/odd.parquet").display()
     );
-    counts
+    ebiq_ok(&["sql", "--format", "csv", &copy]);
+    data
 }
 
 /// The same four counts from the manifest of `ebiq report` running `query` (a file of queries/
@@ -105,13 +123,7 @@ const MAIN: &str = "01_flagged_by_provider_month.sql";
 #[test]
 fn the_summary_counts_what_a_row_by_row_count_does() {
     let dir = scratch("summary");
-    let data = dir.join("data");
-    std::fs::create_dir_all(data.join("opa")).unwrap();
-    let copy = format!(
-        "COPY ({ODD_VALUES}) TO '{}'",
-        data.join("opa/odd.parquet").display()
-    );
-    ebiq_ok(&["sql", "--format", "csv", &copy]);
+    let data = odd_values_dataset(&dir, "");
     let everything = row_by_row(&data, "000000", "999999");
     let in_range = row_by_row(&data, "202404", "202409");
     let range = ["--from", "2024-04", "--to", "2024-09"];
@@ -160,30 +172,18 @@ fn the_summary_counts_what_a_row_by_row_count_does() {
 #[test]
 fn the_summary_counts_rows_whose_months_are_interleaved() {
     let dir = scratch("summary-interleaved");
-    let data = dir.join("data");
-    std::fs::create_dir_all(data.join("opa")).unwrap();
-    let copy = format!(
-        "COPY ({ODD_VALUES} ORDER BY (opa_ident * 7919) % 1009, opa_ident) TO '{}'",
-        data.join("opa/interleaved.parquet").display()
-    );
-    ebiq_ok(&["sql", "--format", "csv", &copy]);
-    let months = ebiq_ok(&[
-        "sql",
-        "--data",
-        data.to_str().unwrap(),
-        "--format",
-        "csv",
-        "SELECT count(*) FROM (SELECT der_activity_month, \
-         lag(der_activity_month) OVER (ORDER BY (opa_ident * 7919) % 1009, opa_ident) AS previous \
-         FROM opa) WHERE der_activity_month IS DISTINCT FROM previous",
-    ]);
-    let changes: u64 = String::from_utf8(months.stdout)
-        .unwrap()
-        .lines()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
+    let interleaved = "ORDER BY (opa_ident * 7919) % 1009, opa_ident";
+    let data = odd_values_dataset(&dir, interleaved);
+    let [changes] = first_row(
+        &data,
+        &format!(
+            "SELECT count(*) FROM (SELECT der_activity_month, \
+             lag(der_activity_month) OVER ({interleaved}) AS previous FROM opa) \
+             WHERE der_activity_month IS DISTINCT FROM previous"
+        ),
+    )[..] else {
+        panic!("one count expected")
+    };
     assert!(
         changes > 1000,
         "the months should change often, not {changes} times"
