@@ -5,6 +5,7 @@ mod charts;
 mod html;
 mod manifest;
 mod query;
+mod scanned;
 mod shared;
 mod summary;
 pub mod suppress;

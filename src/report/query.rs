@@ -12,9 +12,6 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::metadata::ScalarAndMetadata;
 use datafusion::common::{DataFusionError, ParamValues};
-use datafusion::datasource::listing::PartitionedFile;
-use datafusion::datasource::physical_plan::FileScanConfig;
-use datafusion::datasource::source::DataSourceExec;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::prelude::{DataFrame, SessionContext};
@@ -22,9 +19,9 @@ use datafusion::scalar::ScalarValue;
 use datafusion::sql::sqlparser::parser::ParserError;
 use ebiq_udfs::split_location;
 
+use super::scanned::files_scanned;
 use super::shared::{SharedResults, run_shared_ctes_once};
 use crate::months::Month;
-use crate::validate::file_name;
 
 /// One report query: a `.sql` file whose leading comment says what it answers.
 #[derive(Debug, Clone)]
@@ -244,44 +241,6 @@ pub(super) async fn run_query_with(
         files_read,
         ctes_run_once,
     })
-}
-
-/// The files every file scan of `plan` was given: after partition pruning, before row-group
-/// pruning. `None` if `plan` has no file scan (a cluster's plan hides them).
-pub(super) fn files_scanned(plan: &Arc<dyn ExecutionPlan>) -> Option<BTreeSet<String>> {
-    let mut files = BTreeSet::new();
-    let mut found_scan = false;
-    let mut pending = vec![plan];
-    while let Some(node) = pending.pop() {
-        if let Some(scan) = as_file_scan(node) {
-            found_scan = true;
-            files.extend(scanned_files(scan).map(|(name, _)| name));
-        }
-        pending.extend(node.children());
-    }
-    found_scan.then_some(files)
-}
-
-/// The file scan `node` is, if it is one.
-pub(super) fn as_file_scan(node: &Arc<dyn ExecutionPlan>) -> Option<&FileScanConfig> {
-    node.downcast_ref::<DataSourceExec>()
-        .and_then(|exec| exec.data_source().downcast_ref::<FileScanConfig>())
-}
-
-/// Each file `scan` was given, named as the manifest names input files (a file split into byte
-/// ranges comes once per range).
-pub(super) fn scanned_files(
-    scan: &FileScanConfig,
-) -> impl Iterator<Item = (String, &PartitionedFile)> {
-    scan.file_groups
-        .iter()
-        .flat_map(|group| group.files())
-        .map(|file| {
-            (
-                file_name(&scan.object_store_url, &file.object_meta.location),
-                file,
-            )
-        })
 }
 
 /// A query ebiq runs for itself (counts for the run summary), named like a file in errors.

@@ -36,7 +36,7 @@ use sqlparser::ast::{Query, Visit, Visitor};
 use tempfile::TempDir;
 use tokio::task::JoinSet;
 
-use super::query::files_scanned;
+use super::scanned::files_scanned;
 
 /// The results set aside for one query (none by default): kept until the query has run.
 #[derive(Debug, Default)]

@@ -28,7 +28,7 @@ use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Pla
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 
-use super::query::{as_file_scan, scanned_files};
+use super::scanned::{as_file_scan, scanned_files};
 
 /// The month column and the two age columns the summary reads, as the report queries name them.
 const MONTH: &str = "der_activity_month";

@@ -193,6 +193,7 @@ pub async fn run(session_settings: &SessionSettings, settings: &ServeSettings) -
                                     "ebiq serve: connection from {peer} closed: the client went \
                                      away while its statement ran"
                                 );
+                                peer::release_abandoned_memory().await;
                                 return;
                             }
                         };
