@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # What each report query costs on one generated dataset, and the whole report as CSV and as HTML.
 #
-#   benches/queries.sh [--rows N] [--runs R] [--data DIR]
+#   benches/queries.sh [--rows N] [--runs R] [--data DIR] [--layout by-month|by-provider|shuffled]
 #
 # Builds ebiq (release), generates N outpatient rows (default 20,000,000) with their population into
-# DIR unless a complete dataset is already there, then runs each queries/*.sql alone through
+# DIR unless a complete dataset is already there (--layout shuffled: every file mixes every month,
+# in bench-data/sus-N-shuffled), then runs each queries/*.sql alone through
 # `ebiq report` (summary included), and the whole report with --format csv and --format html, R
 # times each (default 3): a table of median wall time and peak resident memory (GNU time).
 set -euo pipefail
@@ -13,22 +14,29 @@ source "$(dirname "$0")/common.sh"
 rows=20000000
 runs=3
 data=""
+layout=by-month
 while [ $# -gt 0 ]; do
     case "$1" in
         --rows) rows=$2; shift 2 ;;
         --runs) runs=$2; shift 2 ;;
         --data) data=$2; shift 2 ;;
-        -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+        --layout) layout=$2; shift 2 ;;
+        -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
         *) echo "queries.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
     esac
 done
-data=${data:-$root/bench-data/sus-$rows}
+if [ -z "$data" ]; then
+    data=$root/bench-data/sus-$rows
+    [ "$layout" = by-month ] || data=$data-$layout
+fi
 
 build_ebiq
-ensure_dataset "$rows" "$data"
+ensure_dataset "$rows" "$data" "$layout"
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 
+echo "layout $layout; medians of $runs runs; $(nproc) cores; $(date -u +%Y-%m-%d)"
+echo
 echo "| report | median wall (s) | peak memory (MB) |"
 echo "|---|---:|---:|"
 for query in "$root"/queries/*.sql; do

@@ -4,7 +4,6 @@
 //!
 //! `cargo bench --bench report`
 
-#![allow(clippy::unwrap_used)]
 // criterion_group! defines an undocumented public function.
 #![allow(missing_docs)]
 
@@ -18,16 +17,19 @@ use ebiq::session::{SessionSettings, open};
 const SAMPLE_ROWS: u64 = 60_000;
 
 fn benches(c: &mut Criterion) {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let runtime = tokio::runtime::Runtime::new().expect("a valid value");
     let project = Path::new(env!("CARGO_MANIFEST_DIR"));
     let data = project.join("data-samples");
-    let settings = SessionSettings::over(data.to_str().unwrap());
-    let ctx = runtime.block_on(open(&settings)).unwrap().ctx;
-    let queries = load_queries(&project.join("queries")).unwrap();
+    let settings = SessionSettings::over(data.to_str().expect("a UTF-8 path"));
+    let ctx = runtime
+        .block_on(open(&settings))
+        .expect("the report runs")
+        .ctx;
+    let queries = load_queries(&project.join("queries")).expect("queries/ loads");
     let main = queries
         .iter()
         .find(|q| q.name == "01_flagged_by_provider_month")
-        .unwrap();
+        .expect("the item is present");
     let parameters = Parameters::new(None, None);
 
     let mut group = c.benchmark_group("report over data-samples");
@@ -36,7 +38,7 @@ fn benches(c: &mut Criterion) {
         b.iter(|| {
             let result = runtime
                 .block_on(run_query(&ctx, main, &parameters))
-                .unwrap();
+                .expect("the report runs");
             black_box(result.batches)
         })
     });

@@ -4,7 +4,6 @@
 //!
 //! `cargo bench --bench udfs`
 
-#![allow(clippy::unwrap_used)]
 // criterion_group! defines an undocumented public function.
 #![allow(missing_docs)]
 
@@ -78,7 +77,7 @@ fn invoke(function: &dyn ScalarUDFImpl, args: &[ColumnarValue]) -> ArrayRef {
         })
         .unwrap_or(ROWS);
     let types: Vec<_> = args.iter().map(ColumnarValue::data_type).collect();
-    let return_type = function.return_type(&types).unwrap();
+    let return_type = function.return_type(&types).expect("a return type");
     let arg_fields = types
         .iter()
         .map(|t| Arc::new(Field::new("a", t.clone(), true)))
@@ -91,17 +90,21 @@ fn invoke(function: &dyn ScalarUDFImpl, args: &[ColumnarValue]) -> ArrayRef {
             return_field: Arc::new(Field::new("out", return_type, true)),
             config_options: Arc::clone(&CONFIG),
         })
-        .unwrap()
+        .expect("the function runs")
         .into_array(rows)
-        .unwrap()
+        .expect("an array")
 }
 
 fn rule_function(name: &str) -> RuleFunction {
-    let rule = builtin_rules().unwrap().into_iter().next().unwrap();
+    let rule = builtin_rules()
+        .expect("the built-in rules load")
+        .into_iter()
+        .next()
+        .expect("one more line or item");
     rule_functions(rule)
         .into_iter()
         .find(|f| f.name() == name)
-        .unwrap()
+        .expect("the item is present")
 }
 
 /// The code script's procedure clause as five separate `tsql_like` calls joined by Kleene AND/OR.
@@ -112,13 +115,18 @@ fn separate_calls(like: &TsqlLike, procedures: &ColumnarValue) -> BooleanArray {
         result
             .as_any()
             .downcast_ref::<BooleanArray>()
-            .unwrap()
+            .expect("the expected array type")
             .clone()
     };
     let spine = call("%U05[45]%");
-    let imaging = or_kleene(&call("%U13[2356]%"), &call("%U21[1267]%")).unwrap();
-    let site = or_kleene(&call("%Z665%"), &call("%O162%")).unwrap();
-    or_kleene(&spine, &and_kleene(&imaging, &site).unwrap()).unwrap()
+    let imaging =
+        or_kleene(&call("%U13[2356]%"), &call("%U21[1267]%")).expect("same-length arrays");
+    let site = or_kleene(&call("%Z665%"), &call("%O162%")).expect("same-length arrays");
+    or_kleene(
+        &spine,
+        &and_kleene(&imaging, &site).expect("same-length arrays"),
+    )
+    .expect("same-length arrays")
 }
 
 fn benches(c: &mut Criterion) {

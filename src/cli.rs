@@ -3,10 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
-use datafusion_cli::print_format::PrintFormat;
 use ebiq::Command;
 use ebiq::cluster::{ExecutorSettings, SchedulerSettings};
-use ebiq::delta::AsOf;
+use ebiq::dataset::delta::AsOf;
 use ebiq::explain::ExplainSettings;
 use ebiq::generate::{GenerateSettings, Layout};
 use ebiq::months::{Month, MonthRange};
@@ -100,9 +99,9 @@ struct ShellArgs {
     #[command(flatten)]
     session: SessionArgs,
 
-    /// table, csv, tsv, json, ndjson or automatic
-    #[arg(long, value_name = "FORMAT", default_value = "automatic")]
-    format: PrintFormat,
+    /// table, csv, tsv or json (one object per line)
+    #[arg(long, value_name = "FORMAT", default_value = "table", value_parser = ebiq::shell::shell_format)]
+    format: OutputFormat,
 
     /// Keep no history file (by default ~/.ebiq_history)
     #[arg(long)]
@@ -365,187 +364,225 @@ fn cores() -> usize {
 }
 
 impl Cli {
-    /// Checks what clap cannot, and builds the settings.
+    /// Checks what clap cannot, and builds the settings: one conversion per subcommand.
     pub fn into_command(self) -> Result<Command, String> {
         match self.command {
-            Commands::Report(args) => {
-                if let (Some(from), Some(to)) = (args.from, args.to)
-                    && from > to
-                {
-                    return Err(format!("--from {from} is after --to {to}"));
-                }
-                let format = args.format.unwrap_or(if args.out.is_some() {
-                    OutputFormat::Csv
-                } else {
-                    OutputFormat::Table
-                });
-                if format == OutputFormat::Parquet && args.out.is_none() {
-                    return Err("--format parquet needs --out DIR".into());
-                }
-                Ok(Command::Report {
-                    session: session_settings(args.session),
-                    report: ReportSettings {
-                        queries: args.queries.unwrap_or_else(|| project_path("queries")),
-                        out: args.out,
-                        format,
-                        from: args.from,
-                        to: args.to,
-                        suppress: args.suppress,
-                    },
-                })
-            }
-            Commands::Sql(args) => {
-                let format = match (args.format, &args.out) {
-                    (Some(format), _) => format,
-                    (None, Some(out)) => out
-                        .extension()
-                        .and_then(|e| e.to_str())
-                        .and_then(|e| e.parse().ok())
-                        .ok_or_else(|| {
-                            format!(
-                                "cannot tell the format of {} from its name: pass --format",
-                                out.display()
-                            )
-                        })?,
-                    (None, None) => OutputFormat::Table,
-                };
-                if format == OutputFormat::Html {
-                    return Err(
-                        "--format html is one page for a whole report: use ebiq report".into(),
-                    );
-                }
-                if format == OutputFormat::Parquet && args.out.is_none() {
-                    return Err("--format parquet needs --out FILE".into());
-                }
-                let source = match (args.sql, args.file) {
-                    (Some(text), _) => SqlSource::Text(text),
-                    (None, Some(file)) => SqlSource::File(file),
-                    (None, None) => return Err("give the SQL to run, or -f FILE".into()),
-                };
-                Ok(Command::Sql {
-                    session: session_settings(args.session),
-                    sql: SqlSettings {
-                        source,
-                        format,
-                        out: args.out,
-                    },
-                })
-            }
-            Commands::Explain(args) => {
-                if matches!(args.format, OutputFormat::Html | OutputFormat::Parquet) {
-                    return Err("ebiq explain writes table, csv or json".into());
-                }
-                Ok(Command::Explain {
-                    session: session_settings(args.session),
-                    explain: ExplainSettings {
-                        table: args.table,
-                        condition: args.condition,
-                        limit: args.limit,
-                        format: args.format,
-                    },
-                })
-            }
-            Commands::Shell(args) => {
-                let mut shell = ShellSettings {
-                    format: args.format,
-                    ..ShellSettings::default()
-                };
-                if args.no_history {
-                    shell.history = None;
-                }
-                Ok(Command::Shell {
-                    session: session_settings(args.session),
-                    shell,
-                })
-            }
-            Commands::Serve(args) => {
-                if let (Some(name), Some(role), Some(users)) =
-                    (args.add_user, args.role, &args.users)
-                {
-                    return Ok(Command::AddUser(AddUserSettings {
-                        name,
-                        role: role.parse().map_err(|e| format!("--role {role}: {e}"))?,
-                        users: users.clone(),
-                    }));
-                }
-                let tls = match (args.tls_cert, args.tls_key) {
-                    (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
-                    _ => None,
-                };
-                if !args.listen.ip().is_loopback() {
-                    let missing: Vec<&str> = [
-                        args.users.is_none().then_some("--users (logins)"),
-                        tls.is_none().then_some("--tls-cert and --tls-key (TLS)"),
-                    ]
-                    .into_iter()
-                    .flatten()
-                    .collect();
-                    if !missing.is_empty() {
-                        return Err(format!(
-                            "--listen {}: ebiq serve listens beyond this machine only with logins \
-                             and TLS; missing {}",
-                            args.listen,
-                            missing.join(" and ")
-                        ));
-                    }
-                }
-                Ok(Command::Serve {
-                    session: session_settings(args.session),
-                    serve: ServeSettings {
-                        listen: args.listen,
-                        queries: args.queries.unwrap_or_else(|| project_path("queries")),
-                        users: args.users,
-                        tls,
-                        audit: args.audit,
-                        limits: Limits {
-                            max_connections: args.max_connections,
-                            statement_timeout: args.statement_timeout,
-                            idle_timeout: args.idle_timeout,
-                        },
-                    },
-                })
-            }
-            Commands::Scheduler(args) => Ok(Command::Scheduler(SchedulerSettings {
-                bind: args.bind,
-                rules: RuleSource::from_folder(args.rules),
-            })),
-            Commands::Executor(args) => {
-                let (host, port) = args
-                    .scheduler
-                    .rsplit_once(':')
-                    .and_then(|(host, port)| Some((host.to_owned(), port.parse().ok()?)))
-                    .ok_or_else(|| format!("--scheduler {} is not HOST:PORT", args.scheduler))?;
-                Ok(Command::Executor(ExecutorSettings {
-                    scheduler_host: host,
-                    scheduler_port: port,
-                    bind_host: args.bind,
-                    port: args.port,
-                    grpc_port: args.grpc_port,
-                    cores: args.cores,
-                    work_dir: args.work_dir,
-                    rules: RuleSource::from_folder(args.rules),
-                }))
-            }
-            Commands::Generate(args) => {
-                if args.rows == 0 {
-                    return Err("--rows must be at least 1".into());
-                }
-                Ok(Command::Generate(GenerateSettings {
-                    opa_rows: args.rows,
-                    apcs_rows: args.apcs_rows.unwrap_or(args.rows / 5),
-                    out: args.out,
-                    seed: args.seed,
-                    months: args.months,
-                    layout: args.layout,
-                    force: args.force,
-                    threads: if args.threads == 0 {
-                        cores()
-                    } else {
-                        args.threads
-                    },
-                }))
+            Commands::Report(args) => args.into_command(),
+            Commands::Sql(args) => args.into_command(),
+            Commands::Explain(args) => args.into_command(),
+            Commands::Shell(args) => args.into_command(),
+            Commands::Serve(args) => args.into_command(),
+            Commands::Scheduler(args) => args.into_command(),
+            Commands::Executor(args) => args.into_command(),
+            Commands::Generate(args) => args.into_command(),
+        }
+    }
+}
+
+impl ReportArgs {
+    /// `ebiq report`: the months in order and a format that needs no file without `--out`.
+    fn into_command(self) -> Result<Command, String> {
+        if let (Some(from), Some(to)) = (self.from, self.to)
+            && from > to
+        {
+            return Err(format!("--from {from} is after --to {to}"));
+        }
+        let format = self.format.unwrap_or(if self.out.is_some() {
+            OutputFormat::Csv
+        } else {
+            OutputFormat::Table
+        });
+        if format == OutputFormat::Parquet && self.out.is_none() {
+            return Err("--format parquet needs --out DIR".into());
+        }
+        Ok(Command::Report {
+            session: session_settings(self.session),
+            report: ReportSettings {
+                queries: self.queries.unwrap_or_else(|| project_path("queries")),
+                out: self.out,
+                format,
+                from: self.from,
+                to: self.to,
+                suppress: self.suppress,
+            },
+        })
+    }
+}
+
+impl SqlArgs {
+    /// `ebiq sql`: the format from `--format` or the output's name, and the SQL's source.
+    fn into_command(self) -> Result<Command, String> {
+        let format = match (self.format, &self.out) {
+            (Some(format), _) => format,
+            (None, Some(out)) => out
+                .extension()
+                .and_then(|e| e.to_str())
+                .and_then(|e| e.parse().ok())
+                .ok_or_else(|| {
+                    format!(
+                        "cannot tell the format of {} from its name: pass --format",
+                        out.display()
+                    )
+                })?,
+            (None, None) => OutputFormat::Table,
+        };
+        if format == OutputFormat::Html {
+            return Err("--format html is one page for a whole report: use ebiq report".into());
+        }
+        if format == OutputFormat::Parquet && self.out.is_none() {
+            return Err("--format parquet needs --out FILE".into());
+        }
+        let source = match (self.sql, self.file) {
+            (Some(text), _) => SqlSource::Text(text),
+            (None, Some(file)) => SqlSource::File(file),
+            (None, None) => return Err("give the SQL to run, or -f FILE".into()),
+        };
+        Ok(Command::Sql {
+            session: session_settings(self.session),
+            sql: SqlSettings {
+                source,
+                format,
+                out: self.out,
+            },
+        })
+    }
+}
+
+impl ExplainArgs {
+    /// `ebiq explain`: a format it can print.
+    fn into_command(self) -> Result<Command, String> {
+        if matches!(self.format, OutputFormat::Html | OutputFormat::Parquet) {
+            return Err("ebiq explain writes table, csv, tsv or json".into());
+        }
+        Ok(Command::Explain {
+            session: session_settings(self.session),
+            explain: ExplainSettings {
+                table: self.table,
+                condition: self.condition,
+                limit: self.limit,
+                format: self.format,
+            },
+        })
+    }
+}
+
+impl ShellArgs {
+    /// `ebiq shell`.
+    fn into_command(self) -> Result<Command, String> {
+        let mut shell = ShellSettings {
+            format: self.format,
+            ..ShellSettings::default()
+        };
+        if self.no_history {
+            shell.history = None;
+        }
+        Ok(Command::Shell {
+            session: session_settings(self.session),
+            shell,
+        })
+    }
+}
+
+impl ServeArgs {
+    /// `ebiq serve`, or `--add-user`: beyond loopback only with logins and TLS.
+    fn into_command(self) -> Result<Command, String> {
+        if let (Some(name), Some(role), Some(users)) = (self.add_user, self.role, &self.users) {
+            return Ok(Command::AddUser(AddUserSettings {
+                name,
+                role: role.parse().map_err(|e| format!("--role {role}: {e}"))?,
+                users: users.clone(),
+            }));
+        }
+        let tls = match (self.tls_cert, self.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            _ => None,
+        };
+        if !self.listen.ip().is_loopback() {
+            let missing: Vec<&str> = [
+                self.users.is_none().then_some("--users (logins)"),
+                tls.is_none().then_some("--tls-cert and --tls-key (TLS)"),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            if !missing.is_empty() {
+                return Err(format!(
+                    "--listen {}: ebiq serve listens beyond this machine only with logins \
+                     and TLS; missing {}",
+                    self.listen,
+                    missing.join(" and ")
+                ));
             }
         }
+        Ok(Command::Serve {
+            session: session_settings(self.session),
+            serve: ServeSettings {
+                listen: self.listen,
+                queries: self.queries.unwrap_or_else(|| project_path("queries")),
+                users: self.users,
+                tls,
+                audit: self.audit,
+                limits: Limits {
+                    max_connections: self.max_connections,
+                    statement_timeout: self.statement_timeout,
+                    idle_timeout: self.idle_timeout,
+                },
+            },
+        })
+    }
+}
+
+impl SchedulerArgs {
+    /// `ebiq scheduler`.
+    fn into_command(self) -> Result<Command, String> {
+        Ok(Command::Scheduler(SchedulerSettings {
+            bind: self.bind,
+            rules: RuleSource::from_folder(self.rules),
+        }))
+    }
+}
+
+impl ExecutorArgs {
+    /// `ebiq executor`: the scheduler's `HOST:PORT`.
+    fn into_command(self) -> Result<Command, String> {
+        let (host, port) = self
+            .scheduler
+            .rsplit_once(':')
+            .and_then(|(host, port)| Some((host.to_owned(), port.parse().ok()?)))
+            .ok_or_else(|| format!("--scheduler {} is not HOST:PORT", self.scheduler))?;
+        Ok(Command::Executor(ExecutorSettings {
+            scheduler_host: host,
+            scheduler_port: port,
+            bind_host: self.bind,
+            port: self.port,
+            grpc_port: self.grpc_port,
+            cores: self.cores,
+            work_dir: self.work_dir,
+            rules: RuleSource::from_folder(self.rules),
+        }))
+    }
+}
+
+impl GenerateArgs {
+    /// `ebiq generate`: at least one row.
+    fn into_command(self) -> Result<Command, String> {
+        if self.rows == 0 {
+            return Err("--rows must be at least 1".into());
+        }
+        Ok(Command::Generate(GenerateSettings {
+            opa_rows: self.rows,
+            apcs_rows: self.apcs_rows.unwrap_or(self.rows / 5),
+            out: self.out,
+            seed: self.seed,
+            months: self.months,
+            layout: self.layout,
+            force: self.force,
+            threads: if self.threads == 0 {
+                cores()
+            } else {
+                self.threads
+            },
+        }))
     }
 }
 

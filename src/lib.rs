@@ -8,22 +8,18 @@
 
 pub mod cluster;
 pub mod dataset;
-pub mod delta;
 pub mod explain;
 pub mod generate;
 pub mod months;
 pub mod output;
-pub mod partitions;
+pub mod plan;
 pub mod progress;
 pub mod report;
 pub mod rules;
-pub mod schema;
 pub mod serve;
 pub mod session;
 pub mod shell;
 pub mod sql;
-pub mod storage;
-pub mod validate;
 
 use anyhow::Result;
 

@@ -125,7 +125,7 @@ mod tests {
 
     #[test]
     fn months_parse_and_count() {
-        let range: MonthRange = "2023-04..2025-03".parse().unwrap_or_else(|e| panic!("{e}"));
+        let range: MonthRange = "2023-04..2025-03".parse().expect("a valid range");
         let months = range.months();
         assert_eq!(months.len(), 24);
         assert_eq!(months[0].yyyymm(), "202304");

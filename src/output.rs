@@ -23,6 +23,8 @@ pub enum OutputFormat {
     Table,
     /// CSV with a header, for spreadsheets.
     Csv,
+    /// Tab-separated values with a header, for pasting into a spreadsheet.
+    Tsv,
     /// One JSON object per line, for pipes.
     Json,
     /// Parquet, for BI tools (to a file only).
@@ -33,13 +35,14 @@ pub enum OutputFormat {
 
 impl OutputFormat {
     /// The formats' names, as `--format` takes them.
-    pub const NAMES: [&'static str; 5] = ["table", "csv", "json", "parquet", "html"];
+    pub const NAMES: [&'static str; 6] = ["table", "csv", "tsv", "json", "parquet", "html"];
 
     /// The file name extension of an output in this format.
     pub fn extension(self) -> &'static str {
         match self {
             Self::Table => "txt",
             Self::Csv => "csv",
+            Self::Tsv => "tsv",
             Self::Json => "json",
             Self::Parquet => "parquet",
             Self::Html => "html",
@@ -54,6 +57,7 @@ impl FromStr for OutputFormat {
         match text.to_ascii_lowercase().as_str() {
             "table" => Ok(Self::Table),
             "csv" => Ok(Self::Csv),
+            "tsv" => Ok(Self::Tsv),
             "json" | "ndjson" => Ok(Self::Json),
             "parquet" => Ok(Self::Parquet),
             "html" => Ok(Self::Html),
@@ -126,8 +130,16 @@ pub fn write_batches(
                 writeln!(out, "{}", pretty_format_batches(batches)?)?;
             }
         }
-        OutputFormat::Csv => {
-            let mut writer = CsvWriterBuilder::new().with_header(true).build(&mut *out);
+        OutputFormat::Csv | OutputFormat::Tsv => {
+            let delimiter = if format == OutputFormat::Tsv {
+                b'\t'
+            } else {
+                b','
+            };
+            let mut writer = CsvWriterBuilder::new()
+                .with_header(true)
+                .with_delimiter(delimiter)
+                .build(&mut *out);
             if batches.is_empty() {
                 writer.write(&RecordBatch::new_empty(schema.clone()))?;
             }

@@ -12,10 +12,10 @@ use ebiq_udfs::{EbiqOptions, NullMode, register_rules};
 
 use crate::cluster;
 use crate::dataset::Dataset;
-use crate::delta::{AsOf, DeltaRead};
+use crate::dataset::delta::{AsOf, DeltaRead};
+use crate::dataset::storage::Location;
+use crate::dataset::validate::InputFile;
 use crate::rules::{RuleSource, Rules};
-use crate::storage::Location;
-use crate::validate::InputFile;
 
 /// How to open a session, already validated.
 #[derive(Debug, Clone)]

@@ -1,32 +1,34 @@
-//! `ebiq shell`: an SQL shell over the same session as `report`, built from `datafusion-cli`'s
-//! editor helper, meta commands and printers, with ebiq's own `\rules` and `\timing`.
+//! `ebiq shell`: an SQL shell over the same session as `report`, on `rustyline`, with ebiq's own
+//! meta commands (`\rules`, `\why`, `\d`, `\timing`, `\pset format`) and printers.
 //!
 //! At a terminal: line editing, history in `~/.ebiq_history`, statements over several lines ended by
 //! `;`. From a pipe: statements are read to the end of input and run in order. Either way Ctrl-C
 //! cancels the running statement and the session goes on; an error is shown and the session goes
-//! on; Ctrl-D (end of input) quits.
+//! on; Ctrl-D (end of input) quits. Results go to stdout; timings, notes and errors to stderr.
 
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
+use datafusion::arrow::array::RecordBatch;
 use datafusion::prelude::SessionContext;
-use datafusion_cli::command::Command;
-use datafusion_cli::exec::exec_from_commands;
-use datafusion_cli::helper::CliHelper;
-use datafusion_cli::object_storage::instrumented::InstrumentedObjectStoreRegistry;
-use datafusion_cli::print_format::PrintFormat;
-use datafusion_cli::print_options::{MaxRows, PrintOptions};
-use rustyline::Editor;
+use datafusion::sql::parser::DFParser;
+use rustyline::completion::Completer;
 use rustyline::error::ReadlineError;
+use rustyline::highlight::Highlighter;
+use rustyline::hint::Hinter;
 use rustyline::history::DefaultHistory;
+use rustyline::validate::{ValidationContext, ValidationResult, Validator};
+use rustyline::{Editor, Helper};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::explain::{ExplainSettings, explain_sql};
-use crate::output::OutputFormat;
+use crate::output::{OutputFormat, ResultsOut, write_batches};
+use crate::plan::CteReferences;
 use crate::rules::Rules;
 use crate::session::{self, SessionSettings};
+use crate::sql::execute_statement;
 
 const HELP: &str = "\
 ebiq shell: SQL over the SUS tables (opa, apcs) with every EBI rule function.
@@ -36,15 +38,26 @@ ebiq shell: SQL over the SUS tables (opa, apcs) with every EBI rule function.
                     (\\why opa_ident = 1042; at most 20 records)
   \\timing           show or hide how long each statement took
   \\d                list tables        \\d NAME     describe a table
-  \\pset format F    table, csv, tsv, json, ndjson or automatic
+  \\pset format F    table, csv, tsv or json (one object per line)
   \\q                quit (or Ctrl-D)   Ctrl-C cancels the running statement
 SET ebiq.null_mode = 'strict_tsql' (or 'intended') switches how NULL exclusion fields count.";
+
+/// The formats the shell prints; Parquet and HTML are files, written by `ebiq sql` and `ebiq report`.
+pub const SHELL_FORMATS: [OutputFormat; 4] = [
+    OutputFormat::Table,
+    OutputFormat::Csv,
+    OutputFormat::Tsv,
+    OutputFormat::Json,
+];
+
+/// Rows a table shows at most; the other formats print every row, for copying or piping.
+const TABLE_ROWS_SHOWN: usize = 40;
 
 /// How the shell starts, already validated.
 #[derive(Debug, Clone)]
 pub struct ShellSettings {
-    /// How results are printed (`\pset format` changes it).
-    pub format: PrintFormat,
+    /// How results are printed (`\pset format` changes it): one of [`SHELL_FORMATS`].
+    pub format: OutputFormat,
     /// Where history is kept; `None` keeps none.
     pub history: Option<PathBuf>,
 }
@@ -52,10 +65,31 @@ pub struct ShellSettings {
 impl Default for ShellSettings {
     fn default() -> Self {
         Self {
-            format: PrintFormat::Automatic,
+            format: OutputFormat::Table,
             history: std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".ebiq_history")),
         }
     }
+}
+
+/// A format the shell can print, from its name (`--format`, `\pset format`).
+pub fn shell_format(name: &str) -> Result<OutputFormat, String> {
+    let format: OutputFormat = name.parse()?;
+    if SHELL_FORMATS.contains(&format) {
+        Ok(format)
+    } else {
+        Err(format!(
+            "the shell prints table, csv, tsv or json; {format} is a file: ebiq sql --out"
+        ))
+    }
+}
+
+/// How statements run and their results are shown (`\pset format` and `\timing` change it).
+#[derive(Debug)]
+struct Display {
+    format: OutputFormat,
+    timing: bool,
+    /// How a CTE referred to more than once runs (once, unless on a cluster).
+    ctes: CteReferences,
 }
 
 /// What a meta command asks of the loop.
@@ -67,7 +101,8 @@ enum Next {
 /// The whole command: opens the session over the dataset and runs the shell on it.
 pub async fn run(session_settings: &SessionSettings, settings: &ShellSettings) -> Result<()> {
     let session = session::open(session_settings).await?;
-    run_shell(&session.ctx, &session.rules, settings).await
+    let ctes = CteReferences::for_session(session_settings.cluster.is_some());
+    run_shell(&session.ctx, &session.rules, settings, ctes).await
 }
 
 /// Reads and runs statements until `\q` or the end of input.
@@ -75,34 +110,60 @@ pub async fn run_shell(
     ctx: &SessionContext,
     rules: &Rules,
     settings: &ShellSettings,
+    ctes: CteReferences,
 ) -> Result<()> {
     // Installed before anything runs, so Ctrl-C never ends the shell, only a statement.
     let mut interrupts = signal(SignalKind::interrupt()).context("cannot watch for Ctrl-C")?;
-    let mut print = PrintOptions {
+    let at_terminal = std::io::stdin().is_terminal();
+    let mut display = Display {
         format: settings.format,
-        quiet: false,
-        maxrows: MaxRows::Limited(40),
-        color: std::io::stdout().is_terminal(),
-        instrumented_registry: Arc::new(InstrumentedObjectStoreRegistry::new()),
+        timing: at_terminal,
+        ctes,
     };
-    if std::io::stdin().is_terminal() {
-        interactive(ctx, rules, settings, &mut print, &mut interrupts).await
+    if at_terminal {
+        interactive(ctx, rules, settings, &mut display, &mut interrupts).await
     } else {
-        print.quiet = true;
-        piped(ctx, rules, &mut print, &mut interrupts).await
+        piped(ctx, rules, &mut display, &mut interrupts).await
     }
 }
+
+/// The line editor's helper: a statement goes on over several lines until one ends with `;`; a meta
+/// command is one line. No completion, hints or colours.
+struct StatementLines;
+
+impl Validator for StatementLines {
+    fn validate(&self, ctx: &mut ValidationContext) -> rustyline::Result<ValidationResult> {
+        let input = ctx.input().trim();
+        let complete = input.is_empty() || input.starts_with('\\') || input.ends_with(';');
+        Ok(if complete {
+            ValidationResult::Valid(None)
+        } else {
+            ValidationResult::Incomplete
+        })
+    }
+}
+
+impl Completer for StatementLines {
+    type Candidate = String;
+}
+
+impl Hinter for StatementLines {
+    type Hint = String;
+}
+
+impl Highlighter for StatementLines {}
+
+impl Helper for StatementLines {}
 
 async fn interactive(
     ctx: &SessionContext,
     rules: &Rules,
     settings: &ShellSettings,
-    print: &mut PrintOptions,
+    display: &mut Display,
     interrupts: &mut Signal,
 ) -> Result<()> {
-    let mut editor: Editor<CliHelper, DefaultHistory> = Editor::new()?;
-    let dialect = ctx.state().config().options().sql_parser.dialect;
-    editor.set_helper(Some(CliHelper::new(&dialect, print.color)));
+    let mut editor: Editor<StatementLines, DefaultHistory> = Editor::new()?;
+    editor.set_helper(Some(StatementLines));
     if let Some(history) = &settings.history {
         let _ = editor.load_history(history);
     }
@@ -111,7 +172,7 @@ async fn interactive(
         match editor.readline("ebiq> ") {
             Ok(line) => {
                 let _ = editor.add_history_entry(line.trim_end());
-                if let Next::Quit = run_line(ctx, rules, &line, print, interrupts).await {
+                if let Next::Quit = run_line(ctx, rules, &line, display, interrupts).await {
                     break;
                 }
             }
@@ -132,7 +193,7 @@ async fn interactive(
 async fn piped(
     ctx: &SessionContext,
     rules: &Rules,
-    print: &mut PrintOptions,
+    display: &mut Display,
     interrupts: &mut Signal,
 ) -> Result<()> {
     let lines: Vec<String> = std::io::stdin()
@@ -143,7 +204,7 @@ async fn piped(
     let mut statement = String::new();
     for line in lines {
         if statement.trim().is_empty() && line.trim_start().starts_with('\\') {
-            if let Next::Quit = run_line(ctx, rules, &line, print, interrupts).await {
+            if let Next::Quit = run_line(ctx, rules, &line, display, interrupts).await {
                 return Ok(());
             }
             continue;
@@ -151,12 +212,12 @@ async fn piped(
         statement.push_str(&line);
         statement.push('\n');
         if line.trim_end().ends_with(';') {
-            run_line(ctx, rules, &statement, print, interrupts).await;
+            run_line(ctx, rules, &statement, display, interrupts).await;
             statement.clear();
         }
     }
     if !statement.trim().is_empty() {
-        run_line(ctx, rules, &statement, print, interrupts).await;
+        run_line(ctx, rules, &statement, display, interrupts).await;
     }
     Ok(())
 }
@@ -165,39 +226,90 @@ async fn run_line(
     ctx: &SessionContext,
     rules: &Rules,
     line: &str,
-    print: &mut PrintOptions,
+    display: &mut Display,
     interrupts: &mut Signal,
 ) -> Next {
     let trimmed = line.trim();
     if let Some(meta) = trimmed.strip_prefix('\\') {
-        return meta_command(ctx, rules, meta, print).await;
+        return meta_command(ctx, rules, meta, display, interrupts).await;
     }
-    if trimmed.is_empty() {
-        return Next::Continue;
+    if !trimmed.is_empty() {
+        run_cancellable(ctx, line, display, interrupts).await;
     }
+    Next::Continue
+}
+
+/// Runs `sql` until it ends or Ctrl-C stops it; an error is shown and the session goes on.
+async fn run_cancellable(
+    ctx: &SessionContext,
+    sql: &str,
+    display: &Display,
+    interrupts: &mut Signal,
+) {
     tokio::select! {
-        result = exec_from_commands(ctx, vec![line.to_owned()], print) => {
+        result = run_statements(ctx, sql, display) => {
             if let Err(error) = result {
-                eprintln!("error: {error}");
+                eprintln!("error: {error:#}");
             }
         }
         _ = interrupts.recv() => eprintln!("^C: statement cancelled"),
     }
-    Next::Continue
+}
+
+/// Runs each statement in `sql` in order and shows its result; stops at the first error.
+async fn run_statements(ctx: &SessionContext, sql: &str, display: &Display) -> Result<()> {
+    for statement in DFParser::parse_sql(sql)? {
+        let started = Instant::now();
+        let (schema, batches) = execute_statement(ctx, statement, display.ctes).await?;
+        if schema.fields().is_empty() {
+            continue; // DDL or SET: nothing to show
+        }
+        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        let mut stdout = ResultsOut::stdout();
+        if display.format == OutputFormat::Table && rows > TABLE_ROWS_SHOWN {
+            let first = first_rows(&batches, TABLE_ROWS_SHOWN);
+            write_batches(display.format, &schema, &first, &mut stdout)?;
+            eprintln!(
+                "({rows} rows, the first {TABLE_ROWS_SHOWN} shown; \\pset format csv prints all)"
+            );
+        } else {
+            write_batches(display.format, &schema, &batches, &mut stdout)?;
+        }
+        if display.timing {
+            eprintln!("{rows} rows in {:.3} s", started.elapsed().as_secs_f64());
+        }
+    }
+    Ok(())
+}
+
+/// The first `limit` rows of `batches`, sliced without copying.
+fn first_rows(batches: &[RecordBatch], limit: usize) -> Vec<RecordBatch> {
+    let mut left = limit;
+    let mut first = Vec::new();
+    for batch in batches {
+        if left == 0 {
+            break;
+        }
+        let take = batch.num_rows().min(left);
+        first.push(batch.slice(0, take));
+        left -= take;
+    }
+    first
 }
 
 async fn meta_command(
     ctx: &SessionContext,
     rules: &Rules,
     meta: &str,
-    print: &mut PrintOptions,
+    display: &mut Display,
+    interrupts: &mut Signal,
 ) -> Next {
     // `\why` alone, or followed by a condition; `\whyever` is not it.
     if let Some(condition) = meta
         .strip_prefix("why")
         .filter(|rest| rest.is_empty() || rest.starts_with(char::is_whitespace))
     {
-        why(ctx, rules, condition.trim(), print).await;
+        why(ctx, rules, condition.trim(), display, interrupts).await;
         return Next::Continue;
     }
     let mut words = meta.split_whitespace();
@@ -206,30 +318,51 @@ async fn meta_command(
         ("?" | "help", _) => println!("{HELP}"),
         ("rules", name) => println!("{}", function_docs(ctx, name)),
         ("timing", _) => {
-            print.quiet = !print.quiet;
-            println!("timing is {}", if print.quiet { "off" } else { "on" });
+            display.timing = !display.timing;
+            println!("timing is {}", if display.timing { "on" } else { "off" });
         }
-        ("pset", Some("format")) => match words.next().map(str::parse::<PrintFormat>) {
+        ("pset", Some("format")) => match words.next().map(shell_format) {
             Some(Ok(format)) => {
-                print.format = format;
-                println!("output format is {format:?}");
+                display.format = format;
+                println!("output format is {format}");
             }
-            _ => eprintln!("error: \\pset format takes table, csv, tsv, json, ndjson or automatic"),
+            Some(Err(error)) => eprintln!("error: {error}"),
+            None => eprintln!("error: \\pset format takes table, csv, tsv or json"),
         },
-        _ => match meta.parse::<Command>() {
-            Ok(command) => {
-                if let Err(error) = command.execute(ctx, print).await {
-                    eprintln!("error: {error}");
-                }
-            }
-            Err(()) => eprintln!("unknown command '\\{meta}': \\? lists the commands"),
+        ("d", None) => {
+            let sql = "SELECT table_name, table_type FROM information_schema.tables \
+                       WHERE table_schema <> 'information_schema' ORDER BY table_name";
+            run_cancellable(ctx, sql, display, interrupts).await;
+        }
+        ("d", Some(table)) => match describe_sql(ctx, table) {
+            Ok(sql) => run_cancellable(ctx, &sql, display, interrupts).await,
+            Err(error) => eprintln!("error: {error:#}"),
         },
+        _ => eprintln!("unknown command '\\{meta}': \\? lists the commands"),
     }
     Next::Continue
 }
 
+/// The query `\d TABLE` runs: the table's columns in order, once the table is known to exist.
+fn describe_sql(ctx: &SessionContext, table: &str) -> Result<String> {
+    if !ctx.table_exist(table)? {
+        bail!("no table named {table}: \\d lists the tables");
+    }
+    let name = table.trim_matches('"').replace('\'', "''");
+    Ok(format!(
+        "SELECT column_name, data_type, is_nullable FROM information_schema.columns \
+         WHERE table_name = '{name}' ORDER BY ordinal_position"
+    ))
+}
+
 /// `\why CONDITION`: each rule's explanation of the `opa` records `condition` picks.
-async fn why(ctx: &SessionContext, rules: &Rules, condition: &str, print: &mut PrintOptions) {
+async fn why(
+    ctx: &SessionContext,
+    rules: &Rules,
+    condition: &str,
+    display: &Display,
+    interrupts: &mut Signal,
+) {
     if condition.is_empty() {
         eprintln!("error: \\why takes a condition picking opa records: \\why opa_ident = 1042");
         return;
@@ -240,14 +373,9 @@ async fn why(ctx: &SessionContext, rules: &Rules, condition: &str, print: &mut P
         limit: WHY_LIMIT,
         format: OutputFormat::Table,
     };
-    let result = match explain_sql(ctx, rules, &settings).await {
-        Ok(sql) => exec_from_commands(ctx, vec![sql], print)
-            .await
-            .map_err(Into::into),
-        Err(error) => Err(error),
-    };
-    if let Err(error) = result {
-        eprintln!("error: {error:#}");
+    match explain_sql(ctx, rules, &settings).await {
+        Ok(sql) => run_cancellable(ctx, &sql, display, interrupts).await,
+        Err(error) => eprintln!("error: {error:#}"),
     }
 }
 

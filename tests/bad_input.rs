@@ -1,8 +1,6 @@
 //! Bad datasets meet the real binary: each is refused with the file, column and problem named and
 //! exit code 1, except a column missing from some files, which is read as NULL with a warning.
 
-#![allow(clippy::unwrap_used)]
-
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -18,7 +16,7 @@ const ALL_BUT_AGE: &str = "opa_ident, der_provider_code, der_provider_site_code,
 fn dataset(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("ebiq-bad-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("opa")).unwrap();
+    std::fs::create_dir_all(dir.join("opa")).expect("a scratch folder");
     dir
 }
 
@@ -35,7 +33,12 @@ fn write(file: &Path, select: &str) {
 
 /// Runs the report over `dir`; returns the exit code and stderr.
 fn report(dir: &Path) -> (Option<i32>, String) {
-    let output = ebiq(&["report", "--quiet", "--data", dir.to_str().unwrap()]);
+    let output = ebiq(&[
+        "report",
+        "--quiet",
+        "--data",
+        dir.to_str().expect("a UTF-8 path"),
+    ]);
     (
         output.status.code(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
@@ -81,12 +84,13 @@ fn a_file_with_only_the_rule_s_columns_runs_the_main_report() {
          age_at_start_of_episode_sus, der_age_at_cds_activity_date, der_diagnosis_all, \
          administrative_category FROM opa",
     );
-    let data = dir.to_str().unwrap();
+    let data = dir.to_str().expect("a UTF-8 path");
     let main =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("queries/01_flagged_by_provider_month.sql");
     let queries = dir.join("queries");
-    std::fs::create_dir_all(&queries).unwrap();
-    std::fs::copy(&main, queries.join("01_flagged_by_provider_month.sql")).unwrap();
+    std::fs::create_dir_all(&queries).expect("a scratch folder");
+    std::fs::copy(&main, queries.join("01_flagged_by_provider_month.sql"))
+        .expect("a copyable file");
     let output = ebiq(&[
         "report",
         "--quiet",
@@ -95,7 +99,7 @@ fn a_file_with_only_the_rule_s_columns_runs_the_main_report() {
         "--data",
         data,
         "--queries",
-        queries.to_str().unwrap(),
+        queries.to_str().expect("a UTF-8 path"),
     ]);
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert!(output.status.success(), "{stderr}");
@@ -214,8 +218,11 @@ fn a_column_missing_from_some_files_is_read_as_null_with_a_warning() {
         "csv",
         "SELECT count(*) AS n FROM opa WHERE der_activity_month IN ('202404', '202405')",
     ]);
-    let expected = String::from_utf8(sample_months.stdout).unwrap();
-    let n = expected.lines().nth(1).unwrap();
+    let expected = String::from_utf8(sample_months.stdout).expect("UTF-8 output");
+    let n = expected
+        .lines()
+        .nth(1)
+        .expect("the line or field asked for");
     assert!(
         stderr.contains(&format!("queries over {n} outpatient rows")),
         "{stderr}"
@@ -227,9 +234,9 @@ fn a_column_missing_from_some_files_is_read_as_null_with_a_warning() {
 fn a_truncated_or_foreign_file_is_named() {
     let dir = dataset("truncated");
     let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("data-samples/opa/opa_202404.parquet");
-    let bytes = std::fs::read(sample).unwrap();
+    let bytes = std::fs::read(sample).expect("a readable file");
     let file = dir.join("opa/opa_202404.parquet");
-    std::fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
+    std::fs::write(&file, &bytes[..bytes.len() / 2]).expect("a writable scratch file");
     assert_refused(
         &dir,
         &format!(
@@ -240,7 +247,7 @@ fn a_truncated_or_foreign_file_is_named() {
 
     let dir = dataset("csv");
     let file = dir.join("opa/opa_202404.parquet");
-    std::fs::write(&file, "OPA_Ident,Der_Provider_Code\n1,RXH\n").unwrap();
+    std::fs::write(&file, "OPA_Ident,Der_Provider_Code\n1,RXH\n").expect("a writable scratch file");
     assert_refused(
         &dir,
         &format!("{} is not a readable Parquet file", file.display()),
@@ -256,25 +263,25 @@ fn an_empty_folder_is_refused() {
 #[test]
 fn a_report_query_with_an_sql_error_names_the_file_and_line() {
     let queries = dataset("queries").join("queries");
-    std::fs::create_dir_all(&queries).unwrap();
+    std::fs::create_dir_all(&queries).expect("a scratch folder");
     std::fs::write(
         queries.join("01_broken.sql"),
         "-- A query with a typo on its third line\nSELECT der_provider_code,\n  count(*) AS n FRM opa\n",
     )
-    .unwrap();
+    .expect("a writable scratch file");
     std::fs::write(
         queries.join("00_fine.sql"),
         "-- Runs, but must not be written while another query fails\nSELECT count(*) AS n FROM opa\n",
     )
-    .unwrap();
+    .expect("a writable scratch file");
     let out = queries.with_file_name("out");
     let output = ebiq(&[
         "report",
         "--quiet",
         "--queries",
-        queries.to_str().unwrap(),
+        queries.to_str().expect("a UTF-8 path"),
         "--out",
-        out.to_str().unwrap(),
+        out.to_str().expect("a UTF-8 path"),
     ]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
@@ -286,7 +293,9 @@ fn a_report_query_with_an_sql_error_names_the_file_and_line() {
         )),
         "{stderr}"
     );
-    let written: Vec<_> = std::fs::read_dir(&out).unwrap().collect();
+    let written: Vec<_> = std::fs::read_dir(&out)
+        .expect("a listable folder")
+        .collect();
     assert!(written.is_empty(), "a failed run wrote {written:?}");
 }
 
@@ -308,8 +317,13 @@ fn records_with_an_invalid_month_are_never_counted_and_are_reported() {
                     der_diagnosis_all, administrative_category) IS NOT NULL) AS flagged \
          FROM opa",
     ]);
-    let expected = String::from_utf8(expected.stdout).unwrap();
-    let (invalid, flagged) = expected.lines().nth(1).unwrap().split_once(',').unwrap();
+    let expected = String::from_utf8(expected.stdout).expect("UTF-8 output");
+    let (invalid, flagged) = expected
+        .lines()
+        .nth(1)
+        .expect("the line or field asked for")
+        .split_once(',')
+        .expect("a separated pair");
     let (code, stderr) = report(&dir);
     assert_eq!(code, Some(0), "{stderr}");
     assert!(

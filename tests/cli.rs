@@ -1,18 +1,16 @@
 //! The `ebiq` binary as a user or a scheduler meets it: outputs, exit codes, messages.
 
-#![allow(clippy::unwrap_used)]
-
 mod common;
 
 use std::process::Command;
 
-use common::{ebiq, ebiq_ok, project, scratch, stderr};
+use common::{ebiq, ebiq_ok, project, report_queries, scratch, stderr};
 
 #[test]
 fn report_with_no_arguments_prints_every_table_for_the_sample() {
     let output = ebiq(&["report"]);
     assert!(output.status.success(), "{}", stderr(&output));
-    let stdout = String::from_utf8(output.stdout.clone()).unwrap();
+    let stdout = String::from_utf8(output.stdout.clone()).expect("UTF-8 output");
     for name in [
         "01_flagged_by_provider_month",
         "02_flagged_by_commissioner_month",
@@ -41,7 +39,7 @@ fn months_restrict_every_query_and_json_goes_to_stdout() {
         "report", "--from", "2024-01", "--to", "202402", "--format", "json",
     ]);
     assert!(output.status.success(), "{}", stderr(&output));
-    let stdout = String::from_utf8(output.stdout).unwrap();
+    let stdout = String::from_utf8(output.stdout).expect("UTF-8 output");
     let months: Vec<&str> = stdout
         .lines()
         .filter_map(|line| line.split("\"month\":\"").nth(1))
@@ -62,34 +60,48 @@ fn months_restrict_every_query_and_json_goes_to_stdout() {
 #[test]
 fn outputs_are_whole_files_one_per_query() {
     let out = scratch("outputs");
-    let out_arg = out.to_str().unwrap();
+    let out_arg = out.to_str().expect("a UTF-8 path");
     for format in ["csv", "json", "parquet", "table"] {
         let output = ebiq(&["report", "--quiet", "--out", out_arg, "--format", format]);
         assert!(output.status.success(), "{}", stderr(&output));
     }
     let mut names: Vec<String> = std::fs::read_dir(&out)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .expect("a listable folder")
+        .map(|e| {
+            e.expect("a folder entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect();
     names.sort();
-    // Nine outputs in each of four formats, and the last run's manifest.
-    assert_eq!(names.len(), 37, "{names:?}");
+    // One output per query in each of four formats, and the last run's manifest.
+    let queries = report_queries();
+    assert_eq!(names.len(), 4 * queries.len() + 1, "{names:?}");
     assert!(names.contains(&"manifest.json".to_owned()));
+    for query in &queries {
+        for extension in ["csv", "json", "parquet", "txt"] {
+            let name = format!("{query}.{extension}");
+            assert!(names.contains(&name), "{name} missing: {names:?}");
+        }
+    }
     assert!(
         names
             .iter()
             .all(|n| !n.contains("partial") && !n.starts_with('.')),
         "{names:?}"
     );
-    let csv = std::fs::read_to_string(out.join("04_national_monthly_trend.csv")).unwrap();
+    let csv = std::fs::read_to_string(out.join("04_national_monthly_trend.csv"))
+        .expect("a readable text file");
     assert!(
         csv.starts_with("month,appointments,spine_imaging,flagged\n202304,2500,"),
         "{csv}"
     );
     assert_eq!(csv.lines().count(), 25);
-    let parquet = std::fs::read(out.join("04_national_monthly_trend.parquet")).unwrap();
+    let parquet =
+        std::fs::read(out.join("04_national_monthly_trend.parquet")).expect("a readable file");
     assert!(parquet.starts_with(b"PAR1") && parquet.ends_with(b"PAR1"));
-    std::fs::remove_dir_all(&out).unwrap();
+    std::fs::remove_dir_all(&out).expect("a removable scratch folder");
 }
 
 #[test]
@@ -130,8 +142,16 @@ fn strict_tsql_mode_flags_fewer_records() {
         let output = ebiq(&["report", "--null-mode", mode, "--format", "csv"]);
         assert!(output.status.success(), "{}", stderr(&output));
         let summary = stderr(&output);
-        let flagged = summary.split(" outpatient rows, ").nth(1).unwrap();
-        flagged.split(' ').next().unwrap().parse::<u64>().unwrap()
+        let flagged = summary
+            .split(" outpatient rows, ")
+            .nth(1)
+            .expect("the line or field asked for");
+        flagged
+            .split(' ')
+            .next()
+            .expect("one more line or item")
+            .parse::<u64>()
+            .expect("a number")
     };
     let (intended, strict) = (count("intended"), count("strict_tsql"));
     assert!(strict < intended, "strict {strict} vs intended {intended}");
@@ -151,7 +171,7 @@ fn generate_is_deterministic_for_a_seed_and_refuses_to_overwrite() {
             "9",
             "--quiet",
             "--out",
-            dir.to_str().unwrap(),
+            dir.to_str().expect("a UTF-8 path"),
         ]);
         assert!(output.status.success(), "{}", stderr(&output));
     }
@@ -159,13 +179,19 @@ fn generate_is_deterministic_for_a_seed_and_refuses_to_overwrite() {
         for month in ["202401", "202402", "202403"] {
             let name = format!("{table}/{table}_{month}.parquet");
             let (a, b) = (
-                std::fs::read(first.join(&name)).unwrap(),
-                std::fs::read(second.join(&name)).unwrap(),
+                std::fs::read(first.join(&name)).expect("a readable file"),
+                std::fs::read(second.join(&name)).expect("a readable file"),
             );
             assert_eq!(a, b, "{name} differs between runs with one seed");
         }
     }
-    let again = ebiq(&["generate", "--rows", "10", "--out", first.to_str().unwrap()]);
+    let again = ebiq(&[
+        "generate",
+        "--rows",
+        "10",
+        "--out",
+        first.to_str().expect("a UTF-8 path"),
+    ]);
     assert_eq!(again.status.code(), Some(1));
     assert!(
         stderr(&again).contains("already holds files; pass --force"),
@@ -178,7 +204,7 @@ fn generate_is_deterministic_for_a_seed_and_refuses_to_overwrite() {
         "--format",
         "csv",
         "--data",
-        first.to_str().unwrap(),
+        first.to_str().expect("a UTF-8 path"),
     ]);
     assert!(report.status.success(), "{}", stderr(&report));
     assert!(
@@ -186,27 +212,31 @@ fn generate_is_deterministic_for_a_seed_and_refuses_to_overwrite() {
         "{}",
         stderr(&report)
     );
-    std::fs::remove_dir_all(&first).unwrap();
-    std::fs::remove_dir_all(&second).unwrap();
+    std::fs::remove_dir_all(&first).expect("a removable scratch folder");
+    std::fs::remove_dir_all(&second).expect("a removable scratch folder");
 }
 
 /// The distinct values of `column` in a Parquet file, and whether they came in sorted order.
 fn values_of(path: &std::path::Path, column: &str) -> (std::collections::BTreeSet<String>, bool) {
     use datafusion::arrow::array::AsArray;
     use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path).unwrap())
-        .unwrap()
-        .build()
-        .unwrap();
+    let reader = ParquetRecordBatchReaderBuilder::try_new(
+        std::fs::File::open(path).expect("a readable file"),
+    )
+    .expect("a valid batch")
+    .build()
+    .expect("a built value");
     let mut values = Vec::new();
     for batch in reader {
-        let batch = batch.unwrap();
-        let array = batch.column_by_name(column).unwrap();
+        let batch = batch.expect("a readable batch");
+        let array = batch
+            .column_by_name(column)
+            .expect("the column is in the result");
         values.extend(
             array
                 .as_string::<i32>()
                 .iter()
-                .map(|v| v.unwrap().to_owned()),
+                .map(|v| v.expect("a value").to_owned()),
         );
     }
     let sorted = values.is_sorted();
@@ -227,11 +257,17 @@ fn generate_layouts_mix_months_within_each_file() {
             layout,
             "--quiet",
             "--out",
-            dir.to_str().unwrap(),
+            dir.to_str().expect("a UTF-8 path"),
         ]);
         let mut names: Vec<String> = std::fs::read_dir(dir.join("opa"))
-            .unwrap()
-            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .expect("a listable folder")
+            .map(|entry| {
+                entry
+                    .expect("a folder entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
             .collect();
         names.sort();
         assert_eq!(
@@ -255,14 +291,14 @@ fn generate_layouts_mix_months_within_each_file() {
             "--format",
             "csv",
             "--data",
-            dir.to_str().unwrap(),
+            dir.to_str().expect("a UTF-8 path"),
         ]);
         assert!(
             stderr(&report).contains("over 3000 outpatient rows"),
             "{}",
             stderr(&report)
         );
-        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::remove_dir_all(&dir).expect("a removable scratch folder");
     }
     let unknown = ebiq(&["generate", "--layout", "by-patient", "--out", "unused"]);
     assert_eq!(unknown.status.code(), Some(2));
@@ -296,10 +332,17 @@ fn sql_runs_one_statement_or_a_file_and_names_the_failing_statement() {
     assert_eq!(String::from_utf8_lossy(&flag_after.stdout), "n\n3\n");
 
     let dir = scratch("sql");
-    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::create_dir_all(&dir).expect("a scratch folder");
     let file = dir.join("two.sql");
-    std::fs::write(&file, "SELECT 1 AS a;\n\nSELECT nope\nFROM opa;\n").unwrap();
-    let failed = ebiq(&["sql", "--format", "csv", "-f", file.to_str().unwrap()]);
+    std::fs::write(&file, "SELECT 1 AS a;\n\nSELECT nope\nFROM opa;\n")
+        .expect("a writable scratch file");
+    let failed = ebiq(&[
+        "sql",
+        "--format",
+        "csv",
+        "-f",
+        file.to_str().expect("a UTF-8 path"),
+    ]);
     assert_eq!(failed.status.code(), Some(1));
     assert_eq!(String::from_utf8_lossy(&failed.stdout), "a\n1\n");
     let message = stderr(&failed);
@@ -318,16 +361,20 @@ fn sql_runs_one_statement_or_a_file_and_names_the_failing_statement() {
     let written = ebiq(&[
         "sql",
         "--out",
-        out.to_str().unwrap(),
+        out.to_str().expect("a UTF-8 path"),
         "SELECT der_activity_month, count(*) FROM opa GROUP BY 1",
     ]);
     assert!(written.status.success(), "{}", stderr(&written));
     assert!(written.stdout.is_empty());
-    assert!(std::fs::read(&out).unwrap().starts_with(b"PAR1"));
+    assert!(
+        std::fs::read(&out)
+            .expect("a readable file")
+            .starts_with(b"PAR1")
+    );
     let unknown = ebiq(&[
         "sql",
         "--out",
-        dir.join("x.xlsx").to_str().unwrap(),
+        dir.join("x.xlsx").to_str().expect("a UTF-8 path"),
         "SELECT 1",
     ]);
     assert_eq!(unknown.status.code(), Some(2));
@@ -336,7 +383,7 @@ fn sql_runs_one_statement_or_a_file_and_names_the_failing_statement() {
         "{}",
         stderr(&unknown)
     );
-    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(&dir).expect("a removable scratch folder");
 }
 
 #[test]
@@ -351,13 +398,16 @@ fn a_file_url_reads_the_local_dataset_and_cloud_urls_need_their_settings() {
         "SELECT count(*) AS n FROM apcs",
     ]);
     assert!(output.status.success(), "{}", stderr(&output));
-    assert_eq!(String::from_utf8(output.stdout).unwrap(), "n\n12000\n");
+    assert_eq!(
+        String::from_utf8(output.stdout).expect("UTF-8 output"),
+        "n\n12000\n"
+    );
 
     let output = Command::new(env!("CARGO_BIN_EXE_ebiq"))
         .args(["sql", "--data", "az://sus/activity/", "SELECT 1"])
         .env_remove("AZURE_STORAGE_ACCOUNT_NAME")
         .output()
-        .unwrap();
+        .expect("the process runs");
     assert_eq!(output.status.code(), Some(1));
     assert!(
         stderr(&output).contains(
@@ -383,48 +433,58 @@ fn a_report_run_leaves_a_manifest_describing_it() {
         "--to",
         "2024-03",
         "--out",
-        out.to_str().unwrap(),
+        out.to_str().expect("a UTF-8 path"),
     ]);
     assert!(output.status.success(), "{}", stderr(&output));
-    let text = std::fs::read_to_string(out.join("manifest.json")).unwrap();
-    let manifest: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let text = std::fs::read_to_string(out.join("manifest.json")).expect("a readable text file");
+    let manifest: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
     assert_eq!(manifest["engine"]["name"], "ebiq");
     assert_eq!(manifest["parameters"]["from_month"], "2024-01");
     assert_eq!(manifest["parameters"]["null_mode"], "intended");
     // 24 monthly files per table in the sample and the population file, each with its size.
-    let inputs = manifest["inputs"].as_array().unwrap();
+    let inputs = manifest["inputs"].as_array().expect("a JSON array");
     assert_eq!(inputs.len(), 49);
     assert!(
         inputs[48]["path"]
             .as_str()
-            .unwrap()
+            .expect("a JSON string")
             .ends_with("population/population.parquet")
     );
     let first = project().join("data-samples/opa/opa_202304.parquet");
     assert_eq!(inputs[0]["path"], first.display().to_string());
-    assert_eq!(inputs[0]["bytes"], std::fs::metadata(&first).unwrap().len());
+    assert_eq!(
+        inputs[0]["bytes"],
+        std::fs::metadata(&first).expect("a file that exists").len()
+    );
     assert_eq!(manifest["rules"][0]["name"], "lower_back_imaging");
     assert_eq!(
         manifest["rules"][0]["version"],
         "last reviewed September 2024"
     );
     assert_eq!(manifest["rules"][0]["effective"], "published January 2020");
-    assert_eq!(manifest["rules"][0]["sha256"].as_str().unwrap().len(), 64);
-    let queries = manifest["queries"].as_array().unwrap();
-    assert_eq!(queries.len(), 9);
-    let trend = std::fs::read_to_string(out.join("04_national_monthly_trend.csv")).unwrap();
+    assert_eq!(
+        manifest["rules"][0]["sha256"]
+            .as_str()
+            .expect("a JSON string")
+            .len(),
+        64
+    );
+    let queries = manifest["queries"].as_array().expect("a JSON array");
+    assert_eq!(queries.len(), report_queries().len());
+    let trend = std::fs::read_to_string(out.join("04_national_monthly_trend.csv"))
+        .expect("a readable text file");
     assert_eq!(queries[3]["rows"], trend.lines().count() - 1);
     assert_eq!(queries[3]["rows"], 3, "three months asked for");
-    let flagged = manifest["rows_flagged"].as_u64().unwrap();
+    let flagged = manifest["rows_flagged"].as_u64().expect("a JSON number");
     assert!(stderr(&output).contains(&format!("{flagged} flagged")));
     // The headline's CTEs referred to more than once ran once, innermost first; its `flagged`
     // CTE holds exactly the appointments the main report counts.
     let run_once = |query: &serde_json::Value| -> Vec<(String, u64)> {
-        let ctes = query["ctes_run_once"].as_array().unwrap();
+        let ctes = query["ctes_run_once"].as_array().expect("a JSON array");
         let cte = |c: &serde_json::Value| {
             (
-                c["name"].as_str().unwrap().to_owned(),
-                c["rows"].as_u64().unwrap(),
+                c["name"].as_str().expect("a JSON string").to_owned(),
+                c["rows"].as_u64().expect("a JSON number"),
             )
         };
         ctes.iter().map(cte).collect()
@@ -445,10 +505,11 @@ fn suppressed_reports_publish_no_small_number_and_no_lone_star() {
         "--quiet",
         "--suppress",
         "--out",
-        out.to_str().unwrap(),
+        out.to_str().expect("a UTF-8 path"),
     ]);
     assert!(output.status.success(), "{}", stderr(&output));
-    let csv = std::fs::read_to_string(out.join("01_flagged_by_provider_month.csv")).unwrap();
+    let csv = std::fs::read_to_string(out.join("01_flagged_by_provider_month.csv"))
+        .expect("a readable text file");
     let mut lines = csv.lines();
     assert_eq!(lines.next(), Some("provider,month,flagged"));
     let cells: Vec<(String, String, String)> = lines
@@ -461,7 +522,7 @@ fn suppressed_reports_publish_no_small_number_and_no_lone_star() {
     assert!(stars > 0, "the sample has small counts to suppress");
     for (_, _, flagged) in &cells {
         if flagged != "*" {
-            let n: u64 = flagged.parse().unwrap();
+            let n: u64 = flagged.parse().expect("a number");
             assert!(n == 0 || (n >= 10 && n.is_multiple_of(5)), "published {n}");
         }
     }
@@ -485,7 +546,7 @@ fn suppressed_reports_publish_no_small_number_and_no_lone_star() {
     }
     let share =
         std::fs::read_to_string(out.join("03_flagged_share_of_spine_imaging_by_provider.csv"))
-            .unwrap();
+            .expect("a readable text file");
     assert!(
         share
             .lines()
@@ -504,10 +565,19 @@ fn suppressed_reports_publish_no_small_number_and_no_lone_star() {
             &["crude_rate", "dsr", "dsr_upper95", "compared_95"][..],
         ),
     ] {
-        let csv = std::fs::read_to_string(out.join(file)).unwrap();
+        let csv = std::fs::read_to_string(out.join(file)).expect("a readable text file");
         let mut lines = csv.lines();
-        let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-        let at = |name: &str| header.iter().position(|h| *h == name).unwrap();
+        let header: Vec<&str> = lines
+            .next()
+            .expect("one more line or item")
+            .split(',')
+            .collect();
+        let at = |name: &str| {
+            header
+                .iter()
+                .position(|h| *h == name)
+                .expect("the column is in the header")
+        };
         let mut starred = 0;
         for line in lines {
             let fields: Vec<&str> = line.split(',').collect();
@@ -538,9 +608,9 @@ fn a_reader_that_stops_early_is_a_normal_end() {
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .unwrap();
+        .expect("the process starts");
     drop(child.stdout.take());
-    let output = child.wait_with_output().unwrap();
+    let output = child.wait_with_output().expect("the process ends");
     let stderr = stderr(&output);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert!(!stderr.contains("Broken pipe"), "{stderr}");
@@ -550,17 +620,18 @@ fn a_reader_that_stops_early_is_a_normal_end() {
 #[test]
 fn rule_files_whose_functions_share_a_name_are_refused_naming_both() {
     let rules = scratch("clashing-rules");
-    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::create_dir_all(&rules).expect("a scratch folder");
     let rule = |flag: &str| {
         format!("-- @section code_script\nWHEN opa.Der_Procedure_All LIKE '%W82%' THEN '{flag}'\n")
     };
     // `knee.sql` defines ebi_knee_included; so does `knee_included.sql` (its flag function).
-    std::fs::write(rules.join("knee.sql"), rule("knee")).unwrap();
-    std::fs::write(rules.join("knee_included.sql"), rule("knee_included")).unwrap();
+    std::fs::write(rules.join("knee.sql"), rule("knee")).expect("a writable scratch file");
+    std::fs::write(rules.join("knee_included.sql"), rule("knee_included"))
+        .expect("a writable scratch file");
     let output = ebiq(&[
         "sql",
         "--rules",
-        rules.to_str().unwrap(),
+        rules.to_str().expect("a UTF-8 path"),
         "SELECT count(*) FROM opa",
     ]);
     let stderr = stderr(&output);

@@ -2,8 +2,6 @@
 //! and two executors started by the test, stopped by it whatever happens, and the cluster's answer
 //! compared with the local run's, directly and through `ebiq serve --cluster`.
 
-#![allow(clippy::unwrap_used)]
-
 mod common;
 
 use std::net::{TcpListener, TcpStream};
@@ -27,9 +25,9 @@ impl Drop for Cluster {
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
-        .unwrap()
+        .expect("a loopback port")
         .local_addr()
-        .unwrap()
+        .expect("a bound address")
         .port()
 }
 
@@ -40,7 +38,7 @@ fn start(args: &[&str]) -> Child {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap()
+        .expect("the process starts")
 }
 
 fn wait_for_port(port: u16, cluster: &mut Cluster) {
@@ -48,7 +46,10 @@ fn wait_for_port(port: u16, cluster: &mut Cluster) {
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         for child in &mut cluster.0 {
             assert!(
-                child.try_wait().unwrap().is_none(),
+                child
+                    .try_wait()
+                    .expect("the process can be polled")
+                    .is_none(),
                 "a cluster process exited"
             );
         }
@@ -86,8 +87,8 @@ fn the_cluster_answers_as_the_local_run_does() {
     let url = format!("df://{scheduler_arg}");
     let remote = ebiq(&["report", "--quiet", "--format", "csv", "--cluster", &url]);
     let (local, remote) = (
-        String::from_utf8(local.stdout).unwrap(),
-        String::from_utf8(remote.stdout).unwrap(),
+        String::from_utf8(local.stdout).expect("UTF-8 output"),
+        String::from_utf8(remote.stdout).expect("UTF-8 output"),
     );
     assert!(local.starts_with("provider,month,flagged\n"));
     assert_eq!(remote, local);
@@ -102,14 +103,14 @@ fn the_cluster_answers_as_the_local_run_does() {
             cluster_args,
         ]
         .concat();
-        String::from_utf8(ebiq(&args).stdout).unwrap()
+        String::from_utf8(ebiq(&args).stdout).expect("UTF-8 output")
     };
     assert_eq!(strict(&["--cluster", &url]), strict(&[]));
 
     // The same cluster behind `ebiq serve`, read through a PostgreSQL client: the report views
     // equal the local server's, the catalogue answers from the server's own process, and a
     // statement that joins the two is refused rather than half-run.
-    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let runtime = tokio::runtime::Runtime::new().expect("a valid value");
     runtime.block_on(async {
         let server = Server::start_with(&["--cluster", &url]);
         let client = server.connect().await;

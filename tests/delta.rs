@@ -2,8 +2,6 @@
 //! version 1) read through the binary: each version gives the answers the flat sample gives for
 //! the same months, and the manifest names the version read.
 
-#![allow(clippy::unwrap_used)]
-
 mod common;
 
 use std::path::Path;
@@ -20,7 +18,7 @@ const FIRST_VERSION_TO: &str = "202403";
 /// Writes the sample's `opa` as a Delta table at `<dir>/opa` in two commits.
 async fn write_delta_opa(dir: &Path) {
     let table = dir.join("opa");
-    std::fs::create_dir_all(&table).unwrap();
+    std::fs::create_dir_all(&table).expect("a scratch folder");
     // Plain Utf8 rather than DataFusion's Utf8View, the string type a Delta schema maps to.
     let config = SessionConfig::new().set_bool(
         "datafusion.execution.parquet.schema_force_view_types",
@@ -29,11 +27,14 @@ async fn write_delta_opa(dir: &Path) {
     let ctx = SessionContext::new_with_config(config);
     let sample = project().join("data-samples/opa");
     let opa = ctx
-        .read_parquet(sample.to_str().unwrap(), ParquetReadOptions::default())
+        .read_parquet(
+            sample.to_str().expect("a UTF-8 path"),
+            ParquetReadOptions::default(),
+        )
         .await
-        .unwrap();
+        .expect("the future succeeds");
     let early = ident("Der_Activity_Month").lt_eq(lit(FIRST_VERSION_TO));
-    let url = url::Url::from_directory_path(&table).unwrap();
+    let url = url::Url::from_directory_path(&table).expect("an absolute folder");
     for (version, rows, mode) in [
         (
             0,
@@ -42,35 +43,39 @@ async fn write_delta_opa(dir: &Path) {
         ),
         (1, opa.filter(!early), SaveMode::Append),
     ] {
-        let batches = rows.unwrap().collect().await.unwrap();
+        let batches = rows
+            .expect("readable rows")
+            .collect()
+            .await
+            .expect("the future succeeds");
         let written = DeltaTable::try_from_url(url.clone())
             .await
-            .unwrap()
+            .expect("the future succeeds")
             .write(batches)
             .with_save_mode(mode)
             .await
-            .unwrap();
+            .expect("the future succeeds");
         assert_eq!(written.version(), Some(version));
     }
 }
 
 fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap()
+    std::fs::read_to_string(path).expect("a readable text file")
 }
 
 /// Runs the report into `out` with `args`; returns its manifest.
 fn report(out: &Path, args: &[&str]) -> serde_json::Value {
     let base = ["report", "--quiet", "--format", "csv", "--out"];
-    let output = ebiq_ok(&[&base[..], &[out.to_str().unwrap()], args].concat());
+    let output = ebiq_ok(&[&base[..], &[out.to_str().expect("a UTF-8 path")], args].concat());
     assert!(stderr(&output).contains("wrote"), "{}", stderr(&output));
-    serde_json::from_str(&read(&out.join("manifest.json"))).unwrap()
+    serde_json::from_str(&read(&out.join("manifest.json"))).expect("valid JSON")
 }
 
 /// The count queries (01-05): their answers depend on the rows and the month range alone.
 fn assert_same_counts(delta_out: &Path, flat_out: &Path) {
     let mut compared = 0;
-    for entry in std::fs::read_dir(flat_out).unwrap() {
-        let name = entry.unwrap().file_name();
+    for entry in std::fs::read_dir(flat_out).expect("a listable folder") {
+        let name = entry.expect("a folder entry").file_name();
         let text = name.to_string_lossy();
         if text.ends_with(".csv") && text[..2] <= *"05" {
             assert_eq!(
@@ -88,7 +93,7 @@ fn assert_same_counts(delta_out: &Path, flat_out: &Path) {
 async fn each_version_of_a_delta_table_answers_as_its_rows_do() {
     let dir = scratch("delta");
     write_delta_opa(&dir).await;
-    let data = dir.to_str().unwrap();
+    let data = dir.to_str().expect("a UTF-8 path");
 
     let v0 = report(&dir.join("v0"), &["--data", data, "--as-of", "0"]);
     let v1 = report(&dir.join("v1"), &["--data", data, "--as-of", "1"]);
@@ -110,7 +115,7 @@ async fn each_version_of_a_delta_table_answers_as_its_rows_do() {
 
     // The HTML page says which version it counted.
     let page_dir = dir.join("page");
-    let page_out = page_dir.to_str().unwrap();
+    let page_out = page_dir.to_str().expect("a UTF-8 path");
     ebiq_ok(&[
         "report", "--quiet", "--format", "html", "--out", page_out, "--data", data, "--as-of", "0",
     ]);
@@ -121,7 +126,7 @@ async fn each_version_of_a_delta_table_answers_as_its_rows_do() {
     );
 
     // The manifest lists the data files of the version read: version 1 adds to version 0's.
-    let files = |m: &serde_json::Value| m["inputs"].as_array().unwrap().len();
+    let files = |m: &serde_json::Value| m["inputs"].as_array().expect("a JSON array").len();
     assert!(files(&v1) > files(&v0), "{v0} {v1}");
 
     let _ = std::fs::remove_dir_all(&dir);
@@ -134,7 +139,7 @@ async fn a_version_the_table_does_not_have_is_refused_by_name() {
     let output = ebiq(&[
         "sql",
         "--data",
-        dir.to_str().unwrap(),
+        dir.to_str().expect("a UTF-8 path"),
         "--as-of",
         "7",
         "SELECT 1",

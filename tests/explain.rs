@@ -1,8 +1,6 @@
 //! `ebiq explain` and the shell's `\why` through the binary, on sample records of each kind: one
 //! flagged, one excluded, one whose ages are both NULL.
 
-#![allow(clippy::unwrap_used)]
-
 mod common;
 
 use std::io::Write;
@@ -17,8 +15,12 @@ const ARGUMENTS: &str = "der_procedure_all, age_at_start_of_episode_sus, \
 fn first_ident(condition: &str) -> String {
     let sql = format!("SELECT min(opa_ident) AS id FROM opa WHERE {condition}");
     let out = ebiq_ok(&["sql", "--format", "csv", &sql]);
-    let text = String::from_utf8(out.stdout).unwrap();
-    let id = text.lines().nth(1).unwrap().to_owned();
+    let text = String::from_utf8(out.stdout).expect("UTF-8 output");
+    let id = text
+        .lines()
+        .nth(1)
+        .expect("the line or field asked for")
+        .to_owned();
     assert!(!id.is_empty(), "no sample record has {condition}");
     id
 }
@@ -48,17 +50,20 @@ fn explain_says_why_each_kind_of_record_is_or_is_not_flagged() {
     let ids: Vec<&str> = records.iter().map(|(id, _)| id.as_str()).collect();
     let condition = format!("opa_ident IN ({})", ids.join(", "));
     let out = ebiq_ok(&["explain", "--format", "csv", "--where", &condition]);
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = String::from_utf8(out.stdout).expect("UTF-8 output");
     let mut lines = text.lines();
     assert_eq!(
-        lines.next().unwrap(),
+        lines.next().expect("one more line or item"),
         "opa_ident,rule,outcome,flag,inclusion_matched,age,age_from,exclusions_fired,\
          exclusions_unknown,null_mode"
     );
     let rows: Vec<Vec<&str>> = lines.map(|line| split_csv(line)).collect();
     assert_eq!(rows.len(), 3, "{text}");
     for (id, outcome) in &records {
-        let row = rows.iter().find(|r| r[0] == id).unwrap();
+        let row = rows
+            .iter()
+            .find(|r| r[0] == id)
+            .expect("the item is present");
         assert_eq!(row[1], "lower_back_imaging");
         assert_eq!(row[2], *outcome, "{id}: {text}");
         match *outcome {
@@ -90,7 +95,7 @@ fn explain_says_why_each_kind_of_record_is_or_is_not_flagged() {
     ]);
     assert!(
         String::from_utf8(strict.stdout)
-            .unwrap()
+            .expect("UTF-8 output")
             .contains(",strict_tsql")
     );
 }
@@ -101,7 +106,7 @@ fn split_csv(line: &str) -> Vec<&str> {
     let mut rest = line;
     loop {
         if let Some(quoted) = rest.strip_prefix('"') {
-            let end = quoted.find('"').unwrap();
+            let end = quoted.find('"').expect("the item is present");
             fields.push(&quoted[..end]);
             rest = &quoted[end + 1..];
         } else {
@@ -126,15 +131,15 @@ fn why_in_the_shell_explains_the_records_a_condition_picks() {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
+        .expect("the process starts");
     let script = format!("\\why opa_ident = {flagged}\n\\why\n\\whyever\n");
     child
         .stdin
         .take()
-        .unwrap()
+        .expect("a piped stream")
         .write_all(script.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
+        .expect("a writable pipe");
+    let output = child.wait_with_output().expect("the process ends");
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(
         text.contains(&format!(

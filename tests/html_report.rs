@@ -6,10 +6,9 @@
 //! (such as a generated 20M-row one) instead of `data-samples/`; with `EBIQ_BIN=.../release/ebiq`
 //! they drive a release build.
 //!
-//! Chromium is installed by `.ci/run`. On a machine without it the browser part says so and is
-//! skipped, except under CI (`CI` set), where its absence fails the test.
-
-#![allow(clippy::unwrap_used)]
+//! The page's text is checked without a browser (nothing fetched, each chart's points). Chromium is
+//! installed by `.ci/run`; on a machine without it the browser part says so and is skipped, except
+//! under CI (`CI` set), where its absence fails the test.
 
 mod common;
 
@@ -38,16 +37,16 @@ fn chromium(profile: &Path, args: &[&str]) -> std::process::Output {
         .arg(format!("--user-data-dir={}", profile.display()))
         .args(args)
         .output()
-        .unwrap()
+        .expect("the process runs")
 }
 
 /// The rows of a CSV output as maps from column to cell.
 fn csv_rows(path: &Path) -> Vec<BTreeMap<String, String>> {
-    let text = std::fs::read_to_string(path).unwrap();
+    let text = std::fs::read_to_string(path).expect("a readable text file");
     let mut lines = text.lines();
     let header: Vec<String> = lines
         .next()
-        .unwrap()
+        .expect("one more line or item")
         .split(',')
         .map(str::to_owned)
         .collect();
@@ -86,7 +85,7 @@ fn expected_points(csv: &Path) -> BTreeMap<&'static str, usize> {
     let mut months: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for row in rows.iter().filter(|r| numeric(&r["flagged"])) {
         *totals.entry(row["provider"].clone()).or_default() +=
-            row["flagged"].parse::<f64>().unwrap();
+            row["flagged"].parse::<f64>().expect("a number");
         months
             .entry(row["provider"].clone())
             .or_default()
@@ -107,12 +106,15 @@ fn expected_points(csv: &Path) -> BTreeMap<&'static str, usize> {
 fn drawn_points(dom: &str) -> BTreeMap<String, usize> {
     let mut found = BTreeMap::new();
     for figure in dom.split("<figure").skip(1) {
-        let figure = figure.split("</figure>").next().unwrap();
+        let figure = figure
+            .split("</figure>")
+            .next()
+            .expect("one more line or item");
         let kind = figure
             .split("data-chart=\"")
             .nth(1)
             .and_then(|rest| rest.split('"').next())
-            .unwrap()
+            .expect("a value")
             .to_owned();
         found.insert(kind, figure.matches("<circle class=\"point\"").count());
     }
@@ -142,7 +144,37 @@ fn run(name: &str, extra: &[&str]) -> (PathBuf, PathBuf) {
     (html, csv)
 }
 
+/// Each chart holds the points its query's CSV result says it should.
+fn assert_points(drawn: &BTreeMap<String, usize>, csv: &Path) {
+    for (kind, expected) in expected_points(csv) {
+        assert_eq!(
+            drawn.get(kind).copied(),
+            Some(expected),
+            "{kind} chart points: {drawn:?}"
+        );
+    }
+}
+
+/// What the page's own text shows, with or without a browser: nothing loaded from elsewhere, and
+/// each chart's points.
+fn page_check(html: &Path, csv: &Path) {
+    let text = std::fs::read_to_string(html.join("report.html")).expect("the page was written");
+    for outside in [
+        "<script src",
+        "<link",
+        "@import",
+        "url(",
+        "src=\"http",
+        "href=\"http",
+    ] {
+        assert!(!text.contains(outside), "the page loads {outside}...");
+    }
+    assert_points(&drawn_points(&text), csv);
+}
+
+/// The page's checks, then the same in Chromium's DOM with its console and a screenshot.
 fn browser_check(html: &Path, csv: &Path, screenshot: &Path) {
+    page_check(html, csv);
     if !Path::new(CHROMIUM).exists() {
         assert!(
             std::env::var_os("CI").is_none(),
@@ -154,17 +186,6 @@ fn browser_check(html: &Path, csv: &Path, screenshot: &Path) {
         return;
     }
     let page = html.join("report.html");
-    let text = std::fs::read_to_string(&page).unwrap();
-    for outside in [
-        "<script src",
-        "<link",
-        "@import",
-        "url(",
-        "src=\"http",
-        "href=\"http",
-    ] {
-        assert!(!text.contains(outside), "the page loads {outside}...");
-    }
     let url = format!("file://{}", page.display());
     let profile = html.join("profile");
     let dom = chromium(&profile, &["--dump-dom", &url]);
@@ -175,17 +196,10 @@ fn browser_check(html: &Path, csv: &Path, screenshot: &Path) {
     );
     let log = String::from_utf8_lossy(&dom.stderr);
     assert!(!log.contains(":CONSOLE("), "console messages: {log}");
-    let dom = String::from_utf8(dom.stdout).unwrap();
+    let dom = String::from_utf8(dom.stdout).expect("UTF-8 output");
     assert!(dom.contains("<h1>Evidence-Based Interventions: Low back pain imaging</h1>"));
     assert!(dom.contains("version last reviewed September 2024, effective published January 2020"));
-    let drawn = drawn_points(&dom);
-    for (kind, expected) in expected_points(csv) {
-        assert_eq!(
-            drawn.get(kind).copied(),
-            Some(expected),
-            "{kind} chart points: {drawn:?}"
-        );
-    }
+    assert_points(&drawn_points(&dom), csv);
     let shot = chromium(
         &profile,
         &[
@@ -200,7 +214,7 @@ fn browser_check(html: &Path, csv: &Path, screenshot: &Path) {
         "{}",
         String::from_utf8_lossy(&shot.stderr)
     );
-    let png = std::fs::read(screenshot).unwrap();
+    let png = std::fs::read(screenshot).expect("a readable file");
     assert!(
         png.starts_with(b"\x89PNG") && png.len() > 50_000,
         "a screenshot of a drawn page"
@@ -212,9 +226,10 @@ fn the_html_report_renders_every_chart_in_a_browser() {
     let (html, csv) = run("html", &[]);
     let screenshot = html.join("report.png");
     browser_check(&html, &csv, &screenshot);
-    let manifest = std::fs::read_to_string(html.join("manifest.json")).unwrap();
+    let manifest =
+        std::fs::read_to_string(html.join("manifest.json")).expect("a readable text file");
     assert!(manifest.contains("report.html"));
-    let _ = std::fs::remove_dir_all(html.parent().unwrap());
+    let _ = std::fs::remove_dir_all(html.parent().expect("a path with a parent"));
 }
 
 #[test]
@@ -223,7 +238,7 @@ fn suppression_and_months_carry_through_to_the_page() {
         "html-suppressed",
         &["--suppress", "--from", "2024-01", "--to", "2024-06"],
     );
-    let page = std::fs::read_to_string(html.join("report.html")).unwrap();
+    let page = std::fs::read_to_string(html.join("report.html")).expect("a readable text file");
     assert!(
         page.contains("<dd>2024-01 to 2024-06</dd>"),
         "the months run are stated"
@@ -244,5 +259,5 @@ fn suppression_and_months_carry_through_to_the_page() {
             "the sample has suppressed providers"
         );
     }
-    let _ = std::fs::remove_dir_all(html.parent().unwrap());
+    let _ = std::fs::remove_dir_all(html.parent().expect("a path with a parent"));
 }

@@ -2,8 +2,6 @@
 //! read row by row and the published rule applied by hand-written Rust that shares no code with the
 //! rule engine (no LIKE compiler, no rule file, no SQL).
 
-#![allow(clippy::unwrap_used)]
-
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::Path;
@@ -74,7 +72,10 @@ fn provider(code: &str) -> String {
 }
 
 fn column<'a>(batch: &'a RecordBatch, name: &str) -> &'a dyn Array {
-    batch.column_by_name(name).unwrap().as_ref()
+    batch
+        .column_by_name(name)
+        .expect("the column is in the result")
+        .as_ref()
 }
 
 fn text(array: &dyn Array, row: usize) -> Option<&str> {
@@ -99,17 +100,18 @@ struct Flagged<'a> {
 /// Calls `visit` with every record the rule flags, read straight from the Parquet files.
 fn each_flagged(opa: &Path, mut visit: impl FnMut(&Flagged<'_>)) {
     let mut files: Vec<_> = std::fs::read_dir(opa)
-        .unwrap()
-        .map(|e| e.unwrap().path())
+        .expect("a listable folder")
+        .map(|e| e.expect("a folder entry").path())
         .collect();
     files.sort();
     for path in files {
-        let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(&path).unwrap())
-            .unwrap()
-            .build()
-            .unwrap();
+        let reader =
+            ParquetRecordBatchReaderBuilder::try_new(File::open(&path).expect("a readable file"))
+                .expect("a valid batch")
+                .build()
+                .expect("a built value");
         for batch in reader {
-            let batch = batch.unwrap();
+            let batch = batch.expect("a readable batch");
             let c = |name| column(&batch, name);
             for row in 0..batch.num_rows() {
                 let age_at_start = number(c("Age_at_Start_of_Episode_SUS"), row);
@@ -122,9 +124,9 @@ fn each_flagged(opa: &Path, mut visit: impl FnMut(&Flagged<'_>)) {
                     text(c("Administrative_Category"), row),
                 ) {
                     visit(&Flagged {
-                        provider: text(c("Der_Provider_Code"), row).unwrap(),
-                        commissioner: text(c("Der_Commissioner_Code"), row).unwrap(),
-                        month: text(c("Der_Activity_Month"), row).unwrap(),
+                        provider: text(c("Der_Provider_Code"), row).expect("a text cell"),
+                        commissioner: text(c("Der_Commissioner_Code"), row).expect("a text cell"),
+                        month: text(c("Der_Activity_Month"), row).expect("a text cell"),
                         age: age_at_start.or(age_at_activity),
                         sex: text(c("Sex"), row),
                     });
@@ -155,11 +157,12 @@ fn report_csvs<const N: usize>(name: &str, outputs: [&str; N]) -> [String; N] {
         .arg("--queries")
         .arg(project().join("queries"))
         .status()
-        .unwrap();
+        .expect("the process runs");
     assert!(status.success());
-    let texts =
-        outputs.map(|output| std::fs::read_to_string(out.join(format!("{output}.csv"))).unwrap());
-    std::fs::remove_dir_all(&out).unwrap();
+    let texts = outputs.map(|output| {
+        std::fs::read_to_string(out.join(format!("{output}.csv"))).expect("a readable text file")
+    });
+    std::fs::remove_dir_all(&out).expect("a removable scratch folder");
     texts
 }
 
@@ -171,7 +174,7 @@ fn counts_from_report_csv(csv: &str) -> BTreeMap<(String, String), u64> {
             let fields: Vec<&str> = line.split(',').collect();
             (
                 (fields[0].to_owned(), fields[1].to_owned()),
-                fields[2].parse().unwrap(),
+                fields[2].parse().expect("a number"),
             )
         })
         .collect()
@@ -266,16 +269,17 @@ fn standardised_rates_equal_a_recomputation_by_hand() {
         }
     });
     // The latest population year (no --to: every year qualifies).
-    let file = File::open(project().join("data-samples/population/population.parquet")).unwrap();
+    let file = File::open(project().join("data-samples/population/population.parquet"))
+        .expect("a readable file");
     let batches: Vec<RecordBatch> = ParquetRecordBatchReaderBuilder::try_new(file)
-        .unwrap()
+        .expect("a valid batch")
         .build()
-        .unwrap()
+        .expect("a built value")
         .map(Result::unwrap)
         .collect();
     let year = |b: &RecordBatch, row| {
         b.column_by_name("year")
-            .unwrap()
+            .expect("the column is in the result")
             .as_primitive::<Int32Type>()
             .value(row)
     };
@@ -283,20 +287,27 @@ fn standardised_rates_equal_a_recomputation_by_hand() {
         .iter()
         .flat_map(|b| (0..b.num_rows()).map(|r| year(b, r)))
         .max()
-        .unwrap();
+        .expect("a non-empty list");
     let mut people: BTreeMap<String, BTreeMap<(String, usize), f64>> = BTreeMap::new();
     for batch in &batches {
         for row in 0..batch.num_rows() {
             if year(batch, row) != latest {
                 continue;
             }
-            let area = text(column(batch, "area_code"), row).unwrap().to_owned();
-            let sex = text(column(batch, "sex"), row).unwrap().to_owned();
-            let label = text(column(batch, "age"), row).unwrap();
-            let band = LABELS.iter().position(|l| *l == label).unwrap();
+            let area = text(column(batch, "area_code"), row)
+                .expect("a text cell")
+                .to_owned();
+            let sex = text(column(batch, "sex"), row)
+                .expect("a text cell")
+                .to_owned();
+            let label = text(column(batch, "age"), row).expect("a text cell");
+            let band = LABELS
+                .iter()
+                .position(|l| *l == label)
+                .expect("the column is in the header");
             let n = batch
                 .column_by_name("population")
-                .unwrap()
+                .expect("the column is in the result")
                 .as_primitive::<Int64Type>()
                 .value(row);
             *people
@@ -308,8 +319,17 @@ fn standardised_rates_equal_a_recomputation_by_hand() {
     }
 
     let mut lines = rates_csv.lines();
-    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    let at = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let header: Vec<&str> = lines
+        .next()
+        .expect("one more line or item")
+        .split(',')
+        .collect();
+    let at = |name: &str| {
+        header
+            .iter()
+            .position(|h| *h == name)
+            .expect("the column is in the header")
+    };
     let mut checked = 0;
     let mut by_hand_rates = Vec::new();
     for line in lines {
@@ -331,7 +351,7 @@ fn standardised_rates_equal_a_recomputation_by_hand() {
             ),
             Some(values) => {
                 for (value, got) in values.iter().zip(&reported) {
-                    let got = got.unwrap();
+                    let got = got.expect("a value");
                     assert!(
                         (value - got).abs() <= 0.0006,
                         "{commissioner}: {value} by hand, {got} reported"
@@ -340,7 +360,7 @@ fn standardised_rates_equal_a_recomputation_by_hand() {
                 by_hand_rates.push((commissioner.to_owned(), values[0]));
             }
         }
-        let flagged: f64 = fields[at("flagged")].parse().unwrap();
+        let flagged: f64 = fields[at("flagged")].parse().expect("a number");
         assert_eq!(
             flagged,
             activity.get(commissioner).copied().unwrap_or(0.0),
@@ -364,12 +384,23 @@ fn standardised_rates_equal_a_recomputation_by_hand() {
         .map(|(c, rate)| activity[c] * (1.0 - p25 / rate))
         .sum();
     let mut lines = headline_csv.lines();
-    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    let fields: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let header: Vec<&str> = lines
+        .next()
+        .expect("one more line or item")
+        .split(',')
+        .collect();
+    let fields: Vec<&str> = lines
+        .next()
+        .expect("one more line or item")
+        .split(',')
+        .collect();
     let get = |name: &str| -> f64 {
-        fields[header.iter().position(|h| *h == name).unwrap()]
-            .parse()
-            .unwrap()
+        fields[header
+            .iter()
+            .position(|h| *h == name)
+            .expect("the column is in the header")]
+        .parse()
+        .expect("a number")
     };
     assert!((get("p25") - p25).abs() <= 0.0006);
     assert!((get("p10") - percentile(&sorted, 0.10)).abs() <= 0.0006);

@@ -1,8 +1,6 @@
 //! Hive-partitioned datasets through the binary: partition folders become typed columns, and a
 //! month range reads only the months' folders, with the same answers as the flat sample.
 
-#![allow(clippy::unwrap_used)]
-
 mod common;
 
 use std::path::Path;
@@ -15,7 +13,7 @@ use common::{ebiq_ok, project, scratch, stderr};
 fn partitioned_sample(name: &str, select: &str, keys: &str) -> std::path::PathBuf {
     let dir = scratch(name);
     let opa = dir.join("opa");
-    std::fs::create_dir_all(&opa).unwrap();
+    std::fs::create_dir_all(&opa).expect("a scratch folder");
     let copy = format!(
         "COPY ({select}) TO '{}/' STORED AS PARQUET PARTITIONED BY ({keys})",
         opa.display()
@@ -29,21 +27,23 @@ fn partitioned_sample(name: &str, select: &str, keys: &str) -> std::path::PathBu
 }
 
 fn copy_folder(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    std::fs::create_dir_all(to).expect("a scratch folder");
+    for entry in std::fs::read_dir(from).expect("a listable folder") {
+        let entry = entry.expect("a folder entry");
+        std::fs::copy(entry.path(), to.join(entry.file_name())).expect("a copyable file");
     }
 }
 
 fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap()
+    std::fs::read_to_string(path).expect("a readable text file")
 }
 
 #[test]
 fn a_month_range_reads_only_its_months_folders_and_answers_as_the_flat_files_do() {
     let dir = partitioned_sample("hive-month", "SELECT * FROM opa", "der_activity_month");
-    let folders = std::fs::read_dir(dir.join("opa")).unwrap().count();
+    let folders = std::fs::read_dir(dir.join("opa"))
+        .expect("a listable folder")
+        .count();
     assert_eq!(folders, 24, "one folder per sample month");
 
     let range = ["--from", "2024-04", "--to", "2024-06"];
@@ -51,14 +51,16 @@ fn a_month_range_reads_only_its_months_folders_and_answers_as_the_flat_files_do(
     let run = ebiq_ok(
         &[
             &["report", "--quiet", "--format", "csv"][..],
-            &["--data", dir.to_str().unwrap()],
-            &["--out", partitioned_out.to_str().unwrap()],
+            &["--data", dir.to_str().expect("a UTF-8 path")],
+            &["--out", partitioned_out.to_str().expect("a UTF-8 path")],
             &range,
         ]
         .concat(),
     );
     let said = stderr(&run);
-    let population_files = std::fs::read_dir(dir.join("population")).unwrap().count();
+    let population_files = std::fs::read_dir(dir.join("population"))
+        .expect("a listable folder")
+        .count();
     // Three months' folders (one file each) and the population, of 24 month files and it.
     assert!(
         said.contains(&format!(
@@ -70,13 +72,13 @@ fn a_month_range_reads_only_its_months_folders_and_answers_as_the_flat_files_do(
     );
 
     let manifest: serde_json::Value =
-        serde_json::from_str(&read(&partitioned_out.join("manifest.json"))).unwrap();
+        serde_json::from_str(&read(&partitioned_out.join("manifest.json"))).expect("valid JSON");
     let read_months: Vec<&str> = manifest["inputs"]
         .as_array()
-        .unwrap()
+        .expect("a JSON array")
         .iter()
         .filter(|input| input["table"] == "opa" && input["read"] == true)
-        .map(|input| input["path"].as_str().unwrap())
+        .map(|input| input["path"].as_str().expect("a JSON string"))
         .collect();
     assert_eq!(read_months.len(), 3, "{read_months:?}");
     for (path, month) in read_months.iter().zip(["202404", "202405", "202406"]) {
@@ -90,7 +92,7 @@ fn a_month_range_reads_only_its_months_folders_and_answers_as_the_flat_files_do(
     let flat = ebiq_ok(
         &[
             &["report", "--quiet", "--format", "csv"][..],
-            &["--out", flat_out.to_str().unwrap()],
+            &["--out", flat_out.to_str().expect("a UTF-8 path")],
             &range,
         ]
         .concat(),
@@ -103,8 +105,8 @@ fn a_month_range_reads_only_its_months_folders_and_answers_as_the_flat_files_do(
         stderr(&flat)
     );
     let mut compared = 0;
-    for entry in std::fs::read_dir(&flat_out).unwrap() {
-        let name = entry.unwrap().file_name();
+    for entry in std::fs::read_dir(&flat_out).expect("a listable folder") {
+        let name = entry.expect("a folder entry").file_name();
         if !name.to_string_lossy().ends_with(".csv") {
             continue;
         }
@@ -135,14 +137,14 @@ fn partition_folders_are_columns_with_inferred_types() {
         "--format",
         "csv",
         "--data",
-        dir.to_str().unwrap(),
+        dir.to_str().expect("a UTF-8 path"),
         sql,
     ]);
     let flat = ebiq_ok(&["sql", "--format", "csv", "SELECT count(*) AS n FROM opa"]);
-    let total = String::from_utf8(flat.stdout).unwrap();
-    let total = total.lines().nth(1).unwrap();
+    let total = String::from_utf8(flat.stdout).expect("UTF-8 output");
+    let total = total.lines().nth(1).expect("the line or field asked for");
     assert_eq!(
-        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stdout).expect("UTF-8 output"),
         format!("year_type,month_type,years,n\nInt64,Utf8,3,{total}\n")
     );
     let _ = std::fs::remove_dir_all(&dir);

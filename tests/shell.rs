@@ -1,7 +1,5 @@
 //! `ebiq shell` driven as a user drives it: statements piped in, output read back, Ctrl-C sent.
 
-#![allow(clippy::unwrap_used)]
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -15,7 +13,7 @@ fn shell() -> Child {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap()
+        .expect("the process starts")
 }
 
 fn session(input: &str) -> Output {
@@ -23,10 +21,10 @@ fn session(input: &str) -> Output {
     child
         .stdin
         .take()
-        .unwrap()
+        .expect("a piped stream")
         .write_all(input.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+        .expect("a writable pipe");
+    child.wait_with_output().expect("the process ends")
 }
 
 #[test]
@@ -37,7 +35,7 @@ fn a_piped_statement_counts_the_flagged_sample_records() {
          der_diagnosis_all, administrative_category) IS NOT NULL;\n",
     );
     assert!(output.status.success());
-    let stdout = String::from_utf8(output.stdout).unwrap();
+    let stdout = String::from_utf8(output.stdout).expect("UTF-8 output");
     // The same figure the report's provider-by-month totals add up to (tests/independent_count.rs).
     assert!(stdout.contains("| 2093    |"), "{stdout}");
 }
@@ -55,8 +53,8 @@ fn an_error_mid_session_is_shown_and_the_session_goes_on() {
     );
     assert!(output.status.success());
     let (stdout, stderr) = (
-        String::from_utf8(output.stdout).unwrap(),
-        String::from_utf8(output.stderr).unwrap(),
+        String::from_utf8(output.stdout).expect("UTF-8 output"),
+        String::from_utf8(output.stderr).expect("UTF-8 output"),
     );
     assert!(stderr.contains("No field named no_such_column"), "{stderr}");
     assert!(stderr.contains("unknown command '\\nonsense'"), "{stderr}");
@@ -78,20 +76,20 @@ fn ctrl_c_cancels_the_running_statement_and_keeps_the_session() {
     child
         .stdin
         .take()
-        .unwrap()
+        .expect("a piped stream")
         .write_all(
             b"SELECT 'ready' AS marker;\n\
               SELECT sum(value) FROM generate_series(1, 10000000000);\n\
               SELECT 40 + 2 AS answer;\n",
         )
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        .expect("a writable pipe");
+    let mut stdout = BufReader::new(child.stdout.take().expect("a piped stream"));
     let mut seen = String::new();
     // Once the first statement's answer is out, the second (minutes of work) is running.
     while !seen.contains("ready") {
         let mut line = String::new();
         assert!(
-            stdout.read_line(&mut line).unwrap() > 0,
+            stdout.read_line(&mut line).expect("a readable pipe") > 0,
             "shell ended early: {seen}"
         );
         seen.push_str(&line);
@@ -100,18 +98,20 @@ fn ctrl_c_cancels_the_running_statement_and_keeps_the_session() {
     let kill = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
-        .unwrap();
+        .expect("the process runs");
     assert!(kill.success());
     let mut rest = String::new();
-    stdout.read_to_string(&mut rest).unwrap();
-    let status = child.wait().unwrap();
+    stdout
+        .read_to_string(&mut rest)
+        .expect("a readable text file");
+    let status = child.wait().expect("the process ends");
     let mut stderr = String::new();
     child
         .stderr
         .take()
-        .unwrap()
+        .expect("a piped stream")
         .read_to_string(&mut stderr)
-        .unwrap();
+        .expect("a readable text file");
     assert!(status.success(), "{stderr}");
     assert!(stderr.contains("statement cancelled"), "{stderr}");
     assert!(rest.contains("| 42     |"), "{rest}");
@@ -121,7 +121,7 @@ fn ctrl_c_cancels_the_running_statement_and_keeps_the_session() {
 fn rules_lists_the_statistics_and_shows_one_in_full() {
     let output = session("\\rules\n\\rules dsr\n");
     assert!(output.status.success());
-    let stdout = String::from_utf8(output.stdout).unwrap();
+    let stdout = String::from_utf8(output.stdout).expect("UTF-8 output");
     for syntax in [
         "wilson(x, n, confidence)",
         "byar(o, confidence)",
@@ -135,7 +135,7 @@ fn rules_lists_the_statistics_and_shows_one_in_full() {
     }
     assert!(stdout.contains("Dobson"), "dsr's description: {stdout}");
     let rule = session("\\rules ebi_lower_back_imaging\n");
-    let rule = String::from_utf8(rule.stdout).unwrap();
+    let rule = String::from_utf8(rule.stdout).expect("UTF-8 output");
     assert!(
         rule.contains("Low back pain imaging (version last reviewed September 2024, effective published January 2020)"),
         "{rule}"

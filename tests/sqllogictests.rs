@@ -1,8 +1,6 @@
 //! Runs every `tests/slt/*.slt` file against an ebiq session over `data-samples/`: the SQL an
 //! analyst writes, with the rule functions and the SUS tables as `report` registers them.
 
-#![allow(clippy::unwrap_used)]
-
 use std::path::Path;
 
 use async_trait::async_trait;
@@ -77,7 +75,7 @@ impl AsyncDB for Ebiq {
 
 async fn connect() -> Result<Ebiq, DataFusionError> {
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("data-samples");
-    let session = open(&SessionSettings::over(data.to_str().unwrap()))
+    let session = open(&SessionSettings::over(data.to_str().expect("a UTF-8 path")))
         .await
         .map_err(|e| DataFusionError::External(e.into()))?;
     Ok(Ebiq { ctx: session.ctx })
@@ -87,8 +85,8 @@ async fn connect() -> Result<Ebiq, DataFusionError> {
 async fn sql_logic_tests() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/slt");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
+        .expect("a listable folder")
+        .map(|e| e.expect("a folder entry").path())
         .collect();
     files.retain(|p| p.extension().is_some_and(|e| e == "slt"));
     files.sort();

@@ -2,8 +2,6 @@
 //! ages) against the same counts made row by row in plain SQL, with neither `sus_month` nor
 //! `coalesce`, over a dataset seeded with every kind of odd value.
 
-#![allow(clippy::unwrap_used)]
-
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -51,18 +49,18 @@ fn first_row(data: &Path, sql: &str) -> Vec<u64> {
     let output = ebiq_ok(&[
         "sql",
         "--data",
-        data.to_str().unwrap(),
+        data.to_str().expect("a UTF-8 path"),
         "--format",
         "csv",
         sql,
     ]);
     String::from_utf8(output.stdout)
-        .unwrap()
+        .expect("UTF-8 output")
         .lines()
         .nth(1)
-        .unwrap()
+        .expect("the line or field asked for")
         .split(',')
-        .map(|n| n.parse().unwrap())
+        .map(|n| n.parse().expect("a number"))
         .collect()
 }
 
@@ -70,7 +68,7 @@ fn first_row(data: &Path, sql: &str) -> Vec<u64> {
 /// gives (empty: the sample's order); returns its folder.
 fn odd_values_dataset(dir: &Path, order_by: &str) -> PathBuf {
     let data = dir.join("data");
-    std::fs::create_dir_all(data.join("opa")).unwrap();
+    std::fs::create_dir_all(data.join("opa")).expect("a scratch folder");
     let copy = format!(
         "COPY ({ODD_VALUES} {order_by}) TO '{}'",
         data.join("opa/odd.parquet").display()
@@ -83,27 +81,28 @@ fn odd_values_dataset(dir: &Path, order_by: &str) -> PathBuf {
 /// or SQL text) with `range` arguments, and the query whose scan counted them (if one did).
 fn from_report(data: &Path, out: &Path, query: &str, range: &[&str]) -> (Vec<u64>, Option<String>) {
     let queries = out.with_extension("queries");
-    std::fs::create_dir_all(&queries).unwrap();
+    std::fs::create_dir_all(&queries).expect("a scratch folder");
     let shipped = common::project().join("queries").join(query);
     if shipped.exists() {
-        std::fs::copy(&shipped, queries.join(query)).unwrap();
+        std::fs::copy(&shipped, queries.join(query)).expect("a copyable file");
     } else {
-        std::fs::write(queries.join("q.sql"), query).unwrap();
+        std::fs::write(queries.join("q.sql"), query).expect("a writable scratch file");
     }
     let mut args = vec![
         "report",
         "--quiet",
         "--data",
-        data.to_str().unwrap(),
+        data.to_str().expect("a UTF-8 path"),
         "--queries",
-        queries.to_str().unwrap(),
+        queries.to_str().expect("a UTF-8 path"),
         "--out",
-        out.to_str().unwrap(),
+        out.to_str().expect("a UTF-8 path"),
     ];
     args.extend_from_slice(range);
     ebiq_ok(&args);
     let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).expect("a readable file"))
+            .expect("valid JSON");
     let quality = &manifest["data_quality"];
     let counts = [
         &manifest["rows_scanned"],
@@ -112,7 +111,7 @@ fn from_report(data: &Path, out: &Path, query: &str, range: &[&str]) -> (Vec<u64
         &quality["impossible_age"],
     ]
     .iter()
-    .map(|value| value.as_u64().unwrap())
+    .map(|value| value.as_u64().expect("a JSON number"))
     .collect();
     let counted_by = quality["counted_by_query"].as_str().map(str::to_owned);
     (counts, counted_by)
@@ -152,8 +151,10 @@ fn the_summary_counts_what_a_row_by_row_count_does() {
         (everything.clone(), Some("q".to_owned())),
         "{shared}"
     );
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("shared/manifest.json")).unwrap()).unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.join("shared/manifest.json")).expect("a readable file"),
+    )
+    .expect("valid JSON");
     assert_eq!(manifest["queries"][0]["ctes_run_once"][0]["name"], "kept");
 
     // A query that reads no ages, or stops after a few rows, leaves the summary its own scan.
@@ -164,7 +165,7 @@ fn the_summary_counts_what_a_row_by_row_count_does() {
                     der_age_at_cds_activity_date FROM opa LIMIT 3";
     let (counts, by) = from_report(&data, &dir.join("few-rows"), few_rows, &[]);
     assert_eq!((counts, by), (everything, None), "{few_rows}");
-    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(&dir).expect("a removable scratch folder");
 }
 
 /// Rows of every month interleaved in one file (an extract ordered by patient or load time, not
@@ -194,5 +195,5 @@ fn the_summary_counts_rows_whose_months_are_interleaved() {
     let range = ["--from", "2024-04", "--to", "2024-09"];
     let (counts, _) = from_report(&data, &dir.join("range"), MAIN, &range);
     assert_eq!(counts, row_by_row(&data, "202404", "202409"));
-    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(&dir).expect("a removable scratch folder");
 }

@@ -29,10 +29,10 @@ use rand_chacha::ChaCha8Rng;
 pub use population::{population_batch, population_schema};
 pub use records::{ListStyle, Population, Record};
 
+use crate::dataset::schema::{APCS, OPA, arrow_schema};
 use crate::months::{Month, MonthRange};
 use crate::output::write_atomically;
 use crate::progress::Progress;
-use crate::schema::{APCS, OPA, arrow_schema};
 
 const BATCH_ROWS: usize = 64 * 1024;
 const ROW_GROUP_ROWS: usize = 512 * 1024;

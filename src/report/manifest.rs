@@ -11,11 +11,11 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::{ReportSettings, ReportSummary};
-use crate::delta::DeltaRead;
+use crate::dataset::delta::DeltaRead;
+use crate::dataset::validate::InputFile;
 use crate::output::write_atomically;
 use crate::rules::Rules;
 use crate::session::SessionSettings;
-use crate::validate::InputFile;
 
 /// The manifest's file name inside `--out`.
 pub const MANIFEST: &str = "manifest.json";

@@ -5,19 +5,18 @@ mod charts;
 mod html;
 mod manifest;
 mod query;
-mod scanned;
-mod shared;
 mod summary;
 pub mod suppress;
 mod tap;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::prelude::SessionContext;
 
 pub use manifest::MANIFEST;
@@ -25,13 +24,14 @@ pub use query::{Parameters, QueryFile, load_queries, run_query};
 pub use summary::{DataQuality, QueryRun, ReportSummary};
 
 use crate::dataset::missing_column;
+use crate::dataset::validate::InputFile;
 use crate::months::Month;
 use crate::output::{OutputFormat, ResultsOut, write_atomically, write_batches, write_file};
+use crate::plan::CteReferences;
 use crate::progress::Progress;
 use crate::session::{self, SessionSettings};
-use crate::validate::InputFile;
 use manifest::{RunRecord, write_manifest};
-use query::{CteReferences, run_query_with};
+use query::run_query_with;
 use summary::{scan_summary, sum_column, summary_from_tallies};
 use suppress::suppress;
 
@@ -81,11 +81,7 @@ pub async fn run(
     let run = ReportRun {
         ctx: &session.ctx,
         opa_files: opa_files.as_ref(),
-        ctes: if session_settings.cluster.is_none() {
-            CteReferences::RunOnce
-        } else {
-            CteReferences::Inline
-        },
+        ctes: CteReferences::for_session(session_settings.cluster.is_some()),
         settings,
         page: page.as_ref(),
         progress,
@@ -222,20 +218,14 @@ struct ReportRun<'a> {
 }
 
 /// Runs every query of `settings.queries` over `ctx` and writes one output per query, or with
-/// `page` one HTML page holding them all.
+/// `page` one HTML page holding them all. Every query runs before anything is written, so a
+/// failing query leaves no new outputs.
 async fn run_report(
     run: &ReportRun<'_>,
     stdout: &mut (impl Write + Send),
 ) -> Result<ReportSummary> {
-    let ReportRun {
-        ctx,
-        opa_files,
-        ctes,
-        settings,
-        page,
-        progress,
-    } = *run;
     let started = Instant::now();
+    let settings = run.settings;
     let queries = load_queries(&settings.queries)?;
     let parameters = Parameters::new(settings.from, settings.to);
     if let Some(out) = &settings.out {
@@ -246,12 +236,61 @@ async fn run_report(
         files_read: Some(BTreeSet::new()),
         ..ReportSummary::default()
     };
-    let bar = progress.bar(queries.len() as u64, "queries");
-    // Every query runs before anything is written, so a failing query leaves no new outputs.
-    let mut results = Vec::with_capacity(queries.len());
+    let (results, tallies) = run_queries(run, &queries, &parameters, &mut summary).await?;
+    match run.page {
+        Some(info) => write_page(info, settings, results, &mut summary, stdout)?,
+        None => write_outputs(settings, results, &mut summary, stdout)?,
+    }
+    summary.queries = summary.ran.len();
+    let files_read;
+    (summary.rows_scanned, summary.quality, files_read) = match tallies {
+        Some((query, tallies)) => {
+            summary.counted_by = Some(query);
+            let (rows, quality) = summary_from_tallies(run.ctx, tallies, &parameters).await?;
+            (rows, quality, Some(BTreeSet::new()))
+        }
+        None => scan_summary(run.ctx, &parameters).await?,
+    };
+    read_from(&mut summary.files_read, files_read);
+    summary.elapsed = started.elapsed();
+    Ok(summary)
+}
+
+/// A query's result, held until every query has run.
+struct Answered<'q> {
+    query: &'q QueryFile,
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+    ctes_run_once: Vec<(String, usize)>,
+}
+
+impl Answered<'_> {
+    fn ran(self, output: Option<PathBuf>) -> QueryRun {
+        QueryRun {
+            query: self.query.clone(),
+            output,
+            rows: self.batches.iter().map(RecordBatch::num_rows).sum(),
+            ctes_run_once: self.ctes_run_once,
+        }
+    }
+}
+
+/// The run summary's tallies and the query whose scan counted them.
+type Counted = Option<(String, tap::Tallies)>;
+
+/// Runs each query whose tables and columns the dataset has (noting the others as skipped), with
+/// the first scan of every `opa` row counting the run summary.
+async fn run_queries<'q>(
+    run: &ReportRun<'_>,
+    queries: &'q [QueryFile],
+    parameters: &Parameters,
+    summary: &mut ReportSummary,
+) -> Result<(Vec<Answered<'q>>, Counted)> {
+    let ctx = run.ctx;
+    let bar = run.progress.bar(queries.len() as u64, "queries");
+    let mut answered = Vec::with_capacity(queries.len());
     let mut tallies = None;
-    let mut ctes_run_once = HashMap::new();
-    for query in &queries {
+    for query in queries {
         bar.set_message(query.name.clone());
         if let Some(missing) = missing_requirement(ctx, query).await? {
             eprintln!("skipped {}: {missing}", query.name);
@@ -259,12 +298,12 @@ async fn run_report(
             bar.inc(1);
             continue;
         }
-        let result = match opa_files.filter(|_| tallies.is_none()) {
+        let result = match run.opa_files.filter(|_| tallies.is_none()) {
             Some(files) => {
                 let mut tapped = None;
                 // The first plan that scans every `opa` row counts the summary: a shared CTE's
                 // (the query's own plan then reads its results), else the query's.
-                let result = run_query_with(ctx, query, &parameters, ctes, |plan| {
+                let result = run_query_with(ctx, query, parameters, run.ctes, |plan| {
                     if tapped.is_some() {
                         return Ok(plan);
                     }
@@ -278,87 +317,88 @@ async fn run_report(
                     .map(|counted| (query.name.clone(), counted));
                 result
             }
-            None => run_query_with(ctx, query, &parameters, ctes, Ok).await?,
+            None => run_query_with(ctx, query, parameters, run.ctes, Ok).await?,
         };
         read_from(&mut summary.files_read, result.files_read);
-        ctes_run_once.insert(query.name.clone(), result.ctes_run_once);
-        let (schema, batches) = (result.schema, result.batches);
         if summary.rows_flagged.is_none() {
-            summary.rows_flagged = sum_column(&batches, "flagged");
+            summary.rows_flagged = sum_column(&result.batches, "flagged");
         }
-        if settings.suppress {
-            let (schema, batch) = suppress(&schema, &batches, query.dimensions.as_deref())
-                .with_context(|| format!("cannot suppress {}", query.path.display()))?;
-            results.push((query, schema, vec![batch]));
+        let (schema, batches) = if run.settings.suppress {
+            let (schema, batch) =
+                suppress(&result.schema, &result.batches, query.dimensions.as_deref())
+                    .with_context(|| format!("cannot suppress {}", query.path.display()))?;
+            (schema, vec![batch])
         } else {
-            results.push((query, schema, batches));
-        }
+            (result.schema, result.batches)
+        };
+        answered.push(Answered {
+            query,
+            schema,
+            batches,
+            ctes_run_once: result.ctes_run_once,
+        });
         bar.inc(1);
     }
-    if let Some(info) = page {
-        let shown: Vec<html::Shown<'_>> = results
-            .iter()
-            .map(|(query, schema, batches)| html::Shown {
-                query,
-                schema,
-                batches,
-            })
-            .collect();
-        let text = html::render(info, &shown)?;
-        match &settings.out {
-            Some(out) => {
-                let path = out.join("report.html");
-                write_atomically(&path, |file| Ok(file.write_all(text.as_bytes())?))?;
-                summary.outputs.push(path);
-            }
-            None => stdout.write_all(text.as_bytes())?,
+    bar.finish_and_clear();
+    Ok((answered, tallies))
+}
+
+/// Every result on one HTML page, to `report.html` in `--out` or to stdout.
+fn write_page(
+    info: &html::PageInfo,
+    settings: &ReportSettings,
+    answered: Vec<Answered<'_>>,
+    summary: &mut ReportSummary,
+    stdout: &mut (impl Write + Send),
+) -> Result<()> {
+    let shown: Vec<html::Shown<'_>> = answered
+        .iter()
+        .map(|a| html::Shown {
+            query: a.query,
+            schema: &a.schema,
+            batches: &a.batches,
+        })
+        .collect();
+    let text = html::render(info, &shown)?;
+    let path = settings.out.as_ref().map(|out| out.join("report.html"));
+    match &path {
+        Some(path) => {
+            write_atomically(path, |file| Ok(file.write_all(text.as_bytes())?))?;
+            summary.outputs.push(path.clone());
         }
-        for (query, _, batches) in &results {
-            summary.ran.push(QueryRun {
-                query: (*query).clone(),
-                output: settings.out.as_ref().map(|out| out.join("report.html")),
-                rows: batches.iter().map(RecordBatch::num_rows).sum(),
-                ctes_run_once: ctes_run_once.remove(&query.name).unwrap_or_default(),
-            });
-        }
-        results.clear();
+        None => stdout.write_all(text.as_bytes())?,
     }
-    for (query, schema, batches) in results {
-        let rows = batches.iter().map(RecordBatch::num_rows).sum();
+    summary
+        .ran
+        .extend(answered.into_iter().map(|a| a.ran(path.clone())));
+    Ok(())
+}
+
+/// Each result in the report's format: a file per query in `--out`, or one after another on
+/// stdout (tables headed by the query's name and title).
+fn write_outputs(
+    settings: &ReportSettings,
+    answered: Vec<Answered<'_>>,
+    summary: &mut ReportSummary,
+    stdout: &mut (impl Write + Send),
+) -> Result<()> {
+    for a in answered {
         let output = match &settings.out {
             Some(out) => {
-                let path = out.join(format!("{}.{}", query.name, settings.format.extension()));
-                write_file(&path, settings.format, &schema, &batches)?;
+                let path = out.join(format!("{}.{}", a.query.name, settings.format.extension()));
+                write_file(&path, settings.format, &a.schema, &a.batches)?;
                 summary.outputs.push(path.clone());
                 Some(path)
             }
             None => {
                 if settings.format == OutputFormat::Table {
-                    writeln!(stdout, "{}: {}", query.name, query.title)?;
+                    writeln!(stdout, "{}: {}", a.query.name, a.query.title)?;
                 }
-                write_batches(settings.format, &schema, &batches, stdout)?;
+                write_batches(settings.format, &a.schema, &a.batches, stdout)?;
                 None
             }
         };
-        summary.ran.push(QueryRun {
-            query: query.clone(),
-            output,
-            rows,
-            ctes_run_once: ctes_run_once.remove(&query.name).unwrap_or_default(),
-        });
+        summary.ran.push(a.ran(output));
     }
-    bar.finish_and_clear();
-    summary.queries = summary.ran.len();
-    let files_read;
-    (summary.rows_scanned, summary.quality, files_read) = match tallies {
-        Some((query, tallies)) => {
-            summary.counted_by = Some(query);
-            let (rows, quality) = summary_from_tallies(ctx, tallies, &parameters).await?;
-            (rows, quality, Some(BTreeSet::new()))
-        }
-        None => scan_summary(ctx, &parameters).await?,
-    };
-    read_from(&mut summary.files_read, files_read);
-    summary.elapsed = started.elapsed();
-    Ok(summary)
+    Ok(())
 }

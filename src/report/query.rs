@@ -19,9 +19,10 @@ use datafusion::scalar::ScalarValue;
 use datafusion::sql::sqlparser::parser::ParserError;
 use ebiq_udfs::split_location;
 
-use super::scanned::files_scanned;
-use super::shared::{SharedResults, run_shared_ctes_once};
 use crate::months::Month;
+use crate::plan::CteReferences;
+use crate::plan::scanned::files_scanned;
+use crate::plan::shared_ctes::{SharedResults, run_shared_ctes_once};
 
 /// One report query: a `.sql` file whose leading comment says what it answers.
 #[derive(Debug, Clone)]
@@ -193,16 +194,6 @@ pub async fn run_query(
     parameters: &Parameters,
 ) -> Result<QueryResult> {
     run_query_with(ctx, query, parameters, CteReferences::Inline, Ok).await
-}
-
-/// How a query runs a CTE it refers to more than once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum CteReferences {
-    /// Each reference runs the CTE again (DataFusion's way; a cluster's only way, since its
-    /// executors cannot read this process's temporary files).
-    Inline,
-    /// A CTE that reads a table runs once ([`shared`](super::shared)).
-    RunOnce,
 }
 
 /// [`run_query`], with `rewrite` applied to each physical plan before it runs: those of the CTEs

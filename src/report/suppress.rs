@@ -205,14 +205,14 @@ mod tests {
                 Arc::new(Int64Array::from(counts.to_vec())),
             ],
         )
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("a valid value");
         (schema, batch)
     }
 
     fn published_column(schema: &SchemaRef, batch: &RecordBatch, name: &str) -> Vec<String> {
         let (schema, batch) =
-            suppress(schema, std::slice::from_ref(batch), None).unwrap_or_else(|e| panic!("{e}"));
-        let index = schema.index_of(name).unwrap_or_else(|e| panic!("{e}"));
+            suppress(schema, std::slice::from_ref(batch), None).expect("suppressed");
+        let index = schema.index_of(name).expect("the column is in the result");
         batch
             .column(index)
             .as_string::<i32>()
@@ -237,7 +237,7 @@ mod tests {
                 Arc::new(Int64Array::from(counts.to_vec())),
             ],
         )
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("a valid value");
         // Two primary `*` already protect each other from the column total.
         assert_eq!(
             published_column(&schema, &batch, "n"),
@@ -258,7 +258,7 @@ mod tests {
                 Arc::new(Int64Array::from(vec![40, 3, 20])),
             ],
         )
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("a valid value");
         assert_eq!(published_column(&schema, &batch, "n"), ["40", "*", "*"]);
     }
 
@@ -303,7 +303,7 @@ mod tests {
                 ])),
             ],
         )
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("a valid value");
         assert_eq!(
             published_column(&schema, &batch, "flagged"),
             ["*", "*", "45", "NULL"]
@@ -331,12 +331,12 @@ mod tests {
                 ])),
             ],
         )
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("a valid value");
         let declared = ["commissioner".to_owned()];
         let (schema, batch) = suppress(&schema, std::slice::from_ref(&batch), Some(&declared))
-            .unwrap_or_else(|e| panic!("{e}"));
+            .expect("a valid value");
         let column = |name: &str| -> Vec<String> {
-            let index = schema.index_of(name).unwrap_or_else(|e| panic!("{e}"));
+            let index = schema.index_of(name).expect("the column is in the result");
             batch
                 .column(index)
                 .as_string::<i32>()

@@ -28,7 +28,7 @@ use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Pla
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 
-use super::scanned::{as_file_scan, scanned_files};
+use crate::plan::scanned::{as_file_scan, scanned_files};
 
 /// The month column and the two age columns the summary reads, as the report queries name them.
 const MONTH: &str = "der_activity_month";
@@ -443,8 +443,6 @@ fn spread(view: u128) -> usize {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
-
     use datafusion::arrow::array::{LargeStringArray, StringArray, StringViewArray};
 
     use super::*;
@@ -477,7 +475,7 @@ mod tests {
         ];
         for array in arrays {
             let mut tallies = Tallies::new();
-            tally_batch(array.as_ref(), [&unknown, &impossible], &mut tallies).unwrap();
+            tally_batch(array.as_ref(), [&unknown, &impossible], &mut tallies).expect("tallied");
             let tally = |month: Option<&str>| tallies[&month.map(str::to_owned)];
             let expected = |records, unknown_age, impossible_age| Tally {
                 records,
@@ -541,7 +539,8 @@ mod tests {
             ];
             for array in arrays {
                 let mut tallies = Tallies::new();
-                tally_batch(array.as_ref(), [&unknown, &impossible], &mut tallies).unwrap();
+                tally_batch(array.as_ref(), [&unknown, &impossible], &mut tallies)
+                    .expect("tallied");
                 assert_eq!(tallies, expected, "{rows} rows of {}", array.data_type());
             }
         }
@@ -551,7 +550,8 @@ mod tests {
     fn a_month_of_another_type_is_an_error() {
         let months = datafusion::arrow::array::Int32Array::from(vec![202404]);
         let flags = BooleanArray::from(vec![false]);
-        let error = tally_batch(&months, [&flags, &flags], &mut Tallies::new()).unwrap_err();
+        let error =
+            tally_batch(&months, [&flags, &flags], &mut Tallies::new()).expect_err("refused");
         assert!(error.to_string().contains("Int32"), "{error}");
     }
 }

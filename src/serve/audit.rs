@@ -31,7 +31,7 @@ use futures::{Sink, Stream};
 use super::errors::error_info;
 use super::idle::{Activity, Busy};
 use super::login::ROLE;
-use crate::validate::InputFile;
+use crate::dataset::validate::InputFile;
 
 /// The audit file, shared by every connection.
 #[derive(Debug)]

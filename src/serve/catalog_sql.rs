@@ -30,9 +30,8 @@ use datafusion::sql::sqlparser::ast::{
     ObjectName, Query, Select, SelectItem, SetExpr, Statement, TableFactor, Value, VisitMut,
     VisitorMut, visit_expressions_mut,
 };
-use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-use datafusion::sql::sqlparser::parser::Parser;
 
+use super::parse_expr::parse_expr;
 use super::respond::PlanOf;
 
 /// `pg_type`'s columns that hold a function (`regproc`).
@@ -169,15 +168,6 @@ fn relations(select: &Select) -> impl Iterator<Item = &TableFactor> {
 /// the names of a subquery's own tables ([`inner_names`]).
 fn qualified_outside(parts: &[Ident], inner: &[String]) -> bool {
     parts.len() >= 2 && !inner.contains(&parts[parts.len() - 2].value.to_ascii_lowercase())
-}
-
-/// `text` parsed as an expression, as sqlparser parses a client's.
-pub(super) fn parse_expr(text: &str) -> Option<Expr> {
-    Parser::new(&PostgreSqlDialect {})
-        .try_with_sql(text)
-        .ok()?
-        .parse_expr()
-        .ok()
 }
 
 /// The single output of a catalogue subquery that is not aggregated yet, if `query` is one.
@@ -510,6 +500,9 @@ impl PlanOf for CatalogSql {
 
 #[cfg(test)]
 mod tests {
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+
     use super::*;
 
     fn rewritten(sql: &str) -> Option<String> {

@@ -27,7 +27,7 @@ use super::respond::Planned;
 use super::savepoint::SavepointHook;
 use super::set::{EbiqSetHook, EbiqShow};
 use super::struct_json::StructsAsJson;
-use crate::validate::InputFile;
+use crate::dataset::validate::InputFile;
 
 /// The handlers of one connection.
 pub(super) struct Handlers {

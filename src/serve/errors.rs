@@ -9,7 +9,7 @@ use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError};
 
 use super::cancel::Cancelled;
 use crate::dataset::missing_sus_column;
-use crate::validate::InputFile;
+use crate::dataset::validate::InputFile;
 
 /// PostgreSQL's codes for the errors ebiq's statements meet
 /// (<https://www.postgresql.org/docs/current/errcodes-appendix.html>).

@@ -61,7 +61,7 @@ pub(super) fn rewrite(expr: &mut Expr) -> bool {
         _ => return false,
     };
     let call = format!("{FUNCTION}({pattern}, '{}')", escape.replace('\'', "''"));
-    let Some(call) = super::catalog_sql::parse_expr(&call) else {
+    let Some(call) = super::parse_expr::parse_expr(&call) else {
         return false;
     };
     **pattern = call;

@@ -17,6 +17,7 @@ mod idle;
 mod like_escape;
 mod login;
 mod on_cluster;
+mod parse_expr;
 mod peer;
 mod pg_functions;
 mod publisher;
@@ -47,8 +48,8 @@ use futures::FutureExt;
 use pgwire::api::{ConnectionManager, RandomPidSecretKeyGenerator};
 use tokio::net::TcpListener;
 
+use crate::dataset::validate::InputFile;
 use crate::session::{self, SessionSettings};
-use crate::validate::InputFile;
 use cancel::{CancelOnRequest, CancelSignal, CancelSignals};
 
 pub use reports::{ReportRange, view_name};

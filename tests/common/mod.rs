@@ -1,6 +1,6 @@
 //! What the binary's tests share: running `ebiq` from the project folder, and scratch folders.
 
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code)]
 
 pub mod server;
 
@@ -24,7 +24,7 @@ pub fn ebiq(args: &[&str]) -> Output {
         .args(args)
         .current_dir(project())
         .output()
-        .unwrap()
+        .expect("the process runs")
 }
 
 /// Runs `ebiq args` and fails the test, with ebiq's stderr, unless it succeeds.
@@ -41,6 +41,18 @@ pub fn ebiq_ok(args: &[&str]) -> Output {
 /// What `ebiq` said on stderr.
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The report's queries, by name (`queries/*.sql` without `.sql`), in the order they run.
+pub fn report_queries() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(project().join("queries"))
+        .expect("queries/ is checked in")
+        .map(|entry| entry.expect("queries/ can be listed").path())
+        .filter(|path| path.extension().is_some_and(|e| e == "sql"))
+        .filter_map(|path| Some(path.file_stem()?.to_string_lossy().into_owned()))
+        .collect();
+    names.sort();
+    names
 }
 
 /// A folder that does not exist yet, unique to the test `name` and this test process.

@@ -85,8 +85,8 @@ pub use multi::{MAX_PATTERNS, PatternSet};
 pub use options::{EbiqOptions, NULL_MODE_HELP, NullMode, UnknownNullMode};
 pub use pattern::{LikePattern, PatternError};
 pub use rule::{
-    ColumnKind, ExplainFunction, Number, OUTCOMES, Predicate, Rule, RuleColumn, RuleFileError,
-    RuleFunction, RuleOutput, parse_rule_file, rule_functions, split_location,
+    ColumnKind, ExplainFunction, Number, OUTCOMES, Outcome, Predicate, Rule, RuleColumn,
+    RuleFileError, RuleFunction, RuleOutput, parse_rule_file, rule_functions, split_location,
 };
 pub use stats::{
     Byar, Dsr, DsrSums, ESP2013, EspAgeBand, FunnelProportion, SpecialCause, Wilson, Xmr, XmrPoint,

@@ -295,7 +295,7 @@ mod tests {
     fn set(patterns: &[&str]) -> PatternSet {
         let compiled = patterns
             .iter()
-            .map(|p| LikePattern::compile(p).unwrap_or_else(|e| panic!("{e}")))
+            .map(|p| LikePattern::compile(p).expect("a valid pattern"))
             .collect();
         PatternSet::new(compiled).unwrap_or_else(|| panic!("too many patterns"))
     }
@@ -441,7 +441,7 @@ mod properties {
             for (index, pattern) in set.patterns().iter().enumerate() {
                 let bit = |mask: u64| mask >> index & 1 == 1;
                 let one_by_one = test_strings(&views, None, Tabulated { set: &set, truth: bit })
-                    .unwrap_or_else(|e| panic!("{e}"));
+                    .expect("the strings are tested");
                 let dense = set.evaluate_views(&views, None, bit);
                 for (row, text) in texts.iter().enumerate() {
                     let expected = pattern.matches(text);
@@ -480,7 +480,7 @@ mod properties {
             for index in 0..set.patterns().len() {
                 let bit = |mask: u64| mask >> index & 1 == 1;
                 let found = test_strings(&views, None, Tabulated { set: &set, truth: bit })
-                    .unwrap_or_else(|e| panic!("{e}"));
+                    .expect("the strings are tested");
                 let expected: BooleanArray =
                     column.iter().map(|t| t.map(|t| bit(set.matches(t)))).collect();
                 prop_assert_eq!(&found, &expected);

@@ -208,7 +208,6 @@ fn documentation(check: AgeCheck, fails: &str) -> Documentation {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use arrow::array::{Int32Array, Int64Array};
@@ -248,7 +247,9 @@ mod tests {
             return_field: Arc::new(Field::new("out", DataType::Boolean, false)),
             config_options: Arc::new(ConfigOptions::new()),
         };
-        let result = SusAgeCheck::new(check).invoke_with_args(args).unwrap();
+        let result = SusAgeCheck::new(check)
+            .invoke_with_args(args)
+            .expect("the function runs");
         let ColumnarValue::Array(array) = result else {
             panic!("{check:?} gave a scalar");
         };
@@ -299,22 +300,22 @@ mod tests {
         let udf = SusAgeCheck::new(AgeCheck::Unknown);
         assert_eq!(
             udf.coerce_types(&[DataType::Int32, DataType::Int32])
-                .unwrap(),
+                .expect("coercible types"),
             [DataType::Int32, DataType::Int32]
         );
         assert_eq!(
             udf.coerce_types(&[DataType::Int16, DataType::Int32])
-                .unwrap(),
+                .expect("coercible types"),
             [DataType::Int64, DataType::Int64]
         );
         assert_eq!(
             udf.coerce_types(&[DataType::Null, DataType::Int32])
-                .unwrap(),
+                .expect("coercible types"),
             [DataType::Int64, DataType::Int64]
         );
         let refused = udf
             .coerce_types(&[DataType::Utf8, DataType::Int32])
-            .unwrap_err()
+            .expect_err("refused")
             .to_string();
         assert!(
             refused.contains("sus_age_unknown: an age must be a whole number, got Utf8"),

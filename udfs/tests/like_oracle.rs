@@ -3,8 +3,6 @@
 //! the characters a hand-written collation order puts in each range), and the trailing-blank rule
 //! is applied by the oracle itself.
 
-#![allow(clippy::unwrap_used)]
-
 mod common;
 
 use arrow::array::AsArray;
@@ -98,7 +96,7 @@ fn oracle_regex(pattern: &str) -> Option<Regex> {
         i += 1;
     }
     re.push('$');
-    Some(Regex::new(&re).unwrap())
+    Some(Regex::new(&re).expect("a valid value"))
 }
 
 /// The text matches with any number of its trailing blanks dropped.
@@ -148,7 +146,7 @@ proptest! {
 
     #[test]
     fn like_agrees_with_the_oracle(text in text(), pattern in pattern()) {
-        let compiled = LikePattern::compile(&pattern).unwrap();
+        let compiled = LikePattern::compile(&pattern).expect("a valid pattern");
         prop_assert_eq!(compiled.matches(&text), oracle(&text, &pattern), "'{}' LIKE '{}'", text, pattern);
     }
 
@@ -157,8 +155,8 @@ proptest! {
         texts in proptest::collection::vec(text(), 1..8),
         patterns in proptest::collection::vec(pattern().prop_map(|p| format!("%{p}%")), 1..6),
     ) {
-        let compiled = patterns.iter().map(|p| LikePattern::compile(p).unwrap()).collect();
-        let set = PatternSet::new(compiled).unwrap();
+        let compiled = patterns.iter().map(|p| LikePattern::compile(p).expect("a valid pattern")).collect();
+        let set = PatternSet::new(compiled).expect("a valid value");
         for text in &texts {
             let found = set.matches(text);
             for (index, pattern) in patterns.iter().enumerate() {

@@ -1,8 +1,6 @@
 //! The "Low back pain imaging" rule, clause by clause and boundary by boundary, in both NULL modes
 //! and over every string encoding.
 
-#![allow(clippy::unwrap_used)]
-
 mod common;
 
 use std::sync::Arc;
@@ -387,7 +385,7 @@ const CASES: &[Case] = &[
 ];
 
 fn function(name: &str) -> RuleFunction {
-    let rules = builtin_rules().unwrap();
+    let rules = builtin_rules().expect("the built-in rules load");
     let rule = rules
         .iter()
         .find(|r| r.name == "lower_back_imaging")

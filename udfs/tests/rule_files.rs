@@ -1,23 +1,23 @@
 //! Rule files: a new file is a new set of functions; a broken one is an error naming file and line.
 
-#![allow(clippy::unwrap_used)]
-
 use std::sync::Arc;
 
 use datafusion_expr::ScalarUDFImpl;
 use ebiq_udfs::{builtin_rules, load_rules, parse_rule_file, rule_functions};
 
 fn error_of(file: &str, text: &str) -> String {
-    parse_rule_file(file, text).unwrap_err().to_string()
+    parse_rule_file(file, text)
+        .expect_err("refused")
+        .to_string()
 }
 
 #[test]
 fn the_built_in_rule_is_the_published_script() {
-    let rules = builtin_rules().unwrap();
+    let rules = builtin_rules().expect("the built-in rules load");
     let rule = rules
         .iter()
         .find(|r| r.name == "lower_back_imaging")
-        .unwrap();
+        .expect("the item is present");
     assert_eq!(rule.flag, "2S_lower_back_imaging");
     assert_eq!(rule.title.as_deref(), Some("Low back pain imaging"));
     assert_eq!(
@@ -55,7 +55,7 @@ fn the_built_in_rule_is_the_published_script() {
         .columns
         .iter()
         .find(|c| c.name == "der_diagnosis_all")
-        .unwrap();
+        .expect("the item is present");
     assert_eq!(diagnosis.qualifiers, ["apcs"]);
     assert_eq!(diagnosis.patterns.patterns().len(), 4);
 }
@@ -63,17 +63,17 @@ fn the_built_in_rule_is_the_published_script() {
 #[test]
 fn a_new_rule_file_becomes_new_functions() {
     let dir = std::env::temp_dir().join(format!("ebiq-rules-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::create_dir_all(&dir).expect("a scratch folder");
     std::fs::write(
         dir.join("knee_arthroscopy.sql"),
         "-- @title Knee arthroscopy\n-- @section code_script\n\
          WHEN apc.Der_Procedure_All like '%W85[0-9]%' AND apc.Age BETWEEN 19 AND 120\n\
          THEN '1K_knee'\n",
     )
-    .unwrap();
-    std::fs::write(dir.join("notes.txt"), "not a rule").unwrap();
-    let rules = load_rules(&dir).unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
+    .expect("a writable scratch file");
+    std::fs::write(dir.join("notes.txt"), "not a rule").expect("a writable scratch file");
+    let rules = load_rules(&dir).expect("the rule files load");
+    std::fs::remove_dir_all(&dir).expect("a removable scratch folder");
     assert_eq!(rules.len(), 1);
     let names: Vec<String> = rule_functions(Arc::clone(&rules[0]))
         .iter()
@@ -126,7 +126,7 @@ fn a_pattern_sql_server_cannot_parse_is_a_clause_that_matches_nothing() {
         "r.sql",
         "-- @section code_script\nWHEN x like '%U05[45%' OR x like '%Z66[5%' THEN 'f'\n",
     )
-    .unwrap();
+    .expect("a valid rule file");
     let patterns = rule.columns[0].patterns.patterns();
     assert_eq!(patterns.len(), 2);
     for text in ["U054", "%U05[45%", "U05[", "", "Z66[5"] {
@@ -140,7 +140,7 @@ fn like_escape_in_a_rule_file_makes_the_next_character_literal() {
         "r.sql",
         "-- @section code_script\nWHEN x like '%10!%%' ESCAPE '!' AND x NOT LIKE '%!_%' ESCAPE '!' THEN 'f'\n",
     )
-    .unwrap();
+    .expect("a valid rule file");
     let patterns = rule.columns[0].patterns.patterns();
     assert!(patterns[0].matches("a 10% rise") && !patterns[0].matches("a 100 rise"));
     assert!(patterns[1].matches("a_b") && !patterns[1].matches("ab"));

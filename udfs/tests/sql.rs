@@ -1,7 +1,5 @@
 //! The functions as an analyst meets them: registered in a DataFusion session and called from SQL.
 
-#![allow(clippy::unwrap_used)]
-
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use datafusion::error::Result;
 use datafusion::prelude::{SessionConfig, SessionContext};
@@ -10,7 +8,7 @@ use ebiq_udfs::{EbiqOptions, register_all};
 fn session() -> SessionContext {
     let config = SessionConfig::new().with_option_extension(EbiqOptions::default());
     let mut ctx = SessionContext::new_with_config(config);
-    register_all(&mut ctx).unwrap();
+    register_all(&mut ctx).expect("the functions register");
     ctx
 }
 
@@ -32,18 +30,28 @@ const FLAGGED: &str = "SELECT count(*) AS n FROM opa \
 #[tokio::test]
 async fn the_rule_is_callable_from_sql_and_the_mode_is_a_session_setting() {
     let ctx = session();
-    ctx.sql(RECORDS).await.unwrap().collect().await.unwrap();
-    let intended = query(&ctx, FLAGGED).await.unwrap();
+    ctx.sql(RECORDS)
+        .await
+        .expect("the future succeeds")
+        .collect()
+        .await
+        .expect("the future succeeds");
+    let intended = query(&ctx, FLAGGED).await.expect("the future succeeds");
     assert!(intended.contains("| 2 |"), "{intended}");
-    ctx.sql("SET ebiq.null_mode = 'strict_tsql'").await.unwrap();
-    let strict = query(&ctx, FLAGGED).await.unwrap();
+    ctx.sql("SET ebiq.null_mode = 'strict_tsql'")
+        .await
+        .expect("the future succeeds");
+    let strict = query(&ctx, FLAGGED).await.expect("the future succeeds");
     assert!(strict.contains("| 1 |"), "{strict}");
 }
 
 #[tokio::test]
 async fn an_unknown_mode_is_refused() {
     let ctx = session();
-    let error = ctx.sql("SET ebiq.null_mode = 'lenient'").await.unwrap_err();
+    let error = ctx
+        .sql("SET ebiq.null_mode = 'lenient'")
+        .await
+        .expect_err("refused");
     assert!(error.to_string().contains("lenient"), "{error}");
 }
 
@@ -56,7 +64,7 @@ async fn tsql_like_in_sql() {
          tsql_like(NULL, '%') AS c, tsql_like(arrow_cast('U054', 'Utf8View'), 'U05_') AS d",
     )
     .await
-    .unwrap();
+    .expect("the future succeeds");
     assert!(result.contains("| true | false |   | true |"), "{result}");
 }
 
@@ -69,7 +77,7 @@ async fn an_invalid_escape_fails_at_planning_naming_the_pattern() {
         .await;
     let error = match plan {
         Err(error) => error,
-        Ok(frame) => frame.into_optimized_plan().unwrap_err(),
+        Ok(frame) => frame.into_optimized_plan().expect_err("refused"),
     };
     assert!(
         error.to_string().contains(
@@ -85,7 +93,7 @@ async fn wrong_argument_types_are_planning_errors_naming_the_column() {
     let error = ctx
         .sql("SELECT ebi_lower_back_imaging_excluded_by_administrative_category(2)")
         .await
-        .unwrap_err();
+        .expect_err("refused");
     assert!(
         error
             .to_string()
@@ -122,7 +130,7 @@ fn every_function_is_documented() {
 #[test]
 fn registering_never_silently_replaces_a_function() {
     let mut ctx = session();
-    let error = register_all(&mut ctx).unwrap_err().to_string();
+    let error = register_all(&mut ctx).expect_err("refused").to_string();
     assert!(error.contains("already has a function"), "{error}");
     assert!(error.contains("tsql_like"), "{error}");
 }
@@ -133,21 +141,21 @@ fn registering_never_silently_replaces_a_function() {
 #[tokio::test]
 async fn the_worked_admitted_care_example_flags_what_it_says() {
     let dir = std::env::temp_dir().join(format!("ebiq-apcs-rule-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::create_dir_all(&dir).expect("a scratch folder");
     let example = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../docs/rules/knee_arthroscopy_example.sql"
     );
-    std::fs::copy(example, dir.join("knee_arthroscopy.sql")).unwrap();
-    let rules = ebiq_udfs::load_rules(&dir).unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::copy(example, dir.join("knee_arthroscopy.sql")).expect("a copyable file");
+    let rules = ebiq_udfs::load_rules(&dir).expect("the rule files load");
+    std::fs::remove_dir_all(&dir).expect("a removable scratch folder");
     assert_eq!(
         rules[0].edition(),
         "version example 1, effective 2025-04-01"
     );
     let config = SessionConfig::new().with_option_extension(EbiqOptions::default());
     let mut ctx = SessionContext::new_with_config(config);
-    ebiq_udfs::register_rules(&mut ctx, &rules).unwrap();
+    ebiq_udfs::register_rules(&mut ctx, &rules).expect("the rules register");
     ctx.sql(
         "CREATE TABLE apcs (spell_dominant_procedure TEXT, admission_method TEXT, \
          age_at_start_of_spell_sus INT, der_age_at_cds_activity_date INT, der_diagnosis_all TEXT) \
@@ -160,10 +168,10 @@ async fn the_worked_admitted_care_example_flags_what_it_says() {
          ('w853', '13', 17, NULL, 'M171')",
     )
     .await
-    .unwrap()
+    .expect("the future succeeds")
     .collect()
     .await
-    .unwrap();
+    .expect("the future succeeds");
     let flagged = "SELECT count(*) AS n FROM apcs WHERE ebi_knee_arthroscopy(spell_dominant_procedure, \
                    admission_method, age_at_start_of_spell_sus, der_age_at_cds_activity_date, \
                    der_diagnosis_all) = '1K_knee_arthroscopy'";
@@ -171,8 +179,8 @@ async fn the_worked_admitted_care_example_flags_what_it_says() {
     for mode in ["intended", "strict_tsql"] {
         ctx.sql(&format!("SET ebiq.null_mode = '{mode}'"))
             .await
-            .unwrap();
-        let result = query(&ctx, flagged).await.unwrap();
+            .expect("the future succeeds");
+        let result = query(&ctx, flagged).await.expect("the future succeeds");
         assert!(result.contains("| 2 |"), "{mode}: {result}");
     }
 }

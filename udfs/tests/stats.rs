@@ -3,8 +3,6 @@
 //! exact fractions for the DSR example, bisection for funnel limits), through SQL in every numeric
 //! type, and at their edges.
 
-#![allow(clippy::unwrap_used)]
-
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::Float64Type;
 use datafusion::error::Result;
@@ -82,15 +80,15 @@ fn wilson_agrees_with_statsmodels() {
     ];
     for (x, n, confidence, value, lower, upper) in cases {
         let what = format!("wilson({x}, {n}, {confidence})");
-        let [v, l, u] = wilson_interval(x, n, z_score(confidence).unwrap())
-            .unwrap()
-            .unwrap();
+        let [v, l, u] = wilson_interval(x, n, z_score(confidence).expect("a valid confidence"))
+            .expect("an interval")
+            .expect("a value");
         close(v, value, &what);
         close(l, lower, &what);
         close(u, upper, &what);
     }
     assert_eq!(
-        wilson_interval(0.0, 0.0, 1.96).unwrap(),
+        wilson_interval(0.0, 0.0, 1.96).expect("an interval"),
         None,
         "n = 0 has no proportion"
     );
@@ -114,7 +112,8 @@ fn byar_agrees_with_the_published_formula() {
     ];
     for (o, confidence, lower, upper) in cases {
         let what = format!("byar({o}, {confidence})");
-        let [l, u] = byar_interval(o, z_score(confidence).unwrap()).unwrap();
+        let [l, u] = byar_interval(o, z_score(confidence).expect("a valid confidence"))
+            .expect("an interval");
         close(l, lower, &what);
         close(u, upper, &what);
     }
@@ -147,9 +146,13 @@ fn funnel_limits_agree_with_their_definition_found_by_bisection() {
     ];
     for (baseline, n, confidence, lower, upper) in cases {
         let what = format!("funnel_proportion({baseline}, {n}, {confidence})");
-        let [l, u] = funnel_limits(baseline, n, z_score(confidence).unwrap())
-            .unwrap()
-            .unwrap();
+        let [l, u] = funnel_limits(
+            baseline,
+            n,
+            z_score(confidence).expect("a valid confidence"),
+        )
+        .expect("valid limits")
+        .expect("a value");
         // Bisection converges to about 1e-16 absolute; near 0 compare absolutely.
         assert!(
             (l - lower).abs() <= 1e-9 * lower.max(1e-3),
@@ -160,7 +163,7 @@ fn funnel_limits_agree_with_their_definition_found_by_bisection() {
             "{what} upper: {u} != {upper}"
         );
     }
-    assert_eq!(funnel_limits(0.1, 0.0, 1.96).unwrap(), None);
+    assert_eq!(funnel_limits(0.1, 0.0, 1.96).expect("valid limits"), None);
     assert!(funnel_limits(1.5, 10.0, 1.96).is_err());
 }
 
@@ -172,14 +175,14 @@ proptest! {
         n in 20.0f64..1e6,
         confidence in prop::sample::select(vec![0.95, 0.998]),
     ) {
-        let z = z_score(confidence).unwrap();
-        let [lower, upper] = funnel_limits(baseline, n, z).unwrap().unwrap();
+        let z = z_score(confidence).expect("a valid confidence");
+        let [lower, upper] = funnel_limits(baseline, n, z).expect("valid limits").expect("a value");
         if lower > 0.0 {
-            let [_, _, reach] = wilson_interval(lower * n, n, z).unwrap().unwrap();
+            let [_, _, reach] = wilson_interval(lower * n, n, z).expect("an interval").expect("a value");
             prop_assert!((reach - baseline).abs() < 1e-9, "{} vs {}", reach, baseline);
         }
         if upper < 1.0 {
-            let [_, reach, _] = wilson_interval(upper * n, n, z).unwrap().unwrap();
+            let [_, reach, _] = wilson_interval(upper * n, n, z).expect("an interval").expect("a value");
             prop_assert!((reach - baseline).abs() < 1e-9, "{} vs {}", reach, baseline);
         }
         prop_assert!(lower <= baseline && baseline <= upper);
@@ -189,9 +192,12 @@ proptest! {
 fn session() -> SessionContext {
     let config = SessionConfig::new().with_option_extension(EbiqOptions::default());
     let mut ctx = SessionContext::new_with_config(config);
-    register_all(&mut ctx).unwrap();
-    ctx.register_batch("esp2013", ebiq_udfs::esp2013().unwrap())
-        .unwrap();
+    register_all(&mut ctx).expect("the functions register");
+    ctx.register_batch(
+        "esp2013",
+        ebiq_udfs::esp2013().expect("the standard population"),
+    )
+    .expect("the table registers");
     ctx
 }
 
@@ -204,7 +210,7 @@ fn float_column(batches: &[RecordBatch], name: &str) -> Vec<Option<f64>> {
         .iter()
         .flat_map(|b| {
             b.column_by_name(name)
-                .unwrap()
+                .expect("the column is in the result")
                 .as_primitive::<Float64Type>()
                 .iter()
                 .collect::<Vec<_>>()
@@ -238,20 +244,24 @@ async fn every_numeric_type_gives_the_same_answer() -> Result<()> {
         );
         let batches = rows(&ctx, &sql).await?;
         close(
-            float_column(&batches, "w")[0].unwrap(),
+            float_column(&batches, "w")[0].expect("a value"),
             0.5525444329688796,
             ty,
         );
         close(
-            float_column(&batches, "b")[0].unwrap(),
+            float_column(&batches, "b")[0].expect("a value"),
             82.84913854593984,
             ty,
         );
-        let expected = funnel_limits(0.12, 100.0, z_score(0.998)?)?.unwrap()[1];
-        close(float_column(&batches, "f")[0].unwrap(), expected, ty);
+        let expected = funnel_limits(0.12, 100.0, z_score(0.998)?)?.expect("a value")[1];
+        close(
+            float_column(&batches, "f")[0].expect("a value"),
+            expected,
+            ty,
+        );
         let band = batches[0]
             .column_by_name("band")
-            .unwrap()
+            .expect("the column is in the result")
             .as_string::<i32>()
             .value(0)
             .to_owned();
@@ -270,14 +280,18 @@ async fn the_aggregate_and_window_take_every_numeric_type() -> Result<()> {
         );
         let batches = rows(&ctx, &sql).await?;
         // (12·60/100 + 30·40/75) / 100 = 0.232 per person (every value fits a TINYINT).
-        close(float_column(&batches, "d")[0].unwrap(), 23200.0, ty);
+        close(
+            float_column(&batches, "d")[0].expect("a value"),
+            23200.0,
+            ty,
+        );
         let sql = format!(
             "SELECT xmr(CAST(v AS {ty}), 'increase') OVER (ORDER BY m)['upl'] AS upl \
              FROM (VALUES (1, 10), (2, 12), (3, 10), (4, 12), (5, 10)) AS t(m, v)"
         );
         let batches = rows(&ctx, &sql).await?;
         close(
-            float_column(&batches, "upl")[0].unwrap(),
+            float_column(&batches, "upl")[0].expect("a value"),
             10.8 + 2.66 * 2.0,
             ty,
         );
@@ -298,11 +312,16 @@ async fn nulls_and_empty_denominators_give_null_and_impossible_values_are_errors
     for name in ["a", "b", "c", "d"] {
         assert_eq!(float_column(&batches, name), [None], "{name}");
     }
-    assert!(batches[0].column_by_name("e").unwrap().is_null(0));
+    assert!(
+        batches[0]
+            .column_by_name("e")
+            .expect("the column is in the result")
+            .is_null(0)
+    );
     assert_eq!(
         batches[0]
             .column_by_name("f")
-            .unwrap()
+            .expect("the column is in the result")
             .as_string::<i32>()
             .value(0),
         "0-4"
@@ -314,12 +333,12 @@ async fn nulls_and_empty_denominators_give_null_and_impossible_values_are_errors
         "SELECT funnel_proportion(2, 10, 0.95)",
         "SELECT esp_age_band('old')",
     ] {
-        let error = rows(&ctx, bad).await.unwrap_err().to_string();
+        let error = rows(&ctx, bad).await.expect_err("refused").to_string();
         assert!(!error.is_empty(), "{bad}");
     }
     let error = rows(&ctx, "SELECT wilson(1, 10, 0.5)")
         .await
-        .unwrap_err()
+        .expect_err("refused")
         .to_string();
     assert!(error.contains("confidence 0.5"), "{error}");
     Ok(())
@@ -351,24 +370,24 @@ async fn the_dsr_of_a_hand_worked_two_area_example() -> Result<()> {
     )
     .await?;
     let column = |name| float_column(&batches, name);
-    close(column("value")[0].unwrap(), 1160.0, "value");
+    close(column("value")[0].expect("a value"), 1160.0, "value");
     close(
-        column("lower95")[0].unwrap(),
+        column("lower95")[0].expect("a value"),
         835.4565988505623,
         "lower 95%",
     );
     close(
-        column("upper95")[0].unwrap(),
+        column("upper95")[0].expect("a value"),
         1568.6287890258427,
         "upper 95%",
     );
     close(
-        column("lower998")[0].unwrap(),
+        column("lower998")[0].expect("a value"),
         682.9325394501819,
         "lower 99.8%",
     );
     close(
-        column("upper998")[0].unwrap(),
+        column("upper998")[0].expect("a value"),
         1828.5045002760758,
         "upper 99.8%",
     );
@@ -382,7 +401,7 @@ async fn the_dsr_of_a_hand_worked_two_area_example() -> Result<()> {
             .with_option_extension(EbiqOptions::default()),
     );
     let mut ctx = ctx;
-    register_all(&mut ctx).unwrap();
+    register_all(&mut ctx).expect("the functions register");
     rows(&ctx, "CREATE TABLE bands (area TEXT, events BIGINT, people INT, standard INT) AS VALUES ('A', 12, 2000, 6000), ('A', 30, 1500, 4000)").await?;
     let batches = rows(
         &ctx,
@@ -391,7 +410,7 @@ async fn the_dsr_of_a_hand_worked_two_area_example() -> Result<()> {
     )
     .await?;
     close(
-        float_column(&batches, "value")[0].unwrap(),
+        float_column(&batches, "value")[0].expect("a value"),
         1160.0,
         "merged",
     );
@@ -537,7 +556,10 @@ async fn xmr_is_a_window_function_over_the_series_order() -> Result<()> {
     )
     .await?;
     let batch = &batches[0];
-    let cause = batch.column_by_name("cause").unwrap().as_string::<i32>();
+    let cause = batch
+        .column_by_name("cause")
+        .expect("the column is in the result")
+        .as_string::<i32>();
     let expected = causes(
         &[
             5.0, 6.0, 5.0, 6.0, 5.0, 6.0, 5.0, 1.0, 2.0, 1.0, 2.0, 1.0, 2.0, 1.0,
@@ -550,10 +572,13 @@ async fn xmr_is_a_window_function_over_the_series_order() -> Result<()> {
             assert!(cause.is_null(row), "the NULL month is left out");
             continue;
         }
-        let want = points.next().unwrap().map(|c| match c {
-            SpecialCause::Improvement => "improvement",
-            SpecialCause::Concern => "concern",
-        });
+        let want = points
+            .next()
+            .expect("one more line or item")
+            .map(|c| match c {
+                SpecialCause::Improvement => "improvement",
+                SpecialCause::Concern => "concern",
+            });
         assert_eq!(
             cause.is_valid(row).then(|| cause.value(row)),
             want,
@@ -561,13 +586,13 @@ async fn xmr_is_a_window_function_over_the_series_order() -> Result<()> {
         );
     }
     close(
-        float_column(&batches, "mean")[0].unwrap(),
+        float_column(&batches, "mean")[0].expect("a value"),
         48.0 / 14.0,
         "mean",
     );
     let error = rows(&ctx, "SELECT xmr(1.0, 'up') OVER (ORDER BY 1)")
         .await
-        .unwrap_err();
+        .expect_err("refused");
     assert!(
         error.to_string().contains("'increase' or 'decrease'"),
         "{error}"

@@ -195,7 +195,7 @@ mod tests {
                 Some(array) => Ok(array),
                 None => exec_err!("no column {index}"),
             };
-            let result = between(&number, &column, 19.0, 120.0).unwrap_or_else(|e| panic!("{e}"));
+            let result = between(&number, &column, 19.0, 120.0).expect("BETWEEN evaluates");
             for (row, (a, b)) in first.iter().zip(&second).enumerate() {
                 let got = result.is_valid(row).then(|| result.value(row));
                 assert_eq!(got, expected(*a, *b), "{type_name}: ISNULL({a:?}, {b:?})");
@@ -212,8 +212,7 @@ mod tests {
             Some(-1.0),
         ]));
         let column = |_: usize| Ok(&ages);
-        let result =
-            between(&Number::Column(0), &column, 19.0, 120.0).unwrap_or_else(|e| panic!("{e}"));
+        let result = between(&Number::Column(0), &column, 19.0, 120.0).expect("BETWEEN evaluates");
         assert_eq!(result, BooleanArray::from(vec![false, true, false, false]));
     }
 }

@@ -21,13 +21,54 @@ use super::function::{DOC_SECTION_EBI, batch_of, coerce_arguments, null_mode_of}
 use super::{Number, Predicate, Rule};
 use crate::options::{NULL_MODE_HELP, NullMode};
 
+/// What the rule decided for a record, as its explanation's `outcome` field says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Included and not excluded: the rule's flag.
+    Flagged,
+    /// The inclusion is false.
+    NotIncluded,
+    /// The inclusion is NULL (a NULL column it reads decides it).
+    InclusionUnknown,
+    /// Included, and an exclusion fires.
+    Excluded,
+    /// Included, no exclusion fires, but one is NULL and `ebiq.null_mode` is `strict_tsql`, under
+    /// which SQL Server's `NOT (...)` of an unknown does not flag.
+    ExclusionUnknown,
+}
+
+impl Outcome {
+    /// The decision for a record from its inclusion's truth, whether an exclusion fired, and
+    /// whether one is unknown.
+    pub fn of(included: Option<bool>, any_fired: bool, any_unknown: bool, mode: NullMode) -> Self {
+        match included {
+            Some(false) => Self::NotIncluded,
+            None => Self::InclusionUnknown,
+            Some(true) if any_fired => Self::Excluded,
+            Some(true) if any_unknown && mode == NullMode::StrictTsql => Self::ExclusionUnknown,
+            Some(true) => Self::Flagged,
+        }
+    }
+
+    /// The word the `outcome` field holds.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Flagged => "flagged",
+            Self::NotIncluded => "not included",
+            Self::InclusionUnknown => "inclusion unknown",
+            Self::Excluded => "excluded",
+            Self::ExclusionUnknown => "exclusion unknown",
+        }
+    }
+}
+
 /// What a record's explanation says happened, one of these words.
 pub const OUTCOMES: [&str; 5] = [
-    "flagged",
-    "not included",
-    "inclusion unknown",
-    "excluded",
-    "exclusion unknown",
+    Outcome::Flagged.as_str(),
+    Outcome::NotIncluded.as_str(),
+    Outcome::InclusionUnknown.as_str(),
+    Outcome::Excluded.as_str(),
+    Outcome::ExclusionUnknown.as_str(),
 ];
 
 /// `ebi_<rule>_explain`: the parts of the rule that decided each record.
@@ -118,6 +159,47 @@ impl ExplainFunction {
         }
     }
 
+    /// Appends the exclusions that fire for `row` to `fired`, and to `unknown` the NULL columns
+    /// that leave others undecided (each set of columns once, with how many exclusions it leaves
+    /// undecided); returns whether any fired and whether any is undecided.
+    fn explain_exclusions(
+        &self,
+        values: &[BooleanArray],
+        batch: &BatchColumns<'_>,
+        row: usize,
+        fired: &mut StringBuilder,
+        unknown: &mut StringBuilder,
+    ) -> Result<(bool, bool)> {
+        let mut any_fired = false;
+        let mut undecided = Vec::<(String, usize)>::new();
+        for ((part, fires), value) in self.exclusions.iter().zip(values) {
+            match truth(value, row) {
+                Some(false) => {
+                    fired.append_value(fires);
+                    any_fired = true;
+                }
+                None => {
+                    // Only a NULL makes a part unknown.
+                    let nulls = self.null_columns(part, batch, row)?;
+                    match undecided.iter_mut().find(|(columns, _)| *columns == nulls) {
+                        Some((_, count)) => *count += 1,
+                        None => undecided.push((nulls, 1)),
+                    }
+                }
+                Some(true) => {}
+            }
+        }
+        for (columns, count) in &undecided {
+            let exclusions = if *count == 1 {
+                "exclusion"
+            } else {
+                "exclusions"
+            };
+            unknown.append_value(format!("{columns} NULL: {count} {exclusions} unknown"));
+        }
+        Ok((any_fired, !undecided.is_empty()))
+    }
+
     /// The columns of `part` that are NULL in `row`, as `a, b`.
     fn null_columns(
         &self,
@@ -202,47 +284,18 @@ impl ScalarUDFImpl for ExplainFunction {
                 }
             }
             matched.append(true);
-            let (mut any_fired, mut undecided) = (false, Vec::<(String, usize)>::new());
-            for ((part, fires), value) in self.exclusions.iter().zip(&exclusions) {
-                match truth(value, row) {
-                    Some(false) => {
-                        fired.values().append_value(fires);
-                        any_fired = true;
-                    }
-                    None => {
-                        // Only a NULL makes a part unknown: name the NULL columns once, with how
-                        // many exclusions they leave undecided.
-                        let nulls = self.null_columns(part, &batch, row)?;
-                        match undecided.iter_mut().find(|(columns, _)| *columns == nulls) {
-                            Some((_, count)) => *count += 1,
-                            None => undecided.push((nulls, 1)),
-                        }
-                    }
-                    Some(true) => {}
-                }
-            }
-            for (columns, count) in &undecided {
-                let exclusions = if *count == 1 {
-                    "exclusion"
-                } else {
-                    "exclusions"
-                };
-                unknown
-                    .values()
-                    .append_value(format!("{columns} NULL: {count} {exclusions} unknown"));
-            }
-            let any_unknown = !undecided.is_empty();
+            let (any_fired, any_unknown) = self.explain_exclusions(
+                &exclusions,
+                &batch,
+                row,
+                fired.values(),
+                unknown.values(),
+            )?;
             fired.append(true);
             unknown.append(true);
-            let result = match truth(&included, row) {
-                Some(false) => "not included",
-                None => "inclusion unknown",
-                Some(true) if any_fired => "excluded",
-                Some(true) if any_unknown && mode == NullMode::StrictTsql => "exclusion unknown",
-                Some(true) => "flagged",
-            };
-            outcome.append_value(result);
-            flag.append_option((result == "flagged").then_some(self.rule.flag.as_str()));
+            let decided = Outcome::of(truth(&included, row), any_fired, any_unknown, mode);
+            outcome.append_value(decided.as_str());
+            flag.append_option((decided == Outcome::Flagged).then_some(self.rule.flag.as_str()));
             let (value, column) = age
                 .as_ref()
                 .and_then(|(values, from)| {

@@ -12,7 +12,7 @@ mod function;
 use std::fmt;
 
 pub use error::{RuleFileError, split_location};
-pub use explain::{ExplainFunction, OUTCOMES};
+pub use explain::{ExplainFunction, OUTCOMES, Outcome};
 pub use file::parse_rule_file;
 pub use function::{RuleFunction, RuleOutput, rule_functions};
 

@@ -1,6 +1,6 @@
 //! Test helpers: the same strings in every encoding the functions accept, and direct invocation.
 
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code)]
 
 use std::sync::Arc;
 
@@ -52,7 +52,7 @@ pub fn invoke_values(
         .enumerate()
         .map(|(i, t)| Arc::new(Field::new(format!("a{i}"), t.clone(), true)))
         .collect::<Vec<_>>();
-    let return_type = function.return_type(&types).unwrap();
+    let return_type = function.return_type(&types).expect("a return type");
     let mut config = ConfigOptions::new();
     let options = EbiqOptions { null_mode: mode };
     config.extensions.insert(options);
@@ -64,6 +64,6 @@ pub fn invoke_values(
             return_field: Arc::new(Field::new("out", return_type, true)),
             config_options: Arc::new(config),
         })
-        .unwrap();
-    result.into_array(rows).unwrap()
+        .expect("the function runs");
+    result.into_array(rows).expect("an array")
 }

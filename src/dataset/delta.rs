@@ -14,8 +14,8 @@ use deltalake::logstore::{
 use deltalake::{DeltaResult, DeltaTable, DeltaTableBuilder};
 use url::Url;
 
-use crate::storage::{Location, register_store};
-use crate::validate::InputFile;
+use crate::dataset::storage::{Location, register_store};
+use crate::dataset::validate::InputFile;
 
 /// Which version of a Delta table to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,7 +70,7 @@ pub async fn is_delta_table(ctx: &SessionContext, location: &str) -> Result<bool
         Location::Local(path) => Ok(std::path::Path::new(&path).join("_delta_log").is_dir()),
         Location::Remote(url) => {
             let store = register_store(ctx, &url)?;
-            let folders = crate::storage::subfolders(store.as_ref(), &url).await?;
+            let folders = crate::dataset::storage::subfolders(store.as_ref(), &url).await?;
             Ok(folders.iter().any(|f| f == "_delta_log"))
         }
     }

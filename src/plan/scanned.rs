@@ -9,11 +9,11 @@ use datafusion::datasource::physical_plan::FileScanConfig;
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::physical_plan::ExecutionPlan;
 
-use crate::validate::file_name;
+use crate::dataset::validate::file_name;
 
 /// The files every file scan of `plan` was given: after partition pruning, before row-group
 /// pruning. `None` if `plan` has no file scan (a cluster's plan hides them).
-pub(super) fn files_scanned(plan: &Arc<dyn ExecutionPlan>) -> Option<BTreeSet<String>> {
+pub(crate) fn files_scanned(plan: &Arc<dyn ExecutionPlan>) -> Option<BTreeSet<String>> {
     let mut files = BTreeSet::new();
     let mut found_scan = false;
     let mut pending = vec![plan];
@@ -28,14 +28,14 @@ pub(super) fn files_scanned(plan: &Arc<dyn ExecutionPlan>) -> Option<BTreeSet<St
 }
 
 /// The file scan `node` is, if it is one.
-pub(super) fn as_file_scan(node: &Arc<dyn ExecutionPlan>) -> Option<&FileScanConfig> {
+pub(crate) fn as_file_scan(node: &Arc<dyn ExecutionPlan>) -> Option<&FileScanConfig> {
     node.downcast_ref::<DataSourceExec>()
         .and_then(|exec| exec.data_source().downcast_ref::<FileScanConfig>())
 }
 
 /// Each file `scan` was given, named as the manifest names input files (a file split into byte
 /// ranges comes once per range).
-pub(super) fn scanned_files(
+pub(crate) fn scanned_files(
     scan: &FileScanConfig,
 ) -> impl Iterator<Item = (String, &PartitionedFile)> {
     scan.file_groups

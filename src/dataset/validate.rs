@@ -19,8 +19,8 @@ use datafusion::prelude::SessionContext;
 use futures::{StreamExt, TryStreamExt};
 use object_store::{ObjectMeta, ObjectStore};
 
-use crate::partitions::{PartitionColumn, layout};
-use crate::schema::{Kind, SusColumn};
+use crate::dataset::partitions::{PartitionColumn, layout};
+use crate::dataset::schema::{Kind, SusColumn};
 
 /// Footers read at once: enough to hide an object store's latency.
 const CONCURRENT_FOOTERS: usize = 16;
@@ -32,7 +32,7 @@ pub struct TableCheck {
     pub files: Vec<InputFile>,
     /// What is odd but readable (a column missing from some files), for stderr.
     pub warnings: Vec<String>,
-    /// Columns the `key=value` folders give ([`crate::partitions`]).
+    /// Columns the `key=value` folders give ([`crate::dataset::partitions`]).
     pub partitions: Vec<PartitionColumn>,
 }
 
@@ -49,6 +49,18 @@ pub struct InputFile {
     pub modified: chrono::DateTime<chrono::Utc>,
 }
 
+impl InputFile {
+    /// A file of `table` as its store listed it under `url`.
+    fn listed(table: &str, url: &ListingTableUrl, file: &ObjectMeta) -> Self {
+        Self {
+            table: table.to_owned(),
+            path: file_name(&url.object_store(), &file.location),
+            bytes: file.size,
+            modified: file.last_modified,
+        }
+    }
+}
+
 /// Reads the footer of every file of `table` at `location` and refuses, naming file and column,
 /// what no query could read: no files, a file that is not Parquet, a column of the wrong kind, or
 /// a column whose type differs between files.
@@ -62,43 +74,12 @@ pub async fn check_table(
     if files.is_empty() {
         bail!("the {table} table has no Parquet files (*.parquet) at {location}");
     }
-    let state = ctx.state();
-    // The session's Parquet options, so that the footer is read as the scans will read it.
-    let format = ParquetFormat::default().with_options(state.table_options().parquet.clone());
-    let schemas: Vec<(String, BTreeMap<String, DataType>)> =
-        futures::stream::iter(files.iter().map(|file| {
-            let (store, format, state, url) = (&store, &format, &state, &url);
-            async move {
-                let name = file_name(&url.object_store(), &file.location);
-                let schema = format
-                    .infer_schema(state, store, std::slice::from_ref(file))
-                    .await
-                    .with_context(|| {
-                        format!(
-                            "{name} is not a readable Parquet file (truncated, or another format)"
-                        )
-                    })?;
-                let columns = schema
-                    .fields()
-                    .iter()
-                    .map(|field| (field.name().to_lowercase(), field.data_type().clone()))
-                    .collect();
-                anyhow::Ok((name, columns))
-            }
-        }))
-        .buffered(CONCURRENT_FOOTERS)
-        .try_collect()
-        .await?;
+    let schemas = read_footers(ctx, &url, &store, &files).await?;
 
     let mut check = TableCheck {
         files: files
             .iter()
-            .map(|file| InputFile {
-                table: table.to_owned(),
-                path: file_name(&url.object_store(), &file.location),
-                bytes: file.size,
-                modified: file.last_modified,
-            })
+            .map(|file| InputFile::listed(table, &url, file))
             .collect(),
         warnings: Vec::new(),
         partitions: Vec::new(),
@@ -120,47 +101,94 @@ pub async fn check_table(
             .map(|w| format!("{table} at {location}: {w}")),
     );
     for column in columns {
-        let key = column.name.to_lowercase();
-        let expected = Kind::of(&column.data_type);
-        let mut first: Option<(&str, &DataType)> = None;
-        let mut missing = Vec::new();
-        for (file, types) in &schemas {
-            let Some(found) = types.get(&key) else {
-                missing.push(file.as_str());
-                continue;
-            };
-            if Kind::of(found) != expected {
-                bail!(
-                    "{file}: column {} is {found}, but ebiq expects {} ({})",
-                    column.name,
-                    expected.map_or("another type", Kind::describe),
-                    column.meaning
-                );
-            }
-            match first {
-                None => first = Some((file, found)),
-                Some((other, seen)) if seen != found => bail!(
-                    "column {} has conflicting types: {seen} in {other} but {found} in {file}",
-                    column.name
-                ),
-                Some(_) => {}
-            }
-        }
-        // A column missing from every file is simply not there: the statements that need it fail
-        // when planned, naming it (`dataset::missing_column`).
-        if missing.len() < schemas.len()
-            && let Some(example) = missing.first()
-        {
-            check.warnings.push(format!(
-                "column {}.{} is missing from {} of {} files (such as {example}); read as NULL there",
-                table,
-                column.name,
-                missing.len(),
-                schemas.len()
-            ));
-        }
+        check
+            .warnings
+            .extend(check_column(table, column, &schemas)?);
     }
     Ok(check)
+}
+
+/// Each file's name and its columns (lower-cased) with their types, read from the footers a few at
+/// a time.
+async fn read_footers(
+    ctx: &SessionContext,
+    url: &ListingTableUrl,
+    store: &Arc<dyn ObjectStore>,
+    files: &[ObjectMeta],
+) -> Result<Vec<(String, BTreeMap<String, DataType>)>> {
+    let state = ctx.state();
+    // The session's Parquet options, so that the footer is read as the scans will read it.
+    let format = ParquetFormat::default().with_options(state.table_options().parquet.clone());
+    futures::stream::iter(files.iter().map(|file| {
+        let (format, state) = (&format, &state);
+        async move {
+            let name = file_name(&url.object_store(), &file.location);
+            let schema = format
+                .infer_schema(state, store, std::slice::from_ref(file))
+                .await
+                .with_context(|| {
+                    format!("{name} is not a readable Parquet file (truncated, or another format)")
+                })?;
+            let columns = schema
+                .fields()
+                .iter()
+                .map(|field| (field.name().to_lowercase(), field.data_type().clone()))
+                .collect();
+            anyhow::Ok((name, columns))
+        }
+    }))
+    .buffered(CONCURRENT_FOOTERS)
+    .try_collect()
+    .await
+}
+
+/// Refuses a column of the wrong kind in any file, or of different types between files; a column
+/// some files lack (but not all) is a warning, returned.
+fn check_column(
+    table: &str,
+    column: &SusColumn,
+    schemas: &[(String, BTreeMap<String, DataType>)],
+) -> Result<Option<String>> {
+    let key = column.name.to_lowercase();
+    let expected = Kind::of(&column.data_type);
+    let mut first: Option<(&str, &DataType)> = None;
+    let mut missing = Vec::new();
+    for (file, types) in schemas {
+        let Some(found) = types.get(&key) else {
+            missing.push(file.as_str());
+            continue;
+        };
+        if Kind::of(found) != expected {
+            bail!(
+                "{file}: column {} is {found}, but ebiq expects {} ({})",
+                column.name,
+                expected.map_or("another type", Kind::describe),
+                column.meaning
+            );
+        }
+        match first {
+            None => first = Some((file, found)),
+            Some((other, seen)) if seen != found => bail!(
+                "column {} has conflicting types: {seen} in {other} but {found} in {file}",
+                column.name
+            ),
+            Some(_) => {}
+        }
+    }
+    // A column missing from every file is simply not there: the statements that need it fail
+    // when planned, naming it (`dataset::missing_column`).
+    if missing.len() < schemas.len()
+        && let Some(example) = missing.first()
+    {
+        return Ok(Some(format!(
+            "column {}.{} is missing from {} of {} files (such as {example}); read as NULL there",
+            table,
+            column.name,
+            missing.len(),
+            schemas.len()
+        )));
+    }
+    Ok(None)
 }
 
 /// The files at `location` whose names end in `extension`, in name order, with the store they
@@ -198,12 +226,7 @@ pub async fn input_files(
     let (url, _, files) = list_files(ctx, location, extension).await?;
     Ok(files
         .iter()
-        .map(|file| InputFile {
-            table: table.to_owned(),
-            path: file_name(&url.object_store(), &file.location),
-            bytes: file.size,
-            modified: file.last_modified,
-        })
+        .map(|file| InputFile::listed(table, &url, file))
         .collect())
 }
 

@@ -117,7 +117,7 @@ mod tests {
     #[test]
     fn unknown_schemes_are_refused_by_name() {
         let ctx = SessionContext::new();
-        let url = Url::parse("ftp://host/sus").unwrap_or_else(|e| panic!("{e}"));
+        let url = Url::parse("ftp://host/sus").expect("a valid URL");
         let error = register_store(&ctx, &url).err().map(|e| e.to_string());
         assert!(error.is_some_and(|e| e.contains("cannot read ftp:// URLs")));
     }
@@ -126,8 +126,8 @@ mod tests {
     fn one_store_serves_every_path_in_a_bucket() {
         let ctx = SessionContext::new();
         let store = |location: &str| {
-            let url = Url::parse(location).unwrap_or_else(|e| panic!("{e}"));
-            register_store(&ctx, &url).unwrap_or_else(|e| panic!("{e:#}"))
+            let url = Url::parse(location).expect("a valid URL");
+            register_store(&ctx, &url).expect("a store for the URL")
         };
         let first = store("s3://sus-bucket/opa/");
         assert!(Arc::ptr_eq(

@@ -1,5 +1,13 @@
 //! A SUS dataset: where its tables are, and registering them with a session after checking their
-//! files.
+//! files. Its submodules import only each other: the SUS columns ([`schema`]), the Parquet footer
+//! checks ([`validate`]), `key=value` folders ([`partitions`]), Delta tables ([`delta`]) and object
+//! stores ([`storage`]).
+
+pub mod delta;
+pub mod partitions;
+pub mod schema;
+pub mod storage;
+pub mod validate;
 
 use std::path::Path;
 
@@ -7,11 +15,10 @@ use anyhow::{Context, Result, bail};
 use datafusion::common::{Column, DataFusionError, SchemaError};
 use datafusion::prelude::{CsvReadOptions, DataFrame, Expr, ParquetReadOptions, SessionContext};
 
-use crate::delta::{self, AsOf, DeltaRead, is_delta_table};
-use crate::partitions::PartitionColumn;
-use crate::schema;
-use crate::storage::{Location, register_store, subfolders};
-use crate::validate::{InputFile, check_table, input_files};
+use self::delta::{AsOf, DeltaRead, is_delta_table};
+use self::partitions::PartitionColumn;
+use self::storage::{Location, register_store, subfolders};
+use self::validate::{InputFile, check_table, input_files};
 
 /// Where a dataset's tables are.
 #[derive(Debug, Clone, PartialEq, Eq)]

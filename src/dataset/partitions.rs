@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use datafusion::arrow::datatypes::DataType;
 
-use crate::schema::{Kind, SusColumn};
+use crate::dataset::schema::{Kind, SusColumn};
 
 /// A partition column as the folder names spell it, with the type its values are read as.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,7 +108,7 @@ fn infer_type(values: &[&str], sus: Option<&SusColumn>) -> DataType {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::OPA;
+    use crate::dataset::schema::OPA;
 
     fn paths<'a>(files: &[&'a str]) -> Vec<Vec<&'a str>> {
         files.iter().map(|f| f.split('/').collect()).collect()

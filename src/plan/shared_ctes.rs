@@ -40,7 +40,7 @@ use super::scanned::files_scanned;
 
 /// The results set aside for one query (none by default): kept until the query has run.
 #[derive(Debug, Default)]
-pub(super) struct SharedResults {
+pub(crate) struct SharedResults {
     folder: Option<TempDir>,
     /// Each CTE set aside, by its name, and the rows it returned.
     set_aside: Vec<(String, usize)>,
@@ -50,7 +50,7 @@ pub(super) struct SharedResults {
 
 impl SharedResults {
     /// Each CTE set aside, by its name, and the rows it returned; the results themselves go.
-    pub(super) fn into_set_aside(self) -> Vec<(String, usize)> {
+    pub(crate) fn into_set_aside(self) -> Vec<(String, usize)> {
         self.set_aside
     }
 
@@ -73,7 +73,7 @@ impl SharedResults {
 
     /// The files a query read: `by_query`, the files its plan scanned, with the files the
     /// set-aside CTEs read, less the set-aside results (which later CTEs may also read).
-    pub(super) fn files_read_with(
+    pub(crate) fn files_read_with(
         &self,
         by_query: Option<BTreeSet<String>>,
     ) -> Option<BTreeSet<String>> {
@@ -90,12 +90,12 @@ impl SharedResults {
 }
 
 /// A change made to each physical plan before it runs.
-pub(super) type Rewrite<'a> =
+pub(crate) type Rewrite<'a> =
     dyn FnMut(Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> + Send + 'a;
 
 /// `plan`, planned from `sql`, with each CTE that reads a table and is referenced more than once
 /// run once (its physical plan through `rewrite`) and read back from its results.
-pub(super) async fn run_shared_ctes_once(
+pub(crate) async fn run_shared_ctes_once(
     state: &SessionState,
     sql: &str,
     plan: LogicalPlan,

@@ -1,0 +1,26 @@
+//! What ebiq does to a plan around running it, for every command that runs SQL: a CTE referred to
+//! more than once runs once ([`shared_ctes`]), and what a physical plan scanned ([`scanned`]).
+
+pub mod scanned;
+pub mod shared_ctes;
+
+/// How a statement runs a CTE it refers to more than once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CteReferences {
+    /// Each reference runs the CTE again (DataFusion's way; a cluster's only way, since its
+    /// executors cannot read this process's temporary files).
+    Inline,
+    /// A CTE that reads a table runs once ([`shared_ctes`]).
+    RunOnce,
+}
+
+impl CteReferences {
+    /// Once, unless the session sends its plans to a cluster.
+    pub fn for_session(on_cluster: bool) -> Self {
+        if on_cluster {
+            Self::Inline
+        } else {
+            Self::RunOnce
+        }
+    }
+}
