@@ -4,7 +4,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{ebiq, ebiq_ok, project, report_queries, scratch, stderr};
+use common::{CsvHeader, ebiq, ebiq_ok, project, report_queries, scratch, stderr};
 
 #[test]
 fn report_with_no_arguments_prints_every_table_for_the_sample() {
@@ -567,17 +567,8 @@ fn suppressed_reports_publish_no_small_number_and_no_lone_star() {
     ] {
         let csv = std::fs::read_to_string(out.join(file)).expect("a readable text file");
         let mut lines = csv.lines();
-        let header: Vec<&str> = lines
-            .next()
-            .expect("one more line or item")
-            .split(',')
-            .collect();
-        let at = |name: &str| {
-            header
-                .iter()
-                .position(|h| *h == name)
-                .expect("the column is in the header")
-        };
+        let header = CsvHeader::read(&mut lines);
+        let at = |name: &str| header.at(name);
         let mut starred = 0;
         for line in lines {
             let fields: Vec<&str> = line.split(',').collect();

@@ -2,11 +2,14 @@
 //! read row by row and the published rule applied by hand-written Rust that shares no code with the
 //! rule engine (no LIKE compiler, no rule file, no SQL).
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::Path;
 use std::process::Command;
 
+use common::CsvHeader;
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{Int32Type, Int64Type};
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -319,17 +322,8 @@ fn standardised_rates_equal_a_recomputation_by_hand() {
     }
 
     let mut lines = rates_csv.lines();
-    let header: Vec<&str> = lines
-        .next()
-        .expect("one more line or item")
-        .split(',')
-        .collect();
-    let at = |name: &str| {
-        header
-            .iter()
-            .position(|h| *h == name)
-            .expect("the column is in the header")
-    };
+    let header = CsvHeader::read(&mut lines);
+    let at = |name: &str| header.at(name);
     let mut checked = 0;
     let mut by_hand_rates = Vec::new();
     for line in lines {
@@ -384,24 +378,13 @@ fn standardised_rates_equal_a_recomputation_by_hand() {
         .map(|(c, rate)| activity[c] * (1.0 - p25 / rate))
         .sum();
     let mut lines = headline_csv.lines();
-    let header: Vec<&str> = lines
-        .next()
-        .expect("one more line or item")
-        .split(',')
-        .collect();
+    let header = CsvHeader::read(&mut lines);
     let fields: Vec<&str> = lines
         .next()
         .expect("one more line or item")
         .split(',')
         .collect();
-    let get = |name: &str| -> f64 {
-        fields[header
-            .iter()
-            .position(|h| *h == name)
-            .expect("the column is in the header")]
-        .parse()
-        .expect("a number")
-    };
+    let get = |name: &str| -> f64 { fields[header.at(name)].parse().expect("a number") };
     assert!((get("p25") - p25).abs() <= 0.0006);
     assert!((get("p10") - percentile(&sorted, 0.10)).abs() <= 0.0006);
     assert!((get("p50") - percentile(&sorted, 0.50)).abs() <= 0.0006);

@@ -55,6 +55,24 @@ pub fn report_queries() -> Vec<String> {
     names
 }
 
+/// The column names of a CSV output's header line (ebiq's CSVs quote no header), by position.
+pub struct CsvHeader<'a>(Vec<&'a str>);
+
+impl<'a> CsvHeader<'a> {
+    /// The header, from the first of `lines`.
+    pub fn read(lines: &mut std::str::Lines<'a>) -> Self {
+        Self(lines.next().expect("a header line").split(',').collect())
+    }
+
+    /// The position of the column `name`.
+    pub fn at(&self, name: &str) -> usize {
+        self.0
+            .iter()
+            .position(|h| *h == name)
+            .unwrap_or_else(|| panic!("no column {name} in {:?}", self.0))
+    }
+}
+
 /// A folder that does not exist yet, unique to the test `name` and this test process.
 pub fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("ebiq-test-{name}-{}", std::process::id()));
