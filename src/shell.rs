@@ -83,13 +83,21 @@ pub fn shell_format(name: &str) -> Result<OutputFormat, String> {
     }
 }
 
-/// How statements run and their results are shown (`\pset format` and `\timing` change it).
+/// How results are shown (`\pset format` and `\timing` change it).
 #[derive(Debug)]
 struct Display {
     format: OutputFormat,
     timing: bool,
+}
+
+/// One shell: what statements run against and how, what Ctrl-C sends, and how results are shown.
+struct Shell<'a> {
+    ctx: &'a SessionContext,
+    rules: &'a Rules,
     /// How a CTE referred to more than once runs (once, unless on a cluster).
     ctes: CteReferences,
+    interrupts: Signal,
+    display: Display,
 }
 
 /// What a meta command asks of the loop.
@@ -113,17 +121,22 @@ pub async fn run_shell(
     ctes: CteReferences,
 ) -> Result<()> {
     // Installed before anything runs, so Ctrl-C never ends the shell, only a statement.
-    let mut interrupts = signal(SignalKind::interrupt()).context("cannot watch for Ctrl-C")?;
+    let interrupts = signal(SignalKind::interrupt()).context("cannot watch for Ctrl-C")?;
     let at_terminal = std::io::stdin().is_terminal();
-    let mut display = Display {
-        format: settings.format,
-        timing: at_terminal,
+    let mut shell = Shell {
+        ctx,
+        rules,
         ctes,
+        interrupts,
+        display: Display {
+            format: settings.format,
+            timing: at_terminal,
+        },
     };
     if at_terminal {
-        interactive(ctx, rules, settings, &mut display, &mut interrupts).await
+        shell.interactive(settings).await
     } else {
-        piped(ctx, rules, &mut display, &mut interrupts).await
+        shell.piped().await
     }
 }
 
@@ -155,112 +168,158 @@ impl Highlighter for StatementLines {}
 
 impl Helper for StatementLines {}
 
-async fn interactive(
-    ctx: &SessionContext,
-    rules: &Rules,
-    settings: &ShellSettings,
-    display: &mut Display,
-    interrupts: &mut Signal,
-) -> Result<()> {
-    let mut editor: Editor<StatementLines, DefaultHistory> = Editor::new()?;
-    editor.set_helper(Some(StatementLines));
-    if let Some(history) = &settings.history {
-        let _ = editor.load_history(history);
+impl Shell<'_> {
+    async fn interactive(&mut self, settings: &ShellSettings) -> Result<()> {
+        let mut editor: Editor<StatementLines, DefaultHistory> = Editor::new()?;
+        editor.set_helper(Some(StatementLines));
+        if let Some(history) = &settings.history {
+            let _ = editor.load_history(history);
+        }
+        eprintln!("ebiq shell: \\? for help, \\q to quit");
+        loop {
+            match editor.readline("ebiq> ") {
+                Ok(line) => {
+                    let _ = editor.add_history_entry(line.trim_end());
+                    if let Next::Quit = self.run_line(&line).await {
+                        break;
+                    }
+                }
+                Err(ReadlineError::Interrupted) => continue,
+                Err(ReadlineError::Eof) => break,
+                Err(error) => return Err(error.into()),
+            }
+        }
+        if let Some(history) = &settings.history {
+            editor
+                .save_history(history)
+                .with_context(|| format!("cannot save history to {}", history.display()))?;
+        }
+        Ok(())
     }
-    eprintln!("ebiq shell: \\? for help, \\q to quit");
-    loop {
-        match editor.readline("ebiq> ") {
-            Ok(line) => {
-                let _ = editor.add_history_entry(line.trim_end());
-                if let Next::Quit = run_line(ctx, rules, &line, display, interrupts).await {
-                    break;
+
+    /// Reads statements from a pipe: meta commands on their own line, SQL up to a line ending in `;`.
+    async fn piped(&mut self) -> Result<()> {
+        let lines: Vec<String> = std::io::stdin()
+            .lock()
+            .lines()
+            .collect::<std::io::Result<_>>()
+            .context("cannot read standard input")?;
+        let mut statement = String::new();
+        for line in lines {
+            if statement.trim().is_empty() && line.trim_start().starts_with('\\') {
+                if let Next::Quit = self.run_line(&line).await {
+                    return Ok(());
+                }
+                continue;
+            }
+            statement.push_str(&line);
+            statement.push('\n');
+            if line.trim_end().ends_with(';') {
+                self.run_line(&statement).await;
+                statement.clear();
+            }
+        }
+        if !statement.trim().is_empty() {
+            self.run_line(&statement).await;
+        }
+        Ok(())
+    }
+
+    async fn run_line(&mut self, line: &str) -> Next {
+        let trimmed = line.trim();
+        if let Some(meta) = trimmed.strip_prefix('\\') {
+            return self.meta_command(meta).await;
+        }
+        if !trimmed.is_empty() {
+            self.run_cancellable(line).await;
+        }
+        Next::Continue
+    }
+
+    /// Runs `sql` until it ends or Ctrl-C stops it; an error is shown and the session goes on.
+    async fn run_cancellable(&mut self, sql: &str) {
+        tokio::select! {
+            result = run_statements(self.ctx, sql, self.ctes, &self.display) => {
+                if let Err(error) = result {
+                    eprintln!("error: {error:#}");
                 }
             }
-            Err(ReadlineError::Interrupted) => continue,
-            Err(ReadlineError::Eof) => break,
-            Err(error) => return Err(error.into()),
+            _ = self.interrupts.recv() => eprintln!("^C: statement cancelled"),
         }
     }
-    if let Some(history) = &settings.history {
-        editor
-            .save_history(history)
-            .with_context(|| format!("cannot save history to {}", history.display()))?;
-    }
-    Ok(())
-}
 
-/// Reads statements from a pipe: meta commands on their own line, SQL up to a line ending in `;`.
-async fn piped(
-    ctx: &SessionContext,
-    rules: &Rules,
-    display: &mut Display,
-    interrupts: &mut Signal,
-) -> Result<()> {
-    let lines: Vec<String> = std::io::stdin()
-        .lock()
-        .lines()
-        .collect::<std::io::Result<_>>()
-        .context("cannot read standard input")?;
-    let mut statement = String::new();
-    for line in lines {
-        if statement.trim().is_empty() && line.trim_start().starts_with('\\') {
-            if let Next::Quit = run_line(ctx, rules, &line, display, interrupts).await {
-                return Ok(());
+    async fn meta_command(&mut self, meta: &str) -> Next {
+        // `\why` alone, or followed by a condition; `\whyever` is not it.
+        if let Some(condition) = meta
+            .strip_prefix("why")
+            .filter(|rest| rest.is_empty() || rest.starts_with(char::is_whitespace))
+        {
+            self.why(condition.trim()).await;
+            return Next::Continue;
+        }
+        let mut words = meta.split_whitespace();
+        match (words.next().unwrap_or_default(), words.next()) {
+            ("q" | "quit", _) => return Next::Quit,
+            ("?" | "help", _) => println!("{HELP}"),
+            ("rules", name) => println!("{}", function_docs(self.ctx, name)),
+            ("timing", _) => {
+                self.display.timing = !self.display.timing;
+                println!(
+                    "timing is {}",
+                    if self.display.timing { "on" } else { "off" }
+                );
             }
-            continue;
-        }
-        statement.push_str(&line);
-        statement.push('\n');
-        if line.trim_end().ends_with(';') {
-            run_line(ctx, rules, &statement, display, interrupts).await;
-            statement.clear();
-        }
-    }
-    if !statement.trim().is_empty() {
-        run_line(ctx, rules, &statement, display, interrupts).await;
-    }
-    Ok(())
-}
-
-async fn run_line(
-    ctx: &SessionContext,
-    rules: &Rules,
-    line: &str,
-    display: &mut Display,
-    interrupts: &mut Signal,
-) -> Next {
-    let trimmed = line.trim();
-    if let Some(meta) = trimmed.strip_prefix('\\') {
-        return meta_command(ctx, rules, meta, display, interrupts).await;
-    }
-    if !trimmed.is_empty() {
-        run_cancellable(ctx, line, display, interrupts).await;
-    }
-    Next::Continue
-}
-
-/// Runs `sql` until it ends or Ctrl-C stops it; an error is shown and the session goes on.
-async fn run_cancellable(
-    ctx: &SessionContext,
-    sql: &str,
-    display: &Display,
-    interrupts: &mut Signal,
-) {
-    tokio::select! {
-        result = run_statements(ctx, sql, display) => {
-            if let Err(error) = result {
-                eprintln!("error: {error:#}");
+            ("pset", Some("format")) => match words.next().map(shell_format) {
+                Some(Ok(format)) => {
+                    self.display.format = format;
+                    println!("output format is {format}");
+                }
+                Some(Err(error)) => eprintln!("error: {error}"),
+                None => eprintln!("error: \\pset format takes table, csv, tsv or json"),
+            },
+            ("d", None) => {
+                let sql = "SELECT table_name, table_type FROM information_schema.tables \
+                       WHERE table_schema <> 'information_schema' ORDER BY table_name";
+                self.run_cancellable(sql).await;
             }
+            ("d", Some(table)) => match describe_sql(self.ctx, table) {
+                Ok(sql) => self.run_cancellable(&sql).await,
+                Err(error) => eprintln!("error: {error:#}"),
+            },
+            _ => eprintln!("unknown command '\\{meta}': \\? lists the commands"),
         }
-        _ = interrupts.recv() => eprintln!("^C: statement cancelled"),
+        Next::Continue
+    }
+
+    /// `\why CONDITION`: each rule's explanation of the `opa` records `condition` picks.
+    async fn why(&mut self, condition: &str) {
+        if condition.is_empty() {
+            eprintln!("error: \\why takes a condition picking opa records: \\why opa_ident = 1042");
+            return;
+        }
+        let settings = ExplainSettings {
+            table: "opa".into(),
+            condition: condition.trim_end_matches(';').to_owned(),
+            limit: WHY_LIMIT,
+            format: OutputFormat::Table,
+        };
+        match explain_sql(self.ctx, self.rules, &settings).await {
+            Ok(sql) => self.run_cancellable(&sql).await,
+            Err(error) => eprintln!("error: {error:#}"),
+        }
     }
 }
 
 /// Runs each statement in `sql` in order and shows its result; stops at the first error.
-async fn run_statements(ctx: &SessionContext, sql: &str, display: &Display) -> Result<()> {
+async fn run_statements(
+    ctx: &SessionContext,
+    sql: &str,
+    ctes: CteReferences,
+    display: &Display,
+) -> Result<()> {
     for statement in DFParser::parse_sql(sql)? {
         let started = Instant::now();
-        let (schema, batches) = execute_statement(ctx, statement, display.ctes).await?;
+        let (schema, batches) = execute_statement(ctx, statement, ctes).await?;
         if schema.fields().is_empty() {
             continue; // DDL or SET: nothing to show
         }
@@ -297,52 +356,6 @@ fn first_rows(batches: &[RecordBatch], limit: usize) -> Vec<RecordBatch> {
     first
 }
 
-async fn meta_command(
-    ctx: &SessionContext,
-    rules: &Rules,
-    meta: &str,
-    display: &mut Display,
-    interrupts: &mut Signal,
-) -> Next {
-    // `\why` alone, or followed by a condition; `\whyever` is not it.
-    if let Some(condition) = meta
-        .strip_prefix("why")
-        .filter(|rest| rest.is_empty() || rest.starts_with(char::is_whitespace))
-    {
-        why(ctx, rules, condition.trim(), display, interrupts).await;
-        return Next::Continue;
-    }
-    let mut words = meta.split_whitespace();
-    match (words.next().unwrap_or_default(), words.next()) {
-        ("q" | "quit", _) => return Next::Quit,
-        ("?" | "help", _) => println!("{HELP}"),
-        ("rules", name) => println!("{}", function_docs(ctx, name)),
-        ("timing", _) => {
-            display.timing = !display.timing;
-            println!("timing is {}", if display.timing { "on" } else { "off" });
-        }
-        ("pset", Some("format")) => match words.next().map(shell_format) {
-            Some(Ok(format)) => {
-                display.format = format;
-                println!("output format is {format}");
-            }
-            Some(Err(error)) => eprintln!("error: {error}"),
-            None => eprintln!("error: \\pset format takes table, csv, tsv or json"),
-        },
-        ("d", None) => {
-            let sql = "SELECT table_name, table_type FROM information_schema.tables \
-                       WHERE table_schema <> 'information_schema' ORDER BY table_name";
-            run_cancellable(ctx, sql, display, interrupts).await;
-        }
-        ("d", Some(table)) => match describe_sql(ctx, table) {
-            Ok(sql) => run_cancellable(ctx, &sql, display, interrupts).await,
-            Err(error) => eprintln!("error: {error:#}"),
-        },
-        _ => eprintln!("unknown command '\\{meta}': \\? lists the commands"),
-    }
-    Next::Continue
-}
-
 /// The query `\d TABLE` runs: the table's columns in order, once the table is known to exist.
 fn describe_sql(ctx: &SessionContext, table: &str) -> Result<String> {
     if !ctx.table_exist(table)? {
@@ -353,30 +366,6 @@ fn describe_sql(ctx: &SessionContext, table: &str) -> Result<String> {
         "SELECT column_name, data_type, is_nullable FROM information_schema.columns \
          WHERE table_name = '{name}' ORDER BY ordinal_position"
     ))
-}
-
-/// `\why CONDITION`: each rule's explanation of the `opa` records `condition` picks.
-async fn why(
-    ctx: &SessionContext,
-    rules: &Rules,
-    condition: &str,
-    display: &Display,
-    interrupts: &mut Signal,
-) {
-    if condition.is_empty() {
-        eprintln!("error: \\why takes a condition picking opa records: \\why opa_ident = 1042");
-        return;
-    }
-    let settings = ExplainSettings {
-        table: "opa".into(),
-        condition: condition.trim_end_matches(';').to_owned(),
-        limit: WHY_LIMIT,
-        format: OutputFormat::Table,
-    };
-    match explain_sql(ctx, rules, &settings).await {
-        Ok(sql) => run_cancellable(ctx, &sql, display, interrupts).await,
-        Err(error) => eprintln!("error: {error:#}"),
-    }
 }
 
 /// Records `\why` explains at most, per rule.

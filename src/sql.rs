@@ -1,21 +1,25 @@
 //! `ebiq sql`: one statement, or a file of them, over the same session as `report` and `shell`, for
 //! scripts and schedulers. Results go to stdout (or `--out`), errors name the file and statement.
 
+use std::collections::{BTreeSet, VecDeque};
 use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::execution::SessionState;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::{DFParser, Statement};
-use datafusion::sql::sqlparser::ast::Spanned;
+use datafusion::sql::sqlparser::ast::{Spanned, Statement as SqlStatement};
 
 use crate::dataset::missing_column;
 use crate::output::{OutputFormat, ResultsOut, write_batches, write_file};
 use crate::plan::CteReferences;
-use crate::plan::shared_ctes::{SharedResults, run_shared_ctes_once};
+use crate::plan::one_scan::{OPA, OneScan, run_in_one_scan};
+use crate::plan::shared_ctes::{SharedResults, cte_names, run_shared_ctes_once};
+use crate::plan::stems::{replace_stems, stems_of};
 use crate::session::{self, SessionSettings};
 
 /// Where the SQL comes from.
@@ -71,15 +75,21 @@ pub async fn run_sql(
         bail!("{origin} has no SQL statement");
     }
     let count = statements.len();
+    let mut one_scan = match ctes {
+        CteReferences::RunOnce => OneScanOfOpa::prepare(ctx, &statements).await?,
+        CteReferences::Inline => None,
+    };
     let mut last = None;
     for (index, statement) in statements.into_iter().enumerate() {
         let place = match statement_line(&statement) {
             Some(line) => format!("{origin}, statement {} (line {line})", index + 1),
             None => format!("{origin}, statement {}", index + 1),
         };
-        let (schema, batches) = execute_statement(ctx, statement, ctes)
-            .await
-            .with_context(|| place.clone())?;
+        let ran = match one_scan.as_mut().and_then(|one| one.take(index)) {
+            Some((names, plan)) => execute_plan(ctx, &ctx.state(), &names, plan, ctes).await,
+            None => execute_statement(ctx, statement, ctes).await,
+        };
+        let (schema, batches) = ran.with_context(|| place.clone())?;
         if schema.fields().is_empty() {
             continue; // DDL or SET: nothing to show
         }
@@ -109,11 +119,22 @@ pub async fn execute_statement(
     statement: Statement,
     ctes: CteReferences,
 ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-    let text = statement.to_string();
+    let names = cte_names(&statement);
     let state = ctx.state();
     let plan = state.statement_to_plan(statement).await?;
+    execute_plan(ctx, &state, &names, plan, ctes).await
+}
+
+/// Runs a statement's plan (its `WITH` clauses naming `names`), collecting its result.
+async fn execute_plan(
+    ctx: &SessionContext,
+    state: &SessionState,
+    names: &BTreeSet<String>,
+    plan: LogicalPlan,
+    ctes: CteReferences,
+) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     let (plan, shared) = if ctes == CteReferences::RunOnce && is_query(&plan) {
-        run_shared_ctes_once(&state, &text, plan, &mut Ok).await?
+        run_shared_ctes_once(state, names, plan, &mut Ok).await?
     } else {
         (plan, SharedResults::default())
     };
@@ -123,6 +144,74 @@ pub async fn execute_statement(
     // The set-aside results are read until here.
     drop(shared);
     Ok((schema, batches))
+}
+
+/// The statements of one file whose reads of `opa` come from one scan of it, planned.
+struct OneScanOfOpa {
+    /// The stems' results, read until the statements have run.
+    _results: OneScan,
+    /// Each statement served by the scan, with its CTE names and its plan over the results;
+    /// `None` for a statement that runs as it is (or has run).
+    served: Vec<Option<(BTreeSet<String>, LogicalPlan)>>,
+}
+
+impl OneScanOfOpa {
+    /// When every statement is a query (no DDL or SET, which later statements could depend on)
+    /// and two or more of them read `opa` in [stems](crate::plan::stems): plans them all and runs
+    /// their stems from one scan of `opa`. `None` otherwise, and when a statement does not plan
+    /// (it then fails in its turn, named).
+    async fn prepare(
+        ctx: &SessionContext,
+        statements: &VecDeque<Statement>,
+    ) -> Result<Option<Self>> {
+        if statements.len() < 2 || !statements.iter().all(is_query_statement) {
+            return Ok(None);
+        }
+        let state = ctx.state();
+        let mut planned = Vec::with_capacity(statements.len());
+        let mut stems: Vec<LogicalPlan> = Vec::new();
+        let mut reading = 0;
+        for statement in statements {
+            let names = cte_names(statement);
+            let Ok(plan) = state.statement_to_plan(statement.clone()).await else {
+                return Ok(None);
+            };
+            let of_plan = stems_of(&plan, OPA)?;
+            if let Some(of_plan) = &of_plan {
+                reading += 1;
+                for stem in of_plan {
+                    if !stems.contains(stem) {
+                        stems.push(stem.clone());
+                    }
+                }
+            }
+            planned.push((names, plan, of_plan));
+        }
+        if reading < 2 {
+            return Ok(None);
+        }
+        let results = run_in_one_scan(&state, OPA, &stems, &[], &mut Ok).await?;
+        let mut served = Vec::with_capacity(planned.len());
+        for (names, plan, of_plan) in planned {
+            served.push(match of_plan.filter(|stems| results.serves(stems)) {
+                Some(_) => Some((names, replace_stems(plan, &results.replacements)?)),
+                None => None,
+            });
+        }
+        Ok(Some(Self {
+            _results: results,
+            served,
+        }))
+    }
+
+    /// Statement `index`'s names and plan, if the scan served it.
+    fn take(&mut self, index: usize) -> Option<(BTreeSet<String>, LogicalPlan)> {
+        self.served.get_mut(index)?.take()
+    }
+}
+
+fn is_query_statement(statement: &Statement) -> bool {
+    matches!(statement, Statement::Statement(inner) if matches!(inner.as_ref(), SqlStatement::Query(_)))
 }
 
 /// A plan that returns rows, as opposed to a command (DDL, SET, EXPLAIN, COPY, DML): only a query's
@@ -162,17 +251,22 @@ mod tests {
     /// A session with `t(a)` holding 1 to 10 and `counted(a)`, which returns `a` and adds the rows
     /// it was called on to the counter.
     fn counting_session() -> (SessionContext, Arc<AtomicUsize>) {
+        counting_session_of("t", "counted")
+    }
+
+    /// [`counting_session`] with the table and the function named.
+    fn counting_session_of(table_name: &str, function: &str) -> (SessionContext, Arc<AtomicUsize>) {
         let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int32, false)]));
         let column: ArrayRef = Arc::new(Int32Array::from_iter_values(1..=10));
         let batch = RecordBatch::try_new(Arc::clone(&schema), vec![column]).expect("a batch");
         let ctx = SessionContext::new();
         let table = MemTable::try_new(schema, vec![vec![batch]]).expect("a table");
-        ctx.register_table("t", Arc::new(table))
+        ctx.register_table(table_name, Arc::new(table))
             .expect("registered");
         let calls = Arc::new(AtomicUsize::new(0));
         let counter = Arc::clone(&calls);
         ctx.register_udf(create_udf(
-            "counted",
+            function,
             vec![DataType::Int32],
             DataType::Int32,
             Volatility::Immutable,
@@ -224,5 +318,35 @@ mod tests {
         // Had the view captured a set-aside result, its folder would be gone by now.
         let read = run(&ctx, "SELECT * FROM summary", CteReferences::RunOnce).await;
         assert!(read.contains("| 7 | 10  |"), "{read}");
+    }
+
+    #[tokio::test]
+    async fn the_queries_of_one_file_read_opa_once_with_the_same_answers() {
+        let (ctx, calls) = counting_session_of("opa", "ebi_counted");
+        let settings = SqlSettings {
+            source: SqlSource::Text(
+                "SELECT count(*) AS n FROM opa WHERE ebi_counted(a) > 3; \
+                 SELECT max(a) AS top FROM opa WHERE ebi_counted(a) < 5;"
+                    .into(),
+            ),
+            format: OutputFormat::Csv,
+            out: None,
+        };
+        let mut once = Vec::new();
+        run_sql(&ctx, &settings, CteReferences::RunOnce, &mut once)
+            .await
+            .expect("ran");
+        assert_eq!(
+            calls.swap(0, Ordering::Relaxed),
+            10,
+            "one scan, one call a row"
+        );
+        let mut each = Vec::new();
+        run_sql(&ctx, &settings, CteReferences::Inline, &mut each)
+            .await
+            .expect("ran");
+        assert_eq!(calls.load(Ordering::Relaxed), 20, "a scan per statement");
+        assert_eq!(once, each);
+        assert_eq!(String::from_utf8(once).expect("text"), "n\n7\ntop\n4\n");
     }
 }

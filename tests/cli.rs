@@ -477,24 +477,36 @@ fn a_report_run_leaves_a_manifest_describing_it() {
     assert_eq!(queries[3]["rows"], 3, "three months asked for");
     let flagged = manifest["rows_flagged"].as_u64().expect("a JSON number");
     assert!(stderr(&output).contains(&format!("{flagged} flagged")));
-    // The headline's CTEs referred to more than once ran once, innermost first; its `flagged`
-    // CTE holds exactly the appointments the main report counts.
-    let run_once = |query: &serde_json::Value| -> Vec<(String, u64)> {
-        let ctes = query["ctes_run_once"].as_array().expect("a JSON array");
-        let cte = |c: &serde_json::Value| {
+    // The headline's `flagged` CTE came from the run's one scan of opa and holds exactly the
+    // appointments the main report counts; its other CTEs referred to more than once ran once,
+    // innermost first. The main report is itself one part of that scan, grouped there.
+    let parts = |query: &serde_json::Value, key: &str| -> Vec<(String, u64)> {
+        let parts = query[key].as_array().expect("a JSON array");
+        let part = |c: &serde_json::Value| {
             (
                 c["name"].as_str().expect("a JSON string").to_owned(),
                 c["rows"].as_u64().expect("a JSON number"),
             )
         };
-        ctes.iter().map(cte).collect()
+        parts.iter().map(part).collect()
     };
     assert_eq!(queries[6]["name"], "07_headline");
-    let headline = run_once(&queries[6]);
-    let names: Vec<&str> = headline.iter().map(|(name, _)| name.as_str()).collect();
-    assert_eq!(names, ["flagged", "population_year", "bands"]);
-    assert_eq!(headline[0].1, flagged);
-    assert!(run_once(&queries[0]).is_empty(), "01 has no CTE");
+    let from_scan = parts(&queries[6], "from_shared_scan");
+    let names: Vec<&str> = from_scan.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, ["flagged", "activity", "total"]);
+    assert_eq!(from_scan[0].1, flagged);
+    let run_once = parts(&queries[6], "ctes_run_once");
+    let names: Vec<&str> = run_once.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, ["population_year", "bands"]);
+    assert!(
+        parts(&queries[0], "ctes_run_once").is_empty(),
+        "01 has no CTE"
+    );
+    let main_rows = queries[0]["rows"].as_u64().expect("a JSON number");
+    assert_eq!(
+        parts(&queries[0], "from_shared_scan"),
+        [("01_flagged_by_provider_month".to_owned(), main_rows)]
+    );
 }
 
 #[test]

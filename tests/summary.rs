@@ -139,7 +139,8 @@ fn the_summary_counts_what_a_row_by_row_count_does() {
     assert_eq!(counts, in_range, "--from 2024-04 --to 2024-09");
     assert_eq!(by, counted_by_main);
 
-    // A CTE referred to twice runs once, and its scan of every row counts the summary.
+    // Both reads of a CTE come from the run's one scan, which reads every row and counts the
+    // summary.
     let shared = "WITH kept AS (SELECT der_activity_month AS month, \
                   age_at_start_of_episode_sus AS start_age, der_age_at_cds_activity_date AS cds_age \
                   FROM opa WHERE length(der_activity_month) >= 0 OR der_activity_month IS NULL) \
@@ -155,12 +156,25 @@ fn the_summary_counts_what_a_row_by_row_count_does() {
         &std::fs::read(dir.join("shared/manifest.json")).expect("a readable file"),
     )
     .expect("valid JSON");
-    assert_eq!(manifest["queries"][0]["ctes_run_once"][0]["name"], "kept");
+    let from_scan = manifest["queries"][0]["from_shared_scan"]
+        .as_array()
+        .expect("a JSON array");
+    assert_eq!(from_scan.len(), 2, "{from_scan:?}");
+    assert!(
+        from_scan
+            .iter()
+            .all(|part| part["name"] == "q" && part["rows"] == 1)
+    );
 
-    // A query that reads no ages, or stops after a few rows, leaves the summary its own scan.
+    // A query that reads no ages is served by the shared scan, which reads them for the summary.
     let no_ages = "SELECT count(*) AS flagged FROM opa WHERE der_activity_month = '202404'";
     let (counts, by) = from_report(&data, &dir.join("no-ages"), no_ages, &range);
-    assert_eq!((counts, by), (in_range.clone(), None), "{no_ages}");
+    assert_eq!(
+        (counts, by),
+        (in_range.clone(), Some("q".to_owned())),
+        "{no_ages}"
+    );
+    // One that stops after a few rows reads opa itself, and leaves the summary its own scan.
     let few_rows = "SELECT der_activity_month, age_at_start_of_episode_sus, \
                     der_age_at_cds_activity_date FROM opa LIMIT 3";
     let (counts, by) = from_report(&data, &dir.join("few-rows"), few_rows, &[]);

@@ -1,8 +1,14 @@
 //! What ebiq does to a plan around running it, for every command that runs SQL: a CTE referred to
-//! more than once runs once ([`shared_ctes`]), and what a physical plan scanned ([`scanned`]).
+//! more than once runs once ([`shared_ctes`]); several queries' reads of one table come from one
+//! scan ([`one_scan`], over [`stems`] and [`fan_out`]); and what a physical plan scanned
+//! ([`scanned`]).
 
+pub mod fan_out;
+pub mod hoist;
+pub mod one_scan;
 pub mod scanned;
 pub mod shared_ctes;
+pub mod stems;
 
 /// How a statement runs a CTE it refers to more than once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

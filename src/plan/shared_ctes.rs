@@ -30,7 +30,7 @@ use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder, SubqueryAlias};
 use datafusion::physical_plan::{ExecutionPlan, execute_stream_partitioned};
-use datafusion::sql::parser::{DFParser, Statement as DFStatement};
+use datafusion::sql::parser::Statement as DFStatement;
 use futures::StreamExt;
 use sqlparser::ast::{Query, Visit, Visitor};
 use tempfile::TempDir;
@@ -93,11 +93,12 @@ impl SharedResults {
 pub(crate) type Rewrite<'a> =
     dyn FnMut(Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> + Send + 'a;
 
-/// `plan`, planned from `sql`, with each CTE that reads a table and is referenced more than once
-/// run once (its physical plan through `rewrite`) and read back from its results.
+/// `plan`, planned from a statement whose `WITH` clauses name `ctes` ([`cte_names`]), with each
+/// CTE that reads a table and is referenced more than once run once (its physical plan through
+/// `rewrite`) and read back from its results.
 pub(crate) async fn run_shared_ctes_once(
     state: &SessionState,
-    sql: &str,
+    ctes: &BTreeSet<String>,
     plan: LogicalPlan,
     rewrite: &mut Rewrite<'_>,
 ) -> Result<(LogicalPlan, SharedResults)> {
@@ -105,7 +106,7 @@ pub(crate) async fn run_shared_ctes_once(
         root: std::env::temp_dir(),
         limit: SET_ASIDE_LIMIT,
     };
-    run_shared_ctes_once_in(state, sql, plan, &room, rewrite).await
+    run_shared_ctes_once_in(state, ctes, plan, &room, rewrite).await
 }
 
 /// Where a query's CTEs are set aside, and how much of each.
@@ -122,20 +123,19 @@ struct Room {
 /// an error of its own then comes from the query itself.
 async fn run_shared_ctes_once_in(
     state: &SessionState,
-    sql: &str,
+    ctes: &BTreeSet<String>,
     mut plan: LogicalPlan,
     room: &Room,
     rewrite: &mut Rewrite<'_>,
 ) -> Result<(LogicalPlan, SharedResults)> {
     let mut shared = SharedResults::default();
-    let ctes = cte_names(sql);
     if ctes.is_empty() || has_recursion(&plan)? {
         return Ok((plan, shared));
     }
     let mut set_aside_tables = BTreeSet::new();
     let mut left_inline = Vec::new();
     while let Some(repeated) =
-        innermost_repeated_read(&plan, &ctes, &set_aside_tables, &left_inline)?
+        innermost_repeated_read(&plan, ctes, &set_aside_tables, &left_inline)?
     {
         let LogicalPlan::SubqueryAlias(alias) = &repeated else {
             break;
@@ -188,10 +188,10 @@ async fn run_shared_ctes_once_in(
     Ok((plan, shared))
 }
 
-/// The names `sql`'s `WITH` clauses give, as DataFusion resolves them (unquoted names in lower
-/// case). In a plan, a reference to a CTE and a view read alike (an aliased subquery), and a view
-/// is left alone: it may be a whole table.
-fn cte_names(sql: &str) -> BTreeSet<String> {
+/// The names `statement`'s `WITH` clauses give, as DataFusion resolves them (unquoted names in
+/// lower case). In a plan, a reference to a CTE and a view read alike (an aliased subquery), and a
+/// view is left alone: it may be a whole table.
+pub(crate) fn cte_names(statement: &DFStatement) -> BTreeSet<String> {
     struct Names(BTreeSet<String>);
     impl Visitor for Names {
         type Break = ();
@@ -209,11 +209,8 @@ fn cte_names(sql: &str) -> BTreeSet<String> {
         }
     }
     let mut names = Names(BTreeSet::new());
-    // A statement that does not parse has already failed to plan.
-    for statement in DFParser::parse_sql(sql).unwrap_or_default() {
-        if let DFStatement::Statement(statement) = statement {
-            let _ = statement.visit(&mut names);
-        }
+    if let DFStatement::Statement(statement) = statement {
+        let _ = statement.visit(&mut names);
     }
     names.0
 }
@@ -325,7 +322,7 @@ fn node_count(plan: &LogicalPlan) -> Result<usize> {
 
 /// Bytes of results set aside for one CTE past which it runs inline instead: a CTE that keeps
 /// most of a national table is cheaper to read again than to copy, and would fill the disk.
-const SET_ASIDE_LIMIT: u64 = 2 << 30;
+pub(super) const SET_ASIDE_LIMIT: u64 = 2 << 30;
 
 /// What running a CTE into files gave.
 enum SetAside {
@@ -344,12 +341,29 @@ async fn set_aside(
     limit: u64,
     rewrite: &mut Rewrite<'_>,
 ) -> Result<SetAside> {
-    std::fs::create_dir_all(folder)
-        .with_context(|| format!("cannot create {}", folder.display()))?;
     let physical = rewrite(state.create_physical_plan(plan).await?)?;
     // Set aside only in this process, whose plans show every file scan.
     let files = files_scanned(&physical).unwrap_or_default();
     let schema = plan.schema().inner().clone();
+    Ok(
+        match write_results(state, physical, schema, folder, limit).await? {
+            Some(rows) => SetAside::Written(rows, files),
+            None => SetAside::TooLarge,
+        },
+    )
+}
+
+/// Runs `physical` into one Arrow IPC file of `schema` per output partition under `folder`, each
+/// partition on its own task: the rows written, or `None` once they pass `limit` bytes.
+pub(super) async fn write_results(
+    state: &SessionState,
+    physical: Arc<dyn ExecutionPlan>,
+    schema: SchemaRef,
+    folder: &Path,
+    limit: u64,
+) -> Result<Option<usize>> {
+    std::fs::create_dir_all(folder)
+        .with_context(|| format!("cannot create {}", folder.display()))?;
     let written = Arc::new(AtomicU64::new(0));
     // Dropping the set (on an error or past the limit) stops the other partitions' writers.
     let mut writers = JoinSet::new();
@@ -372,11 +386,11 @@ async fn set_aside(
             Some(written) => rows += written,
             None => {
                 writers.shutdown().await;
-                return Ok(SetAside::TooLarge);
+                return Ok(None);
             }
         }
     }
-    Ok(SetAside::Written(rows, files))
+    Ok(Some(rows))
 }
 
 /// Writes `stream` to `path` as an Arrow IPC file of `schema` (the CTE's own types and
@@ -433,7 +447,7 @@ impl<W: Write> Write for Counted<W> {
 }
 
 /// A table over the IPC files in `folder`, with `schema`.
-fn read_back(
+pub(super) fn read_back(
     folder: &Path,
     schema: &SchemaRef,
 ) -> Result<Arc<dyn datafusion::logical_expr::TableSource>> {
@@ -453,6 +467,7 @@ mod tests {
     use datafusion::arrow::util::pretty::pretty_format_batches;
     use datafusion::datasource::MemTable;
     use datafusion::prelude::{DataFrame, SessionContext};
+    use datafusion::sql::parser::DFParser;
 
     fn context() -> SessionContext {
         let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int32, false)]));
@@ -475,9 +490,10 @@ mod tests {
         sql: &str,
     ) -> (String, String, Vec<(String, usize)>, Vec<String>) {
         let (state, plan) = ctx.sql(sql).await.expect("planned").into_parts();
-        let (rewritten, shared) = run_shared_ctes_once(&state, sql, plan.clone(), &mut Ok)
-            .await
-            .expect("set aside");
+        let (rewritten, shared) =
+            run_shared_ctes_once(&state, &names_in(sql), plan.clone(), &mut Ok)
+                .await
+                .expect("set aside");
         let mut scans = Vec::new();
         rewritten
             .apply_with_subqueries(|node| {
@@ -501,17 +517,25 @@ mod tests {
         (once, inline, shared.set_aside.clone(), scans)
     }
 
+    /// The CTE names of the one statement in `sql`; none when it does not parse.
+    fn names_in(sql: &str) -> BTreeSet<String> {
+        DFParser::parse_sql(sql)
+            .ok()
+            .and_then(|mut statements| statements.pop_front())
+            .map(|statement| cte_names(&statement))
+            .unwrap_or_default()
+    }
+
     #[test]
     fn cte_names_are_those_of_every_with_clause_as_datafusion_resolves_them() {
-        let names = cte_names(
+        let names = names_in(
             "WITH Big AS (SELECT 1 AS a), \"Quoted\" AS (SELECT 2 AS a) \
              SELECT * FROM big, \"Quoted\" \
              WHERE EXISTS (WITH inner_one AS (SELECT 3) SELECT * FROM inner_one)",
         );
         let expected = ["Quoted", "big", "inner_one"].map(str::to_owned);
         assert_eq!(names, BTreeSet::from(expected));
-        assert!(cte_names("SELECT 1").is_empty());
-        assert!(cte_names("not sql at all").is_empty());
+        assert!(names_in("SELECT 1").is_empty());
     }
 
     #[tokio::test]
@@ -567,9 +591,10 @@ mod tests {
         let sql = "WITH big AS (SELECT a FROM t WHERE a > 3) \
                    SELECT count(*) FROM big AS x JOIN big AS y ON x.a = y.a";
         let (state, plan) = context().sql(sql).await.expect("planned").into_parts();
-        let (rewritten, shared) = run_shared_ctes_once_in(&state, sql, plan.clone(), room, &mut Ok)
-            .await
-            .expect("ran");
+        let (rewritten, shared) =
+            run_shared_ctes_once_in(&state, &names_in(sql), plan.clone(), room, &mut Ok)
+                .await
+                .expect("ran");
         (plan, rewritten, shared)
     }
 

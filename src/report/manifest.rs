@@ -60,6 +60,9 @@ fn manifest(run: &RunRecord<'_>) -> Result<Value> {
             "ctes_run_once": ran.ctes_run_once.iter()
                 .map(|(name, rows)| json!({"name": name, "rows": rows}))
                 .collect::<Vec<_>>(),
+            "from_shared_scan": ran.from_shared_scan.iter()
+                .map(|(name, rows)| json!({"name": name, "rows": rows}))
+                .collect::<Vec<_>>(),
         }));
     }
     Ok(json!({

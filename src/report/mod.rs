@@ -17,6 +17,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 
 pub use manifest::MANIFEST;
@@ -28,10 +29,12 @@ use crate::dataset::validate::InputFile;
 use crate::months::Month;
 use crate::output::{OutputFormat, ResultsOut, write_atomically, write_batches, write_file};
 use crate::plan::CteReferences;
+use crate::plan::one_scan::{OPA, OneScan, run_in_one_scan};
+use crate::plan::stems::{replace_stems, stems_of};
 use crate::progress::Progress;
 use crate::session::{self, SessionSettings};
 use manifest::{RunRecord, write_manifest};
-use query::run_query_with;
+use query::{Planned, plan_query, run_planned};
 use summary::{scan_summary, sum_column, summary_from_tallies};
 use suppress::suppress;
 
@@ -262,6 +265,7 @@ struct Answered<'q> {
     schema: SchemaRef,
     batches: Vec<RecordBatch>,
     ctes_run_once: Vec<(String, usize)>,
+    from_shared_scan: Vec<(String, usize)>,
 }
 
 impl Answered<'_> {
@@ -271,6 +275,7 @@ impl Answered<'_> {
             output,
             rows: self.batches.iter().map(RecordBatch::num_rows).sum(),
             ctes_run_once: self.ctes_run_once,
+            from_shared_scan: self.from_shared_scan,
         }
     }
 }
@@ -278,8 +283,11 @@ impl Answered<'_> {
 /// The run summary's tallies and the query whose scan counted them.
 type Counted = Option<(String, tap::Tallies)>;
 
-/// Runs each query whose tables and columns the dataset has (noting the others as skipped), with
-/// the first scan of every `opa` row counting the run summary.
+/// Runs each query whose tables and columns the dataset has (noting the others as skipped): the
+/// parts of every query that read `opa` alone from one scan of it, which also counts the run
+/// summary when it reads every row; then each query, over their results. A query with a read of
+/// `opa` that the shared scan cannot serve reads it itself; the first such read of every row
+/// counts the summary if the shared scan did not.
 async fn run_queries<'q>(
     run: &ReportRun<'_>,
     queries: &'q [QueryFile],
@@ -288,22 +296,39 @@ async fn run_queries<'q>(
 ) -> Result<(Vec<Answered<'q>>, Counted)> {
     let ctx = run.ctx;
     let bar = run.progress.bar(queries.len() as u64, "queries");
-    let mut answered = Vec::with_capacity(queries.len());
-    let mut tallies = None;
+    let mut planned = Vec::with_capacity(queries.len());
     for query in queries {
-        bar.set_message(query.name.clone());
         if let Some(missing) = missing_requirement(ctx, query).await? {
             eprintln!("skipped {}: {missing}", query.name);
             summary.skipped.push(query.name.clone());
             bar.inc(1);
             continue;
         }
-        let result = match run.opa_files.filter(|_| tallies.is_none()) {
+        let plan = plan_query(ctx, query, parameters).await?;
+        let stems = match run.ctes {
+            CteReferences::RunOnce => stems_of(&plan.plan, OPA)?,
+            CteReferences::Inline => None,
+        };
+        planned.push((query, plan, stems));
+    }
+    bar.set_message(format!("one scan of {OPA}"));
+    let (one_scan, mut tallies) = read_opa_once(run, &planned).await?;
+    let mut answered = Vec::with_capacity(planned.len());
+    for (query, mut plan, stems) in planned {
+        bar.set_message(query.name.clone());
+        let shared = stems.filter(|stems| one_scan.serves(stems));
+        if shared.is_some() {
+            plan.plan = replace_stems(plan.plan, &one_scan.replacements)?;
+        }
+        let result = match run
+            .opa_files
+            .filter(|_| tallies.is_none() && shared.is_none())
+        {
             Some(files) => {
                 let mut tapped = None;
                 // The first plan that scans every `opa` row counts the summary: a shared CTE's
                 // (the query's own plan then reads its results), else the query's.
-                let result = run_query_with(ctx, query, parameters, run.ctes, |plan| {
+                let result = run_planned(query, plan, run.ctes, |plan| {
                     if tapped.is_some() {
                         return Ok(plan);
                     }
@@ -317,9 +342,16 @@ async fn run_queries<'q>(
                     .map(|counted| (query.name.clone(), counted));
                 result
             }
-            None => run_query_with(ctx, query, parameters, run.ctes, Ok).await?,
+            None => run_planned(query, plan, run.ctes, Ok).await?,
         };
-        read_from(&mut summary.files_read, result.files_read);
+        let (files_read, from_shared_scan) = match &shared {
+            Some(stems) => (
+                one_scan.files_read_with(result.files_read),
+                one_scan.results_of(stems, &query.name),
+            ),
+            None => (result.files_read, Vec::new()),
+        };
+        read_from(&mut summary.files_read, files_read);
         if summary.rows_flagged.is_none() {
             summary.rows_flagged = sum_column(&result.batches, "flagged");
         }
@@ -336,11 +368,55 @@ async fn run_queries<'q>(
             schema,
             batches,
             ctes_run_once: result.ctes_run_once,
+            from_shared_scan,
         });
         bar.inc(1);
     }
     bar.finish_and_clear();
     Ok((answered, tallies))
+}
+
+/// Runs the stems of every query over `opa` from one scan of it, tapped for the run summary (the
+/// tallies named after the queries it serves).
+async fn read_opa_once(
+    run: &ReportRun<'_>,
+    planned: &[(&QueryFile, Planned, Option<Vec<LogicalPlan>>)],
+) -> Result<(OneScan, Counted)> {
+    let mut stems: Vec<LogicalPlan> = Vec::new();
+    let mut served = Vec::new();
+    for (query, _, of_query) in planned {
+        let Some(of_query) = of_query else { continue };
+        for stem in of_query {
+            if !stems.contains(stem) {
+                stems.push(stem.clone());
+            }
+        }
+        served.push(query.name.as_str());
+    }
+    let Some((_, first, _)) = planned.first().filter(|_| !stems.is_empty()) else {
+        return Ok((OneScan::default(), None));
+    };
+    let mut tapped = None;
+    let mut rewrite = |plan| match run.opa_files {
+        Some(files) => {
+            let (plan, tap) = tap::tap(run.ctx, plan, files)?;
+            tapped = tap;
+            Ok(plan)
+        }
+        None => Ok(plan),
+    };
+    let one_scan = run_in_one_scan(
+        &first.state,
+        OPA,
+        &stems,
+        &tap::SUMMARY_COLUMNS,
+        &mut rewrite,
+    )
+    .await?;
+    let tallies = tapped
+        .and_then(tap::Tap::into_tallies)
+        .map(|counted| (served.join(", "), counted));
+    Ok((one_scan, tallies))
 }
 
 /// Every result on one HTML page, to `report.html` in `--out` or to stdout.

@@ -12,6 +12,7 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::metadata::ScalarAndMetadata;
 use datafusion::common::{DataFusionError, ParamValues};
+use datafusion::execution::SessionState;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::prelude::{DataFrame, SessionContext};
@@ -22,7 +23,7 @@ use ebiq_udfs::split_location;
 use crate::months::Month;
 use crate::plan::CteReferences;
 use crate::plan::scanned::files_scanned;
-use crate::plan::shared_ctes::{SharedResults, run_shared_ctes_once};
+use crate::plan::shared_ctes::{SharedResults, cte_names, run_shared_ctes_once};
 
 /// One report query: a `.sql` file whose leading comment says what it answers.
 #[derive(Debug, Clone)]
@@ -203,18 +204,59 @@ pub(super) async fn run_query_with(
     query: &QueryFile,
     parameters: &Parameters,
     ctes: CteReferences,
-    mut rewrite: impl FnMut(Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> + Send,
+    rewrite: impl FnMut(Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> + Send,
 ) -> Result<QueryResult> {
-    let at = || format!("query {}", query.path.display());
-    let frame = match ctx.sql(&query.sql).await {
-        Ok(frame) => frame,
+    let planned = plan_query(ctx, query, parameters).await?;
+    run_planned(query, planned, ctes, rewrite).await
+}
+
+/// A query planned with its parameters bound, not yet run.
+pub(super) struct Planned {
+    pub(super) state: SessionState,
+    /// The logical plan, as DataFusion planned it (not optimized).
+    pub(super) plan: LogicalPlan,
+    /// The names its `WITH` clauses give.
+    ctes_named: BTreeSet<String>,
+}
+
+/// Plans `query` and binds its parameters.
+pub(super) async fn plan_query(
+    ctx: &SessionContext,
+    query: &QueryFile,
+    parameters: &Parameters,
+) -> Result<Planned> {
+    let (ctes_named, frame) = match plan_sql(ctx, &query.sql).await {
+        Ok(planned) => planned,
         Err(error) => return Err(located(&query.path, error)),
     };
     let (state, logical) = frame.into_parts();
-    let logical = parameters.bind(logical).with_context(at)?;
+    let plan = parameters
+        .bind(logical)
+        .with_context(|| format!("query {}", query.path.display()))?;
+    Ok(Planned {
+        state,
+        plan,
+        ctes_named,
+    })
+}
+
+/// Runs a planned query, with `rewrite` applied to each physical plan before it runs: those of
+/// the CTEs that run once, in order, then the query's.
+pub(super) async fn run_planned(
+    query: &QueryFile,
+    planned: Planned,
+    ctes: CteReferences,
+    mut rewrite: impl FnMut(Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> + Send,
+) -> Result<QueryResult> {
+    let at = || format!("query {}", query.path.display());
+    let Planned {
+        state,
+        plan: logical,
+        ctes_named,
+    } = planned;
     let (logical, shared) = match ctes {
         CteReferences::Inline => (logical, SharedResults::default()),
-        CteReferences::RunOnce => run_shared_ctes_once(&state, &query.sql, logical, &mut rewrite)
+        CteReferences::RunOnce => run_shared_ctes_once(&state, &ctes_named, logical, &mut rewrite)
             .await
             .with_context(at)?,
     };
@@ -232,6 +274,20 @@ pub(super) async fn run_query_with(
         files_read,
         ctes_run_once,
     })
+}
+
+/// `sql` parsed once and planned as [`SessionContext::sql`] plans it, with the names its `WITH`
+/// clauses give.
+async fn plan_sql(
+    ctx: &SessionContext,
+    sql: &str,
+) -> datafusion::error::Result<(BTreeSet<String>, DataFrame)> {
+    let state = ctx.state();
+    let dialect = state.config().options().sql_parser.dialect;
+    let statement = state.sql_to_statement(sql, &dialect)?;
+    let names = cte_names(&statement);
+    let plan = state.statement_to_plan(statement).await?;
+    Ok((names, ctx.execute_logical_plan(plan).await?))
 }
 
 /// A query ebiq runs for itself (counts for the run summary), named like a file in errors.

@@ -56,6 +56,9 @@ pub struct QueryRun {
     pub rows: usize,
     /// The CTEs it referred to more than once that ran once, with the rows each returned.
     pub ctes_run_once: Vec<(String, usize)>,
+    /// The parts of it read from the run's one scan of `opa` (a CTE by its name, else the query
+    /// by its own), with the rows each returned; empty when it read `opa` itself or not at all.
+    pub from_shared_scan: Vec<(String, usize)>,
 }
 
 /// Outpatient records no report can count.

@@ -37,6 +37,9 @@ const AGES: [&str; 2] = [
     "der_age_at_cds_activity_date",
 ];
 
+/// Every column the summary reads: a scan that reads them can be tapped.
+pub(super) const SUMMARY_COLUMNS: [&str; 3] = [MONTH, AGES[0], AGES[1]];
+
 /// Records of one raw `der_activity_month` value, and how many of them have an unknown or an
 /// impossible age.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

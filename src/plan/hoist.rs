@@ -1,0 +1,217 @@
+//! The EBI rule functions (and `sus_month`) that stems call on their scan's columns, computed
+//! once per row by the shared scan ([`super::one_scan`]) rather than once per stem.
+//!
+//! A call of an `ebi_` function or `sus_month` whose arguments are columns of the scan (or
+//! constants), made in the filters, projections and groupings right over the scan, becomes a
+//! column of a wider scan: the scan computes it once for every row, and each stem reads the
+//! column. A call higher up (over a grouping or an alias, whose columns are no longer the
+//! scan's) is left where it is.
+
+use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::{Column, TableReference};
+use datafusion::error::Result;
+use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan, LogicalPlanBuilder};
+
+use super::stems::is_scan_of;
+
+/// Whether a function is worth computing once per row for every stem: the EBI rules and their
+/// parts (`ebi_`), and the month check every report query filters on.
+fn worth_computing_once(name: &str) -> bool {
+    name.starts_with("ebi_") || name == "sus_month"
+}
+
+/// The calls the scan computes, in the order of their columns after the table's own.
+#[derive(Debug, Default)]
+pub(crate) struct Hoisted {
+    /// Each call, over the scan's columns as the stems name them.
+    pub(crate) calls: Vec<Expr>,
+    fields: Vec<Field>,
+}
+
+impl Hoisted {
+    /// The name of the column holding call `index`.
+    pub(crate) fn column_name(index: usize) -> String {
+        format!("__ebiq_computed_{index}")
+    }
+
+    /// The table's schema with a column for each call after its own.
+    pub(crate) fn widen(&self, table: &Schema) -> SchemaRef {
+        let fields = table.fields().iter().map(|f| f.as_ref().clone());
+        std::sync::Arc::new(Schema::new(
+            fields
+                .chain(self.fields.iter().cloned())
+                .collect::<Vec<_>>(),
+        ))
+    }
+}
+
+/// Adds to `hoisted` the rule calls `stem` makes right over its scan of `table` (named
+/// `scan_name`).
+pub(crate) fn find_calls(
+    stem: &LogicalPlan,
+    table: &str,
+    scan_name: &TableReference,
+    hoisted: &mut Hoisted,
+) -> Result<()> {
+    over_scan_nodes(stem, table, &mut |node| {
+        let input = node.inputs()[0].schema().clone();
+        for expr in node.expressions() {
+            expr.apply(|e| {
+                if !is_rule_call_on(e, scan_name) {
+                    return Ok(TreeNodeRecursion::Continue);
+                }
+                if !hoisted.calls.contains(e) {
+                    let (_, field) = e.to_field(input.as_ref())?;
+                    let name = Hoisted::column_name(hoisted.calls.len());
+                    hoisted.fields.push(field.as_ref().clone().with_name(name));
+                    hoisted.calls.push(e.clone());
+                }
+                Ok(TreeNodeRecursion::Jump)
+            })?;
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// Where a node stands over a scan of the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Over {
+    /// The scan, or a filter or projection with only such nodes under it down to the scan: its
+    /// columns are the scan's, by the scan's name.
+    Scan,
+    /// An aggregation right over such a node: its expressions read the scan's columns, its
+    /// output does not.
+    Aggregation,
+    /// Anything else.
+    Other,
+}
+
+/// Where `plan` stands over a scan of `table`, given where its inputs stand.
+fn over(plan: &LogicalPlan, table: &str, inputs: &[Over]) -> Over {
+    if is_scan_of(plan, table) {
+        return Over::Scan;
+    }
+    if inputs != [Over::Scan] {
+        return Over::Other;
+    }
+    match plan {
+        LogicalPlan::Filter(_) | LogicalPlan::Projection(_) => Over::Scan,
+        // Grouping sets give more columns than expressions: their names could not be kept.
+        LogicalPlan::Aggregate(aggregate)
+            if !aggregate
+                .group_expr
+                .iter()
+                .any(|e| matches!(e, Expr::GroupingSet(_))) =>
+        {
+            Over::Aggregation
+        }
+        _ => Over::Other,
+    }
+}
+
+/// Calls `visit` on each node of `plan` whose expressions read a scan of `table` directly (see
+/// [`Over`]); where `plan` stands.
+fn over_scan_nodes(
+    plan: &LogicalPlan,
+    table: &str,
+    visit: &mut impl FnMut(&LogicalPlan) -> Result<()>,
+) -> Result<Over> {
+    if is_scan_of(plan, table) {
+        return Ok(Over::Scan);
+    }
+    let mut inputs = Vec::new();
+    for input in plan.inputs() {
+        inputs.push(over_scan_nodes(input, table, visit)?);
+    }
+    let at = over(plan, table, &inputs);
+    if at != Over::Other {
+        visit(plan)?;
+    }
+    Ok(at)
+}
+
+/// `stem` with its scan of `table` replaced by `wide_scan` (named `scan_name`: the table's
+/// columns then one per call of `hoisted`), and those calls right over the scan replaced by the
+/// scan's columns for them. The stem's columns are as before.
+pub(crate) fn hoist_calls(
+    stem: &LogicalPlan,
+    table: &str,
+    scan_name: &TableReference,
+    wide_scan: &LogicalPlan,
+    hoisted: &Hoisted,
+) -> Result<LogicalPlan> {
+    let (rewritten, _) = rewrite(stem, table, scan_name, wide_scan, hoisted)?;
+    if rewritten.schema() == stem.schema() {
+        return Ok(rewritten);
+    }
+    // A stem whose top passes the scan's columns through (a filter) would show the new ones.
+    let columns = stem
+        .schema()
+        .iter()
+        .map(|(qualifier, field)| Expr::Column(Column::new(qualifier.cloned(), field.name())));
+    LogicalPlanBuilder::from(rewritten)
+        .project(columns)?
+        .build()
+}
+
+/// `plan` rewritten, and where it stands over the scan.
+fn rewrite(
+    plan: &LogicalPlan,
+    table: &str,
+    scan_name: &TableReference,
+    wide_scan: &LogicalPlan,
+    hoisted: &Hoisted,
+) -> Result<(LogicalPlan, Over)> {
+    if is_scan_of(plan, table) {
+        return Ok((wide_scan.clone(), Over::Scan));
+    }
+    let mut inputs = Vec::new();
+    let mut stands = Vec::new();
+    for input in plan.inputs() {
+        let (input, at) = rewrite(input, table, scan_name, wide_scan, hoisted)?;
+        inputs.push(input);
+        stands.push(at);
+    }
+    let at = over(plan, table, &stands);
+    let mut exprs = plan.expressions();
+    if at != Over::Other {
+        for (index, expr) in exprs.iter_mut().enumerate() {
+            let replaced = expr.clone().transform_down(|e| {
+                let Some(at) = hoisted.calls.iter().position(|call| *call == e) else {
+                    return Ok(Transformed::no(e));
+                };
+                let column = Column::new(Some(scan_name.clone()), Hoisted::column_name(at));
+                Ok(Transformed::yes(Expr::Column(column)))
+            })?;
+            if !replaced.transformed {
+                continue;
+            }
+            *expr = match (plan, replaced.data) {
+                // A filter's condition has no name; an alias keeps its own.
+                (LogicalPlan::Filter(_), new) | (_, new @ Expr::Alias(_)) => new,
+                // Any other expression keeps its name, which the nodes over it refer to.
+                (_, new) => {
+                    let (qualifier, field) = plan.schema().qualified_field(index);
+                    new.alias_qualified(qualifier.cloned(), field.name())
+                }
+            };
+        }
+    }
+    Ok((plan.with_new_exprs(exprs, inputs)?, at))
+}
+
+/// Whether `expr` calls a rule function on columns of the scan named `scan_name` and constants.
+fn is_rule_call_on(expr: &Expr, scan_name: &TableReference) -> bool {
+    let Expr::ScalarFunction(call) = expr else {
+        return false;
+    };
+    worth_computing_once(call.name())
+        && !expr.is_volatile()
+        && call.args.iter().all(|arg| match arg {
+            Expr::Column(column) => column.relation.as_ref() == Some(scan_name),
+            Expr::Literal(..) => true,
+            _ => false,
+        })
+}
