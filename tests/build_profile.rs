@@ -5,8 +5,9 @@
 use std::collections::BTreeMap;
 
 /// Crates whose names mark them as per-row or per-batch code.
-const PER_ROW_PREFIXES: [&str; 12] = [
+const PER_ROW_PREFIXES: [&str; 13] = [
     "arrow",
+    "object_store",
     "parquet",
     "datafusion-common",
     "datafusion-execution",
