@@ -244,9 +244,9 @@ mod tests {
     use datafusion::arrow::array::{ArrayRef, Int32Array};
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
     use datafusion::datasource::MemTable;
-    use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
 
     use super::*;
+    use crate::plan::counting::counting_function;
 
     /// A session with `t(a)` holding 1 to 10 and `counted(a)`, which returns `a` and adds the rows
     /// it was called on to the counter.
@@ -263,22 +263,8 @@ mod tests {
         let table = MemTable::try_new(schema, vec![vec![batch]]).expect("a table");
         ctx.register_table(table_name, Arc::new(table))
             .expect("registered");
-        let calls = Arc::new(AtomicUsize::new(0));
-        let counter = Arc::clone(&calls);
-        ctx.register_udf(create_udf(
-            function,
-            vec![DataType::Int32],
-            DataType::Int32,
-            Volatility::Immutable,
-            Arc::new(move |args: &[ColumnarValue]| {
-                let rows = match &args[0] {
-                    ColumnarValue::Array(array) => array.len(),
-                    ColumnarValue::Scalar(_) => 1,
-                };
-                counter.fetch_add(rows, Ordering::Relaxed);
-                Ok(args[0].clone())
-            }),
-        ));
+        let (function, calls) = counting_function(function);
+        ctx.register_udf(function);
         (ctx, calls)
     }
 

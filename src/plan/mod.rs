@@ -1,14 +1,16 @@
 //! What ebiq does to a plan around running it, for every command that runs SQL: a CTE referred to
 //! more than once runs once ([`shared_ctes`]); several queries' reads of one table come from one
-//! scan ([`one_scan`], over [`stems`] and [`fan_out`]); and what a physical plan scanned
+//! scan (`one_scan`, over `stems`, `hoist` and `fan_out`); and what a physical plan scanned
 //! ([`scanned`]).
 
-pub mod fan_out;
-pub mod hoist;
-pub mod one_scan;
+#[cfg(test)]
+pub(crate) mod counting;
+pub(crate) mod fan_out;
+pub(crate) mod hoist;
+pub(crate) mod one_scan;
 pub mod scanned;
 pub mod shared_ctes;
-pub mod stems;
+pub(crate) mod stems;
 
 /// How a statement runs a CTE it refers to more than once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

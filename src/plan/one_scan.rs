@@ -24,7 +24,7 @@ use tempfile::TempDir;
 use super::fan_out::FanOut;
 use super::hoist::{Hoisted, find_calls, hoist_calls};
 use super::scanned::files_scanned;
-use super::shared_ctes::{Rewrite, SET_ASIDE_LIMIT, read_back, write_results};
+use super::shared_ctes::{Rewrite, SET_ASIDE_LIMIT, files_read_outside, read_back, write_results};
 use super::stems::{is_scan_of, scan_conditions};
 
 /// The table a scan is shared for: the SUS outpatient activity every report query reads.
@@ -78,14 +78,7 @@ impl OneScan {
         &self,
         by_query: Option<BTreeSet<String>>,
     ) -> Option<BTreeSet<String>> {
-        let Some(folder) = &self.folder else {
-            return by_query;
-        };
-        let folder = folder.path().to_string_lossy();
-        let read = by_query?
-            .into_iter()
-            .filter(|file| !file.starts_with(folder.as_ref()));
-        Some(read.chain(self.files_read.clone()?).collect())
+        files_read_outside(self.folder.as_ref(), by_query, self.files_read.clone())
     }
 }
 
@@ -265,10 +258,10 @@ mod tests {
     use datafusion::arrow::record_batch::RecordBatch;
     use datafusion::arrow::util::pretty::pretty_format_batches;
     use datafusion::datasource::MemTable;
-    use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
     use datafusion::prelude::{DataFrame, SessionContext};
 
     use super::*;
+    use crate::plan::counting::counting_function;
     use crate::plan::stems::{replace_stems, stems_of};
 
     /// A session with `t(a)` holding 1 to 100 in four batches, and `ebi_counted(a)`, a rule-like
@@ -286,22 +279,8 @@ mod tests {
         let table = MemTable::try_new(schema, vec![batches]).expect("a table");
         ctx.register_table("t", Arc::new(table))
             .expect("registered");
-        let calls = Arc::new(AtomicUsize::new(0));
-        let counter = Arc::clone(&calls);
-        ctx.register_udf(create_udf(
-            "ebi_counted",
-            vec![DataType::Int32],
-            DataType::Int32,
-            Volatility::Immutable,
-            Arc::new(move |args: &[ColumnarValue]| {
-                let rows = match &args[0] {
-                    ColumnarValue::Array(array) => array.len(),
-                    ColumnarValue::Scalar(_) => 1,
-                };
-                counter.fetch_add(rows, Ordering::Relaxed);
-                Ok(args[0].clone())
-            }),
-        ));
+        let (function, calls) = counting_function("ebi_counted");
+        ctx.register_udf(function);
         (ctx, calls)
     }
 

@@ -77,16 +77,30 @@ impl SharedResults {
         &self,
         by_query: Option<BTreeSet<String>>,
     ) -> Option<BTreeSet<String>> {
-        let Some(folder) = &self.folder else {
-            return by_query;
-        };
-        let folder = folder.path().to_string_lossy();
-        let read = by_query?.into_iter().chain(self.files_read.iter().cloned());
-        Some(
-            read.filter(|file| !file.starts_with(folder.as_ref()))
-                .collect(),
+        files_read_outside(
+            self.folder.as_ref(),
+            by_query,
+            Some(self.files_read.clone()),
         )
     }
+}
+
+/// The files a query read: `by_query`, its plan's scans, with `also`, the files read for it before
+/// it ran (`None` when unknown), less those in `folder`, which held results set aside for it.
+pub(super) fn files_read_outside(
+    folder: Option<&TempDir>,
+    by_query: Option<BTreeSet<String>>,
+    also: Option<BTreeSet<String>>,
+) -> Option<BTreeSet<String>> {
+    let Some(folder) = folder else {
+        return by_query;
+    };
+    let folder = folder.path().to_string_lossy();
+    let read = by_query?.into_iter().chain(also?);
+    Some(
+        read.filter(|file| !file.starts_with(folder.as_ref()))
+            .collect(),
+    )
 }
 
 /// A change made to each physical plan before it runs.
