@@ -12,8 +12,10 @@
 
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::error::Result;
-use datafusion::logical_expr::utils::split_conjunction;
-use datafusion::logical_expr::{Distinct, Expr, LogicalPlan};
+use std::sync::Arc;
+
+use datafusion::logical_expr::utils::{conjunction, split_conjunction};
+use datafusion::logical_expr::{Distinct, Expr, Filter, LogicalPlan};
 
 /// The stems of every scan of `table` in `plan` (its subqueries' included), each once, in the
 /// order they are met; `None` when some scan of `table` is in no stem (the query then reads the
@@ -156,6 +158,35 @@ pub(crate) fn scan_conditions(stem: &LogicalPlan, table: &str) -> Vec<Expr> {
     }
 }
 
+/// `stem` without those of its scan conditions ([`scan_conditions`]) that are in `met`: a stem
+/// fed only rows that meet them need not test them again. Its columns are as before.
+pub(crate) fn without_conditions(
+    stem: &LogicalPlan,
+    table: &str,
+    met: &[Expr],
+) -> Result<LogicalPlan> {
+    if let LogicalPlan::Filter(filter) = stem
+        && is_scan_of(&filter.input, table)
+    {
+        let kept = split_conjunction(&filter.predicate)
+            .into_iter()
+            .filter(|condition| !met.contains(condition))
+            .cloned();
+        return Ok(match conjunction(kept) {
+            Some(predicate) => {
+                LogicalPlan::Filter(Filter::try_new(predicate, Arc::clone(&filter.input))?)
+            }
+            None => filter.input.as_ref().clone(),
+        });
+    }
+    let inputs = stem.inputs();
+    let [input] = inputs.as_slice() else {
+        return Ok(stem.clone());
+    };
+    let input = without_conditions(input, table, met)?;
+    stem.with_new_exprs(stem.expressions(), vec![input])
+}
+
 /// `plan` with each of `stems` (wherever it occurs, in subqueries too) replaced by its
 /// replacement.
 pub(crate) fn replace_stems(
@@ -275,5 +306,33 @@ mod tests {
         let unfiltered = planned("SELECT count(*) FROM t GROUP BY a").await;
         let stems = stems_of(&unfiltered, "t").expect("walked").expect("served");
         assert!(scan_conditions(&stems[0], "t").is_empty());
+    }
+
+    #[tokio::test]
+    async fn conditions_already_met_leave_the_stem_and_its_columns_stay() {
+        let plan =
+            planned("SELECT a, count(*) AS n FROM t WHERE a > 3 AND b < 19 GROUP BY a").await;
+        let stem = &stems_of(&plan, "t").expect("walked").expect("served")[0];
+        let met = scan_conditions(stem, "t");
+
+        let partly = without_conditions(stem, "t", &met[..1]).expect("rewritten");
+        let left: Vec<String> = scan_conditions(&partly, "t")
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(left, ["t.b < Int64(19)"]);
+        assert_eq!(partly.schema(), stem.schema());
+
+        let wholly = without_conditions(stem, "t", &met).expect("rewritten");
+        assert!(scan_conditions(&wholly, "t").is_empty());
+        let mut filters = 0;
+        wholly
+            .apply(|node| {
+                filters += usize::from(matches!(node, LogicalPlan::Filter(_)));
+                Ok(TreeNodeRecursion::Continue)
+            })
+            .expect("walked");
+        assert_eq!(filters, 0, "{wholly}");
+        assert_eq!(wholly.schema(), stem.schema());
     }
 }
