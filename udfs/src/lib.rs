@@ -89,8 +89,11 @@ pub use rule::{
     RuleFileError, RuleFunction, RuleOutput, parse_rule_file, rule_functions, split_location,
 };
 pub use stats::{
-    Byar, Dsr, DsrSums, ESP2013, EspAgeBand, FunnelProportion, SpecialCause, Wilson, Xmr, XmrPoint,
-    byar_interval, esp_age_band, esp2013, funnel_limits, wilson_interval, xmr_chart, z_score,
+    Byar, Dsr, DsrSums, ESP2013, EspAgeBand, FunnelProportion, FunnelRate, FunnelRatio,
+    FunnelSignificance, IndirectKind, IndirectStandardisation, IsrSums, Rate, SpecialCause, Wilson,
+    Xmr, XmrPoint, byar_interval, confidence_level, count_interval, esp_age_band, esp2013,
+    exact_poisson_interval, funnel_limits, rate_funnel_limits, rate_interval, ratio_funnel_limits,
+    significance, wilson_interval, xmr_chart, z_score,
 };
 use sus_age::{AgeCheck, SusAgeCheck};
 pub use sus_month::SusMonth;
@@ -164,9 +167,21 @@ pub fn functions(rules: &[Arc<Rule>]) -> Result<Functions> {
         Arc::new(ScalarUDF::new_from_impl(Wilson::new())),
         Arc::new(ScalarUDF::new_from_impl(Byar::new())),
         Arc::new(ScalarUDF::new_from_impl(FunnelProportion::new())),
+        Arc::new(ScalarUDF::new_from_impl(Rate::new())),
+        Arc::new(ScalarUDF::new_from_impl(FunnelRatio::new())),
+        Arc::new(ScalarUDF::new_from_impl(FunnelRate::new())),
+        Arc::new(ScalarUDF::new_from_impl(FunnelSignificance::new())),
         Arc::new(ScalarUDF::new_from_impl(EspAgeBand::new())),
     ];
-    let aggregate = vec![Arc::new(AggregateUDF::new_from_impl(Dsr::new()))];
+    let aggregate = vec![
+        Arc::new(AggregateUDF::new_from_impl(Dsr::new())),
+        Arc::new(AggregateUDF::new_from_impl(IndirectStandardisation::new(
+            IndirectKind::Ratio,
+        ))),
+        Arc::new(AggregateUDF::new_from_impl(IndirectStandardisation::new(
+            IndirectKind::Rate,
+        ))),
+    ];
     let window = vec![Arc::new(WindowUDF::new_from_impl(Xmr::new()))];
     let mut defined_by: HashMap<String, &str> = scalar
         .iter()

@@ -4,7 +4,7 @@
 use std::sync::{Arc, LazyLock};
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Float64Array};
-use arrow::datatypes::{DataType, Field, FieldRef, Fields, Float64Type};
+use arrow::datatypes::{DataType, Field, FieldRef, Fields};
 use datafusion_common::scalar::ScalarStructBuilder;
 use datafusion_common::{Result, ScalarValue, exec_err};
 use datafusion_expr::function::{AccumulatorArgs, StateFieldsArgs};
@@ -12,7 +12,7 @@ use datafusion_expr::utils::format_state_name;
 use datafusion_expr::{Accumulator, AggregateUDFImpl, Documentation, Signature, Volatility};
 
 use super::byar::byar_interval;
-use super::{DOC_SECTION_STATS, coerce_numbers, float_fields, floats, z_score};
+use super::{DOC_SECTION_STATS, coerce_numbers, float_fields, floats, one_value_per_call, z_score};
 
 static FIELDS: LazyLock<Fields> = LazyLock::new(|| float_fields(&["value", "lower", "upper"]));
 
@@ -187,27 +187,6 @@ struct DsrAccumulator {
     multiplier: Option<f64>,
 }
 
-impl DsrAccumulator {
-    fn constant(
-        slot: &mut Option<f64>,
-        role: &str,
-        values: impl Iterator<Item = Option<f64>>,
-    ) -> Result<()> {
-        for value in values.flatten() {
-            match *slot {
-                None => *slot = Some(value),
-                Some(seen) if seen != value => {
-                    return exec_err!(
-                        "dsr: the {role} must be one value for every row, got {seen} and {value}"
-                    );
-                }
-                Some(_) => {}
-            }
-        }
-        Ok(())
-    }
-}
-
 impl Accumulator for DsrAccumulator {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
         let [count, population, standard, confidence, multiplier] = values else {
@@ -220,14 +199,16 @@ impl Accumulator for DsrAccumulator {
             self.sums
                 .add(value(count), value(population), value(standard));
         }
-        Self::constant(
-            &mut self.confidence,
+        one_value_per_call(
+            "dsr",
             "confidence",
+            &mut self.confidence,
             floats(confidence)?.iter(),
         )?;
-        Self::constant(
-            &mut self.multiplier,
+        one_value_per_call(
+            "dsr",
             "multiplier",
+            &mut self.multiplier,
             floats(multiplier)?.iter(),
         )
     }
@@ -274,15 +255,17 @@ impl Accumulator for DsrAccumulator {
                 unusable: unusable.value(row),
             });
         }
-        Self::constant(
-            &mut self.confidence,
+        one_value_per_call(
+            "dsr",
             "confidence",
-            confidence.as_primitive::<Float64Type>().iter(),
+            &mut self.confidence,
+            floats(confidence)?.iter(),
         )?;
-        Self::constant(
-            &mut self.multiplier,
+        one_value_per_call(
+            "dsr",
             "multiplier",
-            multiplier.as_primitive::<Float64Type>().iter(),
+            &mut self.multiplier,
+            floats(multiplier)?.iter(),
         )
     }
 

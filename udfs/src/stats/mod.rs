@@ -10,6 +10,12 @@ mod byar;
 mod dsr;
 mod esp;
 mod funnel;
+mod funnel_rate;
+mod funnel_ratio;
+mod funnel_significance;
+mod isr;
+mod poisson;
+mod rate;
 mod wilson;
 mod xmr;
 
@@ -25,6 +31,14 @@ pub use byar::{Byar, byar_interval};
 pub use dsr::{Dsr, DsrSums};
 pub use esp::{ESP2013, EspAgeBand, esp_age_band, esp2013};
 pub use funnel::{FunnelProportion, funnel_limits};
+pub use funnel_rate::FunnelRate;
+pub use funnel_ratio::FunnelRatio;
+pub use funnel_significance::{FunnelSignificance, significance};
+pub use isr::{IndirectKind, IndirectStandardisation, IsrSums};
+pub use poisson::{
+    count_interval, exact_poisson_interval, rate_funnel_limits, ratio_funnel_limits,
+};
+pub use rate::{Rate, rate_interval};
 pub use wilson::{Wilson, wilson_interval};
 pub use xmr::{SpecialCause, Xmr, XmrPoint, xmr_chart};
 
@@ -38,9 +52,9 @@ pub(crate) const DOC_SECTION_STATS: datafusion_expr::DocSection = datafusion_exp
     ),
 };
 
-/// The two-sided normal quantile for a confidence level: `qnorm(c + (1 - c) / 2)`. Levels are
-/// given as 0.9-1 or 90-100, as PHE's functions take them; anything else is an error naming it.
-pub fn z_score(confidence: f64) -> Result<f64> {
+/// A confidence level as a fraction: levels are given as 0.9-1 or 90-100, as PHE's functions
+/// take them; anything else is an error naming it.
+pub fn confidence_level(confidence: f64) -> Result<f64> {
     let level = if (90.0..=100.0).contains(&confidence) {
         confidence / 100.0
     } else {
@@ -51,6 +65,12 @@ pub fn z_score(confidence: f64) -> Result<f64> {
             "confidence {confidence} is not a level between 0.9 and 1 (or 90 and 100), such as 0.95 or 0.998"
         );
     }
+    Ok(level)
+}
+
+/// The two-sided normal quantile for a confidence level: `qnorm(c + (1 - c) / 2)`.
+pub fn z_score(confidence: f64) -> Result<f64> {
+    let level = confidence_level(confidence)?;
     let p = level + (1.0 - level) / 2.0;
     // `Normal::standard` cannot fail; its inverse CDF is statrs's (Boost's erfc inverse).
     Ok(Normal::standard().inverse_cdf(p))
@@ -114,6 +134,44 @@ pub(crate) fn one_confidence(name: &str, column: &Float64Array) -> Result<Option
         return exec_err!("{name}: the confidence must be one value for the whole call");
     }
     Ok(Some(first))
+}
+
+/// `per_row` applied to each row whose values are all present; a row with a NULL gives `None`.
+pub(crate) fn each_complete_row<const N: usize, T>(
+    columns: [&Float64Array; N],
+    mut per_row: impl FnMut([f64; N]) -> Result<Option<T>>,
+) -> Result<Vec<Option<T>>> {
+    let rows = columns.first().map_or(0, |column| column.len());
+    (0..rows)
+        .map(|row| {
+            if columns.iter().any(|column| column.is_null(row)) {
+                return Ok(None);
+            }
+            per_row(columns.map(|column| column.value(row)))
+        })
+        .collect()
+}
+
+/// Keeps the one value an aggregate's argument must have for the whole call (a confidence, a
+/// multiplier): the first non-NULL value, and an error naming both when another differs.
+pub(crate) fn one_value_per_call(
+    name: &str,
+    role: &str,
+    slot: &mut Option<f64>,
+    values: impl Iterator<Item = Option<f64>>,
+) -> Result<()> {
+    for value in values.flatten() {
+        match *slot {
+            None => *slot = Some(value),
+            Some(seen) if seen != value => {
+                return exec_err!(
+                    "{name}: the {role} must be one value for every row, got {seen} and {value}"
+                );
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }
 
 /// A struct column of Float64 `fields` from per-row results (`None`: a NULL row).
