@@ -129,6 +129,12 @@ fn rules_lists_the_statistics_and_shows_one_in_full() {
         "dsr(count, population, standard_population, confidence, multiplier)",
         "xmr(value, improvement) OVER (ORDER BY month)",
         "esp_age_band(age)",
+        "rate(x, n, confidence, multiplier)",
+        "isr(observed, population, reference_rate, confidence)",
+        "israte(observed, population, reference_count, reference_population, confidence, multiplier)",
+        "funnel_ratio(expected, confidence)",
+        "funnel_rate(average, denominator, confidence, multiplier)",
+        "funnel_significance(observed, denominator, baseline)",
         "tsql_like(",
     ] {
         assert!(stdout.contains(syntax), "{syntax} missing: {stdout}");

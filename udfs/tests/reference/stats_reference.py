@@ -86,3 +86,65 @@ if __name__ == "__main__":
     print("dsr rate", rate, float(rate) * 100000, "var", var)
     for conf, values in out.items():
         print("dsr", conf, *map(repr, values))
+
+
+# --- Poisson-based functions (rate, isr, israte, funnel_ratio, funnel_rate, funnel_significance),
+# from scipy's chi-squared quantiles and Poisson tail sums, independently of ebiq's gamma code.
+from scipy.stats import chi2, poisson
+from scipy.optimize import brentq
+
+
+def count_limits(o, conf):
+    """PHE: exact qchisq limits below 10 events, Byar's from 10."""
+    if o < 10:
+        a = (1 - conf) / 2
+        lower = 0.0 if o == 0 else chi2.ppf(a, 2 * o) / 2
+        return lower, chi2.ppf(1 - a, 2 * o + 2) / 2
+    return byar(o, conf)
+
+
+def rate(x, n, conf, mult):
+    lo, hi = count_limits(x, conf)
+    return x / n * mult, lo / n * mult, hi / n * mult
+
+
+def funnel_ratio(e, conf):
+    a = (1 - conf) / 2
+    return chi2.ppf(a, 2 * e) / 2 / e, chi2.ppf(1 - a, 2 * (e + 1)) / 2 / e
+
+
+def phe_rate_funnel_point(o, av, conf):
+    """PHE's plotted points for whole events o: (n, lower) and (n, upper), found by solving the
+    Poisson tail sums (scipy's poisson, not a gamma quantile) for the mean by root finding."""
+    a = (1 - conf) / 2
+    z_upper = brentq(lambda z: poisson.sf(o - 1, z) - a, 1e-12, 10 * o + 100)  # P(X >= o) = a
+    z_lower = brentq(lambda z: poisson.cdf(o, z) - a, 1e-12, 10 * o + 100)  # P(X <= o) = a
+    return (z_upper / av, o / (z_upper / av)), (z_lower / av, o / (z_lower / av))
+
+
+if __name__ == "__main__":
+    for x, n in [(0, 1000), (1, 1000), (9, 5000), (10, 5000), (389, 123456)]:
+        for conf in (0.95, 0.998):
+            print("rate", x, n, conf, *map(repr, rate(x, n, conf, 100000)))
+    for e in [0.5, 3.0, 12.5, 250.0]:
+        for conf in (0.95, 0.998):
+            print("funnel_ratio", e, conf, *map(repr, funnel_ratio(e, conf)))
+    for o in [3, 40, 500]:
+        for conf in (0.95, 0.998):
+            print("rate_funnel", o, 0.0045, conf, *map(repr, phe_rate_funnel_point(o, 0.0045, conf)))
+    # isr example: two bands, observed (4, 9), population (1000, 3000), reference rates (0.002, 0.004)
+    obs, exp = 13, 1000 * 0.002 + 3000 * 0.004
+    for conf in (0.95, 0.998):
+        lo, hi = count_limits(obs, conf)
+        print("isr", conf, obs, repr(exp), repr(obs / exp), repr(lo / exp), repr(hi / exp))
+    # small isr: observed 3 of expected 14
+    for conf in (0.95, 0.998):
+        lo, hi = count_limits(3, conf)
+        print("isr_small", conf, repr(3 / 14), repr(lo / 14), repr(hi / 14))
+    # israte: reference counts (20, 120) of reference populations (10000, 30000)
+    exp_r = 1000 * F(20, 10000) + 3000 * F(120, 30000)
+    ref = F(140, 40000) * 100000
+    for conf in (0.95, 0.998):
+        lo, hi = count_limits(obs, conf)
+        print("israte", conf, float(exp_r), float(ref), repr(float(obs / exp_r * ref)),
+              repr(lo / float(exp_r) * float(ref)), repr(hi / float(exp_r) * float(ref)))
