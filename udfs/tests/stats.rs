@@ -13,8 +13,16 @@ use ebiq_udfs::{
 };
 use proptest::prelude::*;
 
+#[path = "stats/poisson.rs"]
+mod poisson;
+
 fn close(actual: f64, expected: f64, what: &str) {
-    let tolerance = 1e-9 * expected.abs().max(1e-6);
+    close_within(actual, expected, 1e-9, what);
+}
+
+/// `actual` within `relative` of `expected` (absolutely, for expected values near 0).
+fn close_within(actual: f64, expected: f64, relative: f64, what: &str) {
+    let tolerance = relative * expected.abs().max(1e-6);
     assert!(
         (actual - expected).abs() <= tolerance,
         "{what}: {actual} != {expected}"
@@ -190,7 +198,12 @@ proptest! {
 }
 
 fn session() -> SessionContext {
-    let config = SessionConfig::new().with_option_extension(EbiqOptions::default());
+    session_with(SessionConfig::new())
+}
+
+/// A session on `config` with the functions and `esp2013` registered.
+fn session_with(config: SessionConfig) -> SessionContext {
+    let config = config.with_option_extension(EbiqOptions::default());
     let mut ctx = SessionContext::new_with_config(config);
     register_all(&mut ctx).expect("the functions register");
     ctx.register_batch(
@@ -395,13 +408,7 @@ async fn the_dsr_of_a_hand_worked_two_area_example() -> Result<()> {
         assert_eq!(column(name)[1], None, "area B: 9 events, no DSR ({name})");
     }
     // Spread over partitions, the partial sums merge to the same answer.
-    let ctx = SessionContext::new_with_config(
-        SessionConfig::new()
-            .with_target_partitions(4)
-            .with_option_extension(EbiqOptions::default()),
-    );
-    let mut ctx = ctx;
-    register_all(&mut ctx).expect("the functions register");
+    let ctx = session_with(SessionConfig::new().with_target_partitions(4));
     rows(&ctx, "CREATE TABLE bands (area TEXT, events BIGINT, people INT, standard INT) AS VALUES ('A', 12, 2000, 6000), ('A', 30, 1500, 4000)").await?;
     let batches = rows(
         &ctx,

@@ -5,14 +5,16 @@ use std::sync::{Arc, LazyLock};
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Float64Array};
 use arrow::datatypes::{DataType, Field, FieldRef, Fields};
-use datafusion_common::scalar::ScalarStructBuilder;
 use datafusion_common::{Result, ScalarValue, exec_err};
 use datafusion_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion_expr::utils::format_state_name;
 use datafusion_expr::{Accumulator, AggregateUDFImpl, Documentation, Signature, Volatility};
 
 use super::byar::byar_interval;
-use super::{DOC_SECTION_STATS, coerce_numbers, float_fields, floats, one_value_per_call, z_score};
+use super::{
+    DOC_SECTION_STATS, coerce_numbers, float_fields, floats, one_value_per_call,
+    struct_scalar_of_floats, z_score,
+};
 
 static FIELDS: LazyLock<Fields> = LazyLock::new(|| float_fields(&["value", "lower", "upper"]));
 
@@ -276,12 +278,7 @@ impl Accumulator for DsrAccumulator {
             }
             _ => None,
         };
-        let mut builder = ScalarStructBuilder::new();
-        for (index, field) in FIELDS.iter().enumerate() {
-            let value = rate.map(|r| r[index]).filter(|v| v.is_finite());
-            builder = builder.with_scalar(Arc::clone(field), ScalarValue::Float64(value));
-        }
-        builder.build()
+        struct_scalar_of_floats(&FIELDS, rate.as_ref().map(|r| r.as_slice()))
     }
 
     fn size(&self) -> usize {

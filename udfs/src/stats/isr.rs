@@ -5,7 +5,6 @@ use std::sync::{Arc, LazyLock};
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Float64Array};
 use arrow::datatypes::{DataType, Field, FieldRef, Fields};
-use datafusion_common::scalar::ScalarStructBuilder;
 use datafusion_common::{Result, ScalarValue, exec_err};
 use datafusion_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion_expr::utils::format_state_name;
@@ -14,6 +13,7 @@ use datafusion_expr::{Accumulator, AggregateUDFImpl, Documentation, Signature, V
 use super::poisson::count_interval;
 use super::{
     DOC_SECTION_STATS, coerce_numbers, confidence_level, float_fields, floats, one_value_per_call,
+    struct_scalar_of_floats,
 };
 
 static RATIO_FIELDS: LazyLock<Fields> =
@@ -383,7 +383,6 @@ impl Accumulator for IsrAccumulator {
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
-        let fields = self.kind.fields();
         let values: Option<Vec<f64>> = match (self.kind, self.confidence, self.multiplier) {
             (IndirectKind::Ratio, Some(confidence), _) => {
                 Some(self.sums.ratio(confidence_level(confidence)?)?.to_vec())
@@ -395,15 +394,7 @@ impl Accumulator for IsrAccumulator {
             ),
             _ => None,
         };
-        let mut builder = ScalarStructBuilder::new();
-        for (index, field) in fields.iter().enumerate() {
-            let value = values
-                .as_ref()
-                .and_then(|values| values.get(index).copied())
-                .filter(|v| v.is_finite());
-            builder = builder.with_scalar(Arc::clone(field), ScalarValue::Float64(value));
-        }
-        builder.build()
+        struct_scalar_of_floats(self.kind.fields(), values.as_deref())
     }
 
     fn size(&self) -> usize {

@@ -23,7 +23,8 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, Float64Array, StructArray};
 use arrow::datatypes::{DataType, Field, Fields, Float64Type};
-use datafusion_common::{Result, exec_err, plan_err};
+use datafusion_common::scalar::ScalarStructBuilder;
+use datafusion_common::{Result, ScalarValue, exec_err, plan_err};
 use datafusion_expr::{ColumnarValue, ScalarFunctionArgs};
 use statrs::distribution::{ContinuousCDF, Normal};
 
@@ -172,6 +173,22 @@ pub(crate) fn one_value_per_call(
         }
     }
     Ok(())
+}
+
+/// One struct value of Float64 `fields` (an aggregate's result): `None` or a value that is not
+/// finite is a NULL field, as `struct_of_floats` makes them per row.
+pub(crate) fn struct_scalar_of_floats(
+    fields: &Fields,
+    values: Option<&[f64]>,
+) -> Result<ScalarValue> {
+    let mut builder = ScalarStructBuilder::new();
+    for (index, field) in fields.iter().enumerate() {
+        let value = values
+            .and_then(|values| values.get(index).copied())
+            .filter(|v| v.is_finite());
+        builder = builder.with_scalar(Arc::clone(field), ScalarValue::Float64(value));
+    }
+    builder.build()
 }
 
 /// A struct column of Float64 `fields` from per-row results (`None`: a NULL row).

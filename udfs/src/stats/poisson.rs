@@ -82,8 +82,7 @@ fn shape_where_gamma_cdf_reaches(x: f64, target: f64, shift: f64) -> Option<f64>
         if mid <= low || mid >= high {
             break;
         }
-        let value = if mid + shift > 0.0 { cdf(mid) } else { 1.0 };
-        if value >= target {
+        if cdf(mid) >= target {
             low = mid;
         } else {
             high = mid;

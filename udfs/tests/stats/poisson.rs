@@ -4,56 +4,28 @@
 //! published Byar formula, and PHE's rate funnel points found by root-finding scipy's Poisson tail
 //! sums (not a gamma quantile), at PHE's edges (0 events, fewer than 10, exactly 10, NULLs).
 
-use datafusion::arrow::array::{Array, AsArray, RecordBatch};
-use datafusion::arrow::datatypes::Float64Type;
+use datafusion::arrow::array::AsArray;
 use datafusion::error::Result;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use ebiq_udfs::{
-    EbiqOptions, rate_funnel_limits, rate_interval, ratio_funnel_limits, register_all,
-};
+use ebiq_udfs::{rate_funnel_limits, rate_interval, ratio_funnel_limits};
 
-fn close(actual: f64, expected: f64, relative: f64, what: &str) {
-    let tolerance = relative * expected.abs().max(1e-6);
-    assert!(
-        (actual - expected).abs() <= tolerance,
-        "{what}: {actual} != {expected}"
-    );
-}
+use super::{close_within as close, float_column, rows, session_with};
 
 fn session(partitions: usize) -> SessionContext {
-    let config = SessionConfig::new()
-        .with_target_partitions(partitions)
-        .with_option_extension(EbiqOptions::default());
-    let mut ctx = SessionContext::new_with_config(config);
-    register_all(&mut ctx).expect("the functions register");
-    ctx
-}
-
-async fn rows(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>> {
-    ctx.sql(sql).await?.collect().await
+    session_with(SessionConfig::new().with_target_partitions(partitions))
 }
 
 /// Every value of the named Float64 columns, row by row.
 async fn floats(ctx: &SessionContext, sql: &str, names: &[&str]) -> Result<Vec<Vec<Option<f64>>>> {
     let batches = rows(ctx, sql).await?;
-    let mut table = Vec::new();
-    for batch in &batches {
-        for row in 0..batch.num_rows() {
-            table.push(
-                names
-                    .iter()
-                    .map(|name| {
-                        let column = batch
-                            .column_by_name(name)
-                            .expect("the column is in the result")
-                            .as_primitive::<Float64Type>();
-                        column.is_valid(row).then(|| column.value(row))
-                    })
-                    .collect(),
-            );
-        }
-    }
-    Ok(table)
+    let columns: Vec<Vec<Option<f64>>> = names
+        .iter()
+        .map(|name| float_column(&batches, name))
+        .collect();
+    let height = columns.first().map_or(0, Vec::len);
+    Ok((0..height)
+        .map(|row| columns.iter().map(|column| column[row]).collect())
+        .collect())
 }
 
 #[test]
