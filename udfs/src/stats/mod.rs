@@ -127,14 +127,9 @@ pub(crate) fn floats(array: &ArrayRef) -> Result<&Float64Array> {
 
 /// The confidence level of a call, which must be one value for every row.
 pub(crate) fn one_confidence(name: &str, column: &Float64Array) -> Result<Option<f64>> {
-    let mut levels = column.iter().flatten();
-    let Some(first) = levels.next() else {
-        return Ok(None);
-    };
-    if levels.any(|level| level != first) {
-        return exec_err!("{name}: the confidence must be one value for the whole call");
-    }
-    Ok(Some(first))
+    let mut level = None;
+    one_value_per_call(name, "confidence", &mut level, column.iter())?;
+    Ok(level)
 }
 
 /// `per_row` applied to each row whose values are all present; a row with a NULL gives `None`.
