@@ -135,6 +135,8 @@ fn rules_lists_the_statistics_and_shows_one_in_full() {
         "funnel_ratio(expected, confidence)",
         "funnel_rate(average, denominator, confidence, multiplier)",
         "funnel_significance(observed, denominator, baseline)",
+        "overdispersion(observed, expected, method[, trim])",
+        "funnel_ratio_od(expected, confidence, method, phi, tau2)",
         "tsql_like(",
     ] {
         assert!(stdout.contains(syntax), "{syntax} missing: {stdout}");

@@ -89,11 +89,12 @@ pub use rule::{
     RuleFileError, RuleFunction, RuleOutput, parse_rule_file, rule_functions, split_location,
 };
 pub use stats::{
-    Byar, Dsr, DsrSums, ESP2013, EspAgeBand, FunnelProportion, FunnelRate, FunnelRatio,
-    FunnelSignificance, IndirectKind, IndirectStandardisation, IsrSums, Rate, SpecialCause, Wilson,
-    Xmr, XmrPoint, byar_interval, confidence_level, count_interval, esp_age_band, esp2013,
-    exact_poisson_interval, funnel_limits, rate_funnel_limits, rate_interval, ratio_funnel_limits,
-    significance, wilson_interval, xmr_chart, z_score,
+    Byar, Dispersion, DispersionMethod, Dsr, DsrSums, ESP2013, EspAgeBand, FunnelProportion,
+    FunnelRate, FunnelRatio, FunnelRatioOd, FunnelSignificance, IndirectKind,
+    IndirectStandardisation, IsrSums, Overdispersion, Rate, SpecialCause, Wilson, Xmr, XmrPoint,
+    adjusted_ratio_limits, byar_interval, confidence_level, count_interval, dispersion,
+    esp_age_band, esp2013, exact_poisson_interval, funnel_limits, rate_funnel_limits,
+    rate_interval, ratio_funnel_limits, significance, wilson_interval, xmr_chart, z_score,
 };
 use sus_age::{AgeCheck, SusAgeCheck};
 pub use sus_month::SusMonth;
@@ -169,6 +170,7 @@ pub fn functions(rules: &[Arc<Rule>]) -> Result<Functions> {
         Arc::new(ScalarUDF::new_from_impl(FunnelProportion::new())),
         Arc::new(ScalarUDF::new_from_impl(Rate::new())),
         Arc::new(ScalarUDF::new_from_impl(FunnelRatio::new())),
+        Arc::new(ScalarUDF::new_from_impl(FunnelRatioOd::new())),
         Arc::new(ScalarUDF::new_from_impl(FunnelRate::new())),
         Arc::new(ScalarUDF::new_from_impl(FunnelSignificance::new())),
         Arc::new(ScalarUDF::new_from_impl(EspAgeBand::new())),
@@ -181,6 +183,7 @@ pub fn functions(rules: &[Arc<Rule>]) -> Result<Functions> {
         Arc::new(AggregateUDF::new_from_impl(IndirectStandardisation::new(
             IndirectKind::Rate,
         ))),
+        Arc::new(AggregateUDF::new_from_impl(Overdispersion::new())),
     ];
     let window = vec![Arc::new(WindowUDF::new_from_impl(Xmr::new()))];
     let mut defined_by: HashMap<String, &str> = scalar

@@ -13,6 +13,8 @@ use ebiq_udfs::{
 };
 use proptest::prelude::*;
 
+#[path = "stats/dispersion.rs"]
+mod dispersion;
 #[path = "stats/poisson.rs"]
 mod poisson;
 

@@ -7,13 +7,16 @@
 //! functions accept.
 
 mod byar;
+mod dispersion;
 mod dsr;
 mod esp;
 mod funnel;
 mod funnel_rate;
 mod funnel_ratio;
+mod funnel_ratio_od;
 mod funnel_significance;
 mod isr;
+mod overdispersion;
 mod poisson;
 mod rate;
 mod wilson;
@@ -29,13 +32,16 @@ use datafusion_expr::{ColumnarValue, ScalarFunctionArgs};
 use statrs::distribution::{ContinuousCDF, Normal};
 
 pub use byar::{Byar, byar_interval};
+pub use dispersion::{Dispersion, DispersionMethod, adjusted_ratio_limits, dispersion};
 pub use dsr::{Dsr, DsrSums};
 pub use esp::{ESP2013, EspAgeBand, esp_age_band, esp2013};
 pub use funnel::{FunnelProportion, funnel_limits};
 pub use funnel_rate::FunnelRate;
 pub use funnel_ratio::FunnelRatio;
+pub use funnel_ratio_od::FunnelRatioOd;
 pub use funnel_significance::{FunnelSignificance, significance};
 pub use isr::{IndirectKind, IndirectStandardisation, IsrSums};
+pub use overdispersion::Overdispersion;
 pub use poisson::{
     count_interval, exact_poisson_interval, rate_funnel_limits, ratio_funnel_limits,
 };

@@ -9,13 +9,18 @@ Run: python3 -m venv v && v/bin/pip install scipy statsmodels && v/bin/python st
 - The DSR example is the two-area, two-band worked example in stats.rs, done step by step with
   Python's fractions, then Byar/Dobson with scipy's quantile (PHE "Technical guide: age
   standardised rates").
+- Overdispersion follows FunnelPlotR's description of its SR methods (z-scores, SHMI's
+  truncation by rank groups, CQC's winsorising at R's type-7 quantiles, phi and the
+  DerSimonian-Laird tau2) with scipy's rankdata and numpy's quantile doing the ranking and
+  quantiles; the adjusted limits are Spiegelhalter's (2005) formulas with scipy's normal quantile.
 - Funnel limits are found by bisection: the proportion at denominator n whose Wilson interval's
   far limit equals the baseline (the definition behind PHE's closed form), not the closed form.
 """
 from fractions import Fraction as F
 from math import sqrt
 
-from scipy.stats import norm
+import numpy as np
+from scipy.stats import norm, rankdata
 from statsmodels.stats.proportion import proportion_confint
 
 
@@ -122,7 +127,51 @@ def phe_rate_funnel_point(o, av, conf):
     return (z_upper / av, o / (z_upper / av)), (z_lower / av, o / (z_lower / av))
 
 
+# Twenty providers' (observed, expected), spread wider than Poisson allows.
+OD_EXPECTED = [25, 40, 60, 80, 100, 150, 200, 250, 300, 400, 500, 650, 800, 1000, 1200, 1500,
+               1800, 2200, 2600, 3000]
+OD_RATIOS = [1.4, 0.7, 1.2, 0.85, 1.1, 0.9, 1.3, 0.75, 1.05, 0.95, 1.15, 0.8, 1.25, 0.9, 1.0,
+             1.1, 0.85, 1.2, 0.95, 1.05]
+OD_GROUPS = [(round(e * r), e) for e, r in zip(OD_EXPECTED, OD_RATIOS)]
+
+
+def overdispersion(groups, method, trim=0.1):
+    o = np.array([g[0] for g in groups], dtype=float)
+    e = np.array([g[1] for g in groups], dtype=float)
+    if method == "SHMI":
+        zs = np.sqrt(e) * np.log(o / e)
+        k = 1 / trim
+        part = np.floor(rankdata(zs, method="average") * k / (len(zs) + 1))
+        keep = (part > 0) & (part < k - 1)
+        w, s = zs[keep], 1 / np.sqrt(e[keep])
+    else:
+        zs = 2 * (np.sqrt(o) - np.sqrt(e))
+        lo, hi = np.quantile(zs, [trim, 1 - trim])  # numpy's default "linear" is R's type 7
+        w, s = np.clip(zs, lo, hi), 1 / (2 * np.sqrt(e))
+    n = len(w)
+    phi = float(np.sum(w ** 2) / n)
+    inv = 1 / s ** 2
+    tau2 = 0.0 if n * phi < n - 1 else max(0.0, (n * phi - (n - 1)) / (inv.sum() - (inv ** 2).sum() / inv.sum()))
+    return phi, float(tau2), n
+
+
+def od_limits(e, conf, method, tau2):
+    zz = z(conf)
+    if method == "SHMI":
+        spread = zz * sqrt(1 / e + tau2)
+        return np.exp(-spread), np.exp(spread)
+    spread = zz * sqrt(1 / (4 * e) + tau2)
+    return max(0.0, 1 - spread) ** 2, (1 + spread) ** 2
+
+
 if __name__ == "__main__":
+    print("od_groups", OD_GROUPS)
+    for method in ("SHMI", "CQC"):
+        phi, tau2, n = overdispersion(OD_GROUPS, method)
+        print("overdispersion", method, repr(phi), repr(tau2), n)
+        for e in (50.0, 500.0, 5000.0):
+            for conf in (0.95, 0.998):
+                print("funnel_ratio_od", method, e, conf, *map(lambda v: repr(float(v)), od_limits(e, conf, method, tau2)))
     for x, n in [(0, 1000), (1, 1000), (9, 5000), (10, 5000), (389, 123456)]:
         for conf in (0.95, 0.998):
             print("rate", x, n, conf, *map(repr, rate(x, n, conf, 100000)))
