@@ -136,6 +136,7 @@ fn rules_lists_the_statistics_and_shows_one_in_full() {
         "funnel_rate(average, denominator, confidence, multiplier)",
         "funnel_significance(observed, denominator, baseline)",
         "overdispersion(observed, expected, method[, trim])",
+        "dsr_events(persons, event_frequency, band, population, standard_population, confidence, multiplier)",
         "funnel_ratio_od(expected, confidence, method, phi, tau2)",
         "tsql_like(",
     ] {

@@ -89,12 +89,13 @@ pub use rule::{
     RuleFileError, RuleFunction, RuleOutput, parse_rule_file, rule_functions, split_location,
 };
 pub use stats::{
-    Byar, Dispersion, DispersionMethod, Dsr, DsrSums, ESP2013, EspAgeBand, FunnelProportion,
-    FunnelRate, FunnelRatio, FunnelRatioOd, FunnelSignificance, IndirectKind,
-    IndirectStandardisation, IsrSums, Overdispersion, Rate, SpecialCause, Wilson, Xmr, XmrPoint,
-    adjusted_ratio_limits, byar_interval, confidence_level, count_interval, dispersion,
-    esp_age_band, esp2013, exact_poisson_interval, funnel_limits, rate_funnel_limits,
-    rate_interval, ratio_funnel_limits, significance, wilson_interval, xmr_chart, z_score,
+    Byar, Dispersion, DispersionMethod, Dsr, DsrEvents, DsrSums, ESP2013, EspAgeBand,
+    FunnelProportion, FunnelRate, FunnelRatio, FunnelRatioOd, FunnelSignificance, IndirectKind,
+    IndirectStandardisation, IsrSums, Overdispersion, PersonsWithEvents, Rate, SpecialCause,
+    Wilson, Xmr, XmrPoint, adjusted_ratio_limits, byar_interval, confidence_level, count_interval,
+    dispersion, dsr_of_events, esp_age_band, esp2013, exact_poisson_interval, funnel_limits,
+    rate_funnel_limits, rate_interval, ratio_funnel_limits, significance, wilson_interval,
+    xmr_chart, z_score,
 };
 use sus_age::{AgeCheck, SusAgeCheck};
 pub use sus_month::SusMonth;
@@ -177,6 +178,7 @@ pub fn functions(rules: &[Arc<Rule>]) -> Result<Functions> {
     ];
     let aggregate = vec![
         Arc::new(AggregateUDF::new_from_impl(Dsr::new())),
+        Arc::new(AggregateUDF::new_from_impl(DsrEvents::new())),
         Arc::new(AggregateUDF::new_from_impl(IndirectStandardisation::new(
             IndirectKind::Ratio,
         ))),

@@ -15,6 +15,8 @@ use proptest::prelude::*;
 
 #[path = "stats/dispersion.rs"]
 mod dispersion;
+#[path = "stats/dsr_events.rs"]
+mod dsr_events;
 #[path = "stats/poisson.rs"]
 mod poisson;
 

@@ -9,6 +9,7 @@
 mod byar;
 mod dispersion;
 mod dsr;
+mod dsr_events;
 mod esp;
 mod funnel;
 mod funnel_rate;
@@ -34,6 +35,7 @@ use statrs::distribution::{ContinuousCDF, Normal};
 pub use byar::{Byar, byar_interval};
 pub use dispersion::{Dispersion, DispersionMethod, adjusted_ratio_limits, dispersion};
 pub use dsr::{Dsr, DsrSums};
+pub use dsr_events::{DsrEvents, PersonsWithEvents, dsr_of_events};
 pub use esp::{ESP2013, EspAgeBand, esp_age_band, esp2013};
 pub use funnel::{FunnelProportion, funnel_limits};
 pub use funnel_rate::FunnelRate;
@@ -89,6 +91,18 @@ pub(crate) fn float_fields(names: &[&str]) -> Fields {
         .iter()
         .map(|name| Field::new(*name, DataType::Float64, true))
         .collect()
+}
+
+/// A list of Float64 values: the state of an aggregate that needs every row (an overdispersion's
+/// groups, the bands of a DSR of non-independent events).
+pub(crate) fn float_list() -> DataType {
+    DataType::List(Arc::new(Field::new_list_field(DataType::Float64, true)))
+}
+
+/// `values` as one [`float_list`] value.
+pub(crate) fn float_list_scalar(values: &[f64]) -> ScalarValue {
+    let values: Vec<ScalarValue> = values.iter().map(|v| ScalarValue::from(*v)).collect();
+    ScalarValue::List(ScalarValue::new_list_nullable(&values, &DataType::Float64))
 }
 
 /// Every argument is a number: any numeric type (or NULL) is cast to Float64.

@@ -10,7 +10,10 @@ use datafusion_expr::utils::format_state_name;
 use datafusion_expr::{Accumulator, AggregateUDFImpl, Documentation, Signature, Volatility};
 
 use super::dispersion::{DispersionMethod, dispersion};
-use super::{DOC_SECTION_STATS, float_fields, floats, one_value_per_call, struct_scalar_of_floats};
+use super::{
+    DOC_SECTION_STATS, float_fields, float_list, float_list_scalar, floats, one_value_per_call,
+    struct_scalar_of_floats,
+};
 use crate::strings::{collect_strings, is_string_type};
 
 /// FunnelPlotR's default `trim_by`: 10% at each end.
@@ -38,10 +41,6 @@ impl Overdispersion {
     pub fn new() -> Self {
         Self::default()
     }
-}
-
-fn float_list() -> DataType {
-    DataType::List(Arc::new(Field::new_list_field(DataType::Float64, true)))
 }
 
 impl AggregateUDFImpl for Overdispersion {
@@ -185,17 +184,10 @@ impl Accumulator for OverdispersionAccumulator {
     }
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        let list = |values: Vec<ScalarValue>| {
-            ScalarValue::List(ScalarValue::new_list_nullable(&values, &DataType::Float64))
-        };
-        let (observed, expected) = self
-            .groups
-            .iter()
-            .map(|(o, e)| (ScalarValue::from(*o), ScalarValue::from(*e)))
-            .unzip();
+        let (observed, expected): (Vec<f64>, Vec<f64>) = self.groups.iter().copied().unzip();
         Ok(vec![
-            list(observed),
-            list(expected),
+            float_list_scalar(&observed),
+            float_list_scalar(&expected),
             ScalarValue::Utf8(self.method.clone()),
             ScalarValue::Float64(self.trim),
         ])
