@@ -127,7 +127,7 @@ fn rules_lists_the_statistics_and_shows_one_in_full() {
         "byar(o, confidence)",
         "funnel_proportion(baseline, n, confidence)",
         "dsr(count, population, standard_population, confidence, multiplier)",
-        "xmr(value, improvement) OVER (ORDER BY month)",
+        "xmr(value, improvement[, target[, recalculate[, fix_after[, screen]]]]) OVER (ORDER BY month)",
         "esp_age_band(age)",
         "rate(x, n, confidence, multiplier)",
         "isr(observed, population, reference_rate, confidence)",

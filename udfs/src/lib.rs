@@ -90,12 +90,12 @@ pub use rule::{
 };
 pub use stats::{
     Byar, Dispersion, DispersionMethod, Dsr, DsrEvents, DsrSums, ESP2013, EspAgeBand,
-    FunnelProportion, FunnelRate, FunnelRatio, FunnelRatioOd, FunnelSignificance, IndirectKind,
-    IndirectStandardisation, IsrSums, Overdispersion, PersonsWithEvents, Rate, SpecialCause,
-    Wilson, Xmr, XmrPoint, adjusted_ratio_limits, byar_interval, confidence_level, count_interval,
-    dispersion, dsr_of_events, esp_age_band, esp2013, exact_poisson_interval, funnel_limits,
-    rate_funnel_limits, rate_interval, ratio_funnel_limits, significance, wilson_interval,
-    xmr_chart, z_score,
+    FunnelProportion, FunnelRate, FunnelRatio, FunnelRatioOd, FunnelSignificance, Improvement,
+    IndirectKind, IndirectStandardisation, IsrSums, Overdispersion, PersonsWithEvents, Rate,
+    SpecialCause, Wilson, Xmr, XmrPoint, XmrSettings, adjusted_ratio_limits, byar_interval,
+    confidence_level, count_interval, dispersion, dsr_of_events, esp_age_band, esp2013,
+    exact_poisson_interval, funnel_limits, rate_funnel_limits, rate_interval, ratio_funnel_limits,
+    significance, wilson_interval, xmr_chart, z_score,
 };
 use sus_age::{AgeCheck, SusAgeCheck};
 pub use sus_month::SusMonth;

@@ -8,8 +8,8 @@ use datafusion::arrow::datatypes::Float64Type;
 use datafusion::error::Result;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use ebiq_udfs::{
-    EbiqOptions, SpecialCause, byar_interval, funnel_limits, register_all, wilson_interval,
-    xmr_chart, z_score,
+    EbiqOptions, Improvement, SpecialCause, XmrPoint, XmrSettings, byar_interval, funnel_limits,
+    register_all, wilson_interval, z_score,
 };
 use proptest::prelude::*;
 
@@ -19,6 +19,8 @@ mod dispersion;
 mod dsr_events;
 #[path = "stats/poisson.rs"]
 mod poisson;
+#[path = "stats/xmr.rs"]
+mod xmr;
 
 fn close(actual: f64, expected: f64, what: &str) {
     close_within(actual, expected, 1e-9, what);
@@ -441,6 +443,16 @@ async fn a_band_without_population_cannot_be_standardised() -> Result<()> {
     Ok(())
 }
 
+/// The XmR chart of `values` with Making Data Count's defaults.
+fn xmr_chart(values: &[f64], increase: bool) -> Vec<XmrPoint> {
+    let improvement = if increase {
+        Improvement::Increase
+    } else {
+        Improvement::Decrease
+    };
+    ebiq_udfs::xmr_chart(values, XmrSettings::new(improvement))
+}
+
 fn causes(values: &[f64], increase: bool) -> Vec<Option<SpecialCause>> {
     xmr_chart(values, increase)
         .iter()
@@ -589,6 +601,7 @@ async fn xmr_is_a_window_function_over_the_series_order() -> Result<()> {
             .map(|c| match c {
                 SpecialCause::Improvement => "improvement",
                 SpecialCause::Concern => "concern",
+                SpecialCause::Neutral => "neutral",
             });
         assert_eq!(
             cause.is_valid(row).then(|| cause.value(row)),
@@ -605,7 +618,9 @@ async fn xmr_is_a_window_function_over_the_series_order() -> Result<()> {
         .await
         .expect_err("refused");
     assert!(
-        error.to_string().contains("'increase' or 'decrease'"),
+        error
+            .to_string()
+            .contains("'increase', 'decrease' or 'neutral', got 'up'"),
         "{error}"
     );
     Ok(())

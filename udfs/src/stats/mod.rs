@@ -49,7 +49,7 @@ pub use poisson::{
 };
 pub use rate::{Rate, rate_interval};
 pub use wilson::{Wilson, wilson_interval};
-pub use xmr::{SpecialCause, Xmr, XmrPoint, xmr_chart};
+pub use xmr::{Improvement, SpecialCause, Xmr, XmrPoint, XmrSettings, xmr_chart};
 
 /// The documentation section the statistics functions are listed under.
 pub(crate) const DOC_SECTION_STATS: datafusion_expr::DocSection = datafusion_expr::DocSection {
