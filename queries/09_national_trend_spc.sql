@@ -1,5 +1,5 @@
--- National monthly trend as an SPC (XmR) chart, NHS Making Data Count style: appointments the EBI rule "Low back pain imaging" flags each month, with the mean, lower and upper process limits, and special cause variation marked 'improvement' or 'concern' (fewer flagged appointments is better).
--- @chart spc x=month y=flagged mean=mean lower=lower_process_limit upper=upper_process_limit cause=special_cause
+-- National monthly trend as an SPC (XmR) chart, NHS Making Data Count style: appointments the EBI rule "Low back pain imaging" flags each month, with the mean, lower and upper process limits, and special cause variation marked 'improvement' or 'concern' (fewer flagged appointments is better); variation_icon is Making Data Count's icon for the series, from its last month.
+-- @chart spc x=month y=flagged mean=mean lower=lower_process_limit upper=upper_process_limit cause=special_cause variation=variation_icon
 -- @dimensions month
 -- Parameters: $from_month, $to_month (yyyymm, inclusive). The limits are set from every month shown (no baseline period or rebase).
 WITH monthly AS (
@@ -21,6 +21,7 @@ SELECT
     round(spc['mean'], 3) AS mean,
     round(spc['lpl'], 3) AS lower_process_limit,
     round(spc['upl'], 3) AS upper_process_limit,
-    spc['special_cause'] AS special_cause
+    spc['special_cause'] AS special_cause,
+    spc['variation_icon'] AS variation_icon
 FROM chart
 ORDER BY month;

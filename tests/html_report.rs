@@ -200,6 +200,10 @@ fn browser_check(html: &Path, csv: &Path, screenshot: &Path) {
     assert!(dom.contains("<h1>Evidence-Based Interventions: Low back pain imaging</h1>"));
     assert!(dom.contains("version last reviewed September 2024, effective published January 2020"));
     assert_points(&drawn_points(&dom), csv);
+    assert!(
+        dom.contains("<g class=\"icon variation\" data-icon=\""),
+        "the SPC chart draws its variation icon"
+    );
     let shot = chromium(
         &profile,
         &[

@@ -120,9 +120,62 @@ pub(super) fn line_sample(colour: RGBColor) -> impl Fn((i32, i32)) -> PathElemen
     move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
 }
 
-/// Hover targets over drawn points, appended to the SVG: a transparent circle with a `<title>`.
+/// Hover targets over drawn points, appended to the SVG: a transparent circle with a `<title>`;
+/// and any icons, drawn over the chart's top right corner.
 #[derive(Default)]
 pub(super) struct Hovers(String, usize);
+
+/// A Making Data Count icon: which kind, its name, colour, letter and what it means.
+pub(super) struct Badge {
+    kind: &'static str,
+    name: String,
+    colour: RGBColor,
+    letter: &'static str,
+    meaning: String,
+}
+
+/// The variation icon of a series, as Making Data Count draws it: a circle in the special cause's
+/// colour (blue improvement, orange concern, purple neutral, grey common cause) with H or L for a
+/// high or low special cause.
+pub(super) fn variation_badge(icon: &str) -> Badge {
+    let (colour, meaning) = match icon.split('_').next().unwrap_or_default() {
+        "improvement" => (BLUE, "special cause improvement"),
+        "concern" => (ORANGE, "special cause concern"),
+        "neutral" => (PURPLE, "special cause, neither better nor worse"),
+        _ => (GREY, "common cause variation"),
+    };
+    let letter = if icon.ends_with("_high") {
+        "H"
+    } else if icon.ends_with("_low") {
+        "L"
+    } else {
+        "~"
+    };
+    Badge {
+        kind: "variation",
+        name: icon.to_owned(),
+        colour,
+        letter,
+        meaning: format!("Variation: {meaning} ({icon})"),
+    }
+}
+
+/// The assurance icon of a series: P (blue) the target will be met, F (orange) it will not, ?
+/// (grey) it may or may not.
+pub(super) fn assurance_badge(icon: &str) -> Badge {
+    let (colour, letter, meaning) = match icon {
+        "pass" => (BLUE, "P", "the process limits all meet the target"),
+        "fail" => (ORANGE, "F", "the process limits all miss the target"),
+        _ => (GREY, "?", "the target lies between the process limits"),
+    };
+    Badge {
+        kind: "assurance",
+        name: icon.to_owned(),
+        colour,
+        letter,
+        meaning: format!("Assurance: {meaning} ({icon})"),
+    }
+}
 
 impl Hovers {
     pub fn add(&mut self, (x, y): (i32, i32), text: &str) {
@@ -132,6 +185,23 @@ impl Hovers {
             escape(text)
         );
         self.1 += 1;
+    }
+
+    /// Draws `badge` as the `slot`-th icon from the chart's top right corner.
+    pub fn badge(&mut self, slot: usize, badge: &Badge) {
+        let radius = 16;
+        let x = WIDTH as usize - 40 - slot * (2 * radius + 10);
+        let y = 32;
+        let RGBColor(r, g, b) = badge.colour;
+        let _ = write!(
+            self.0,
+            r##"<g class="icon {kind}" data-icon="{name}"><title>{meaning}</title><circle cx="{x}" cy="{y}" r="{radius}" fill="white" stroke="#{r:02x}{g:02x}{b:02x}" stroke-width="3"/><text x="{x}" y="{text_y}" text-anchor="middle" font-family="{FONT}" font-size="16" font-weight="bold" fill="#{r:02x}{g:02x}{b:02x}">{letter}</text></g>"##,
+            kind = badge.kind,
+            name = escape(&badge.name),
+            meaning = escape(&badge.meaning),
+            text_y = y + 6,
+            letter = badge.letter,
+        );
     }
 
     fn finish(self, mut svg: String) -> Chart {

@@ -18,11 +18,13 @@ use ebiq_udfs::{funnel_limits, z_score};
 use plotters::prelude::*;
 
 use self::canvas::{
-    Area, BLACK_, BLUE, FONT, GREY, HEIGHT, Hovers, LIGHT, ORANGE, SERIES, VERMILLION, WIDTH,
-    canvas, frame, legend, line_sample, ordered_axes, position_labels,
+    Area, BLACK_, BLUE, FONT, GREY, HEIGHT, Hovers, LIGHT, ORANGE, PURPLE, SERIES, VERMILLION,
+    WIDTH, assurance_badge, canvas, frame, legend, line_sample, ordered_axes, position_labels,
+    variation_badge,
 };
 use self::prepare::{
-    FunnelColumns, extent, funnel_points, padded, ranked_estimates, spc_points, top_series,
+    FunnelColumns, extent, funnel_points, padded, ranked_estimates, spc_periods, spc_points,
+    top_series,
 };
 
 /// What a query's `-- @chart KIND key=column ...` header asks for.
@@ -51,6 +53,7 @@ impl ChartKind {
     fn needs(self) -> (&'static str, &'static [&'static str]) {
         match self {
             Self::Funnel => ("funnel", &["x", "y", "label", "baseline"]),
+            // Optional: `variation=` and `assurance=`, the columns of the series' icons.
             Self::Spc => ("spc", &["x", "y", "mean", "lower", "upper", "cause"]),
             Self::Interval => ("interval", &["label", "y", "lower", "upper", "reference"]),
             Self::Line => ("line", &["x", "y", "series"]),
@@ -149,6 +152,14 @@ impl Table<'_> {
         match spec.columns.get(key) {
             Some(name) => self.numbers(name),
             None => Ok(vec![None; self.batch.num_rows()]),
+        }
+    }
+
+    /// The first text in the column a header key names (a series' icon), if the key is given.
+    fn first_text(&self, spec: &ChartSpec, key: &str) -> Result<Option<String>> {
+        match spec.columns.get(key) {
+            Some(name) => Ok(self.text(name)?.into_iter().flatten().find(|t| t != "*")),
+            None => Ok(None),
         }
     }
 
@@ -282,15 +293,25 @@ fn spc(spec: &ChartSpec, table: &Table<'_>, title: &str) -> Result<Chart> {
         &table.numbers(spec.column("y"))?,
         &table.text(spec.column("cause"))?,
     );
-    let mean = table.first_number(spec.column("mean"))?;
-    let lower = table.first_number(spec.column("lower"))?;
-    let upper = table.first_number(spec.column("upper"))?;
-    let values = points
-        .iter()
-        .map(|p| p.value)
-        .chain(mean)
-        .chain(lower)
-        .chain(upper);
+    let periods = spc_periods(
+        &table.numbers(spec.column("mean"))?,
+        &table.numbers(spec.column("lower"))?,
+        &table.numbers(spec.column("upper"))?,
+    );
+    let icons = [
+        table
+            .first_text(spec, "variation")?
+            .map(|i| variation_badge(&i)),
+        table
+            .first_text(spec, "assurance")?
+            .map(|i| assurance_badge(&i)),
+    ];
+    let values = points.iter().map(|p| p.value).chain(
+        periods
+            .iter()
+            .flat_map(|p| [Some(p.mean), p.lower, p.upper])
+            .flatten(),
+    );
     let (low, high) = extent(values).map_or((0.0, 1.0), padded);
     let end = labels.len().max(1) as f64 - 0.5;
     canvas((WIDTH, HEIGHT), |root: &Area<'_>| {
@@ -300,30 +321,42 @@ fn spc(spec: &ChartSpec, table: &Table<'_>, title: &str) -> Result<Chart> {
             points.iter().map(|p| (p.index as f64, p.value)),
             GREY.stroke_width(1),
         ))?;
-        for (value, colour, label) in [
-            (mean, BLACK_, "mean"),
-            (lower, GREY, "process limits"),
-            (upper, GREY, ""),
-        ] {
-            let Some(value) = value else { continue };
-            let series = chart.draw_series(LineSeries::new(
-                vec![(-0.5, value), (end, value)],
-                colour.stroke_width(2),
-            ))?;
-            if !label.is_empty() {
-                series.label(label).legend(line_sample(colour));
+        // Each calculation period's mean and limits span its own months only, so a
+        // recalculation shows as a break in the lines.
+        for (number, period) in periods.iter().enumerate() {
+            let span = (period.first as f64 - 0.5, period.last as f64 + 0.5);
+            for (value, colour, label) in [
+                (Some(period.mean), BLACK_, "mean"),
+                (period.lower, GREY, "process limits"),
+                (period.upper, GREY, ""),
+            ] {
+                let Some(value) = value else { continue };
+                let series = chart.draw_series(LineSeries::new(
+                    vec![(span.0, value), (span.1, value)],
+                    colour.stroke_width(2),
+                ))?;
+                if number == 0 && !label.is_empty() {
+                    series.label(label).legend(line_sample(colour));
+                }
             }
         }
         for (cause, name, colour) in [
             (None, "common cause", GREY),
             (Some("improvement"), "improvement", BLUE),
             (Some("concern"), "concern", ORANGE),
+            (Some("neutral"), "neutral", PURPLE),
         ] {
+            let marked: Vec<_> = points
+                .iter()
+                .filter(|p| p.cause.as_deref() == cause)
+                .collect();
+            if marked.is_empty() && cause == Some("neutral") {
+                continue;
+            }
             chart
                 .draw_series(
-                    points
+                    marked
                         .iter()
-                        .filter(|p| p.cause.as_deref() == cause)
                         .map(|p| Circle::new((p.index as f64, p.value), 5, colour.filled())),
                 )?
                 .label(name)
@@ -337,6 +370,9 @@ fn spc(spec: &ChartSpec, table: &Table<'_>, title: &str) -> Result<Chart> {
                 chart.backend_coord(&(p.index as f64, p.value)),
                 &format!("{}: {} ({kind})", labels[p.index], p.value),
             );
+        }
+        for (slot, badge) in icons.iter().flatten().enumerate() {
+            hovers.badge(slot, badge);
         }
         Ok(hovers)
     })
@@ -521,5 +557,79 @@ mod tests {
                 .svg
                 .contains("<title>ROUT: 900 of 1000 n (share 0.9000)")
         );
+    }
+
+    #[test]
+    fn an_spc_chart_breaks_its_limits_at_a_recalculation_and_draws_its_icons() {
+        use std::sync::Arc;
+
+        use datafusion::arrow::array::{Float64Array, StringArray};
+        use datafusion::arrow::datatypes::{DataType, Field, Schema};
+
+        let text = |name: &str| Field::new(name, DataType::Utf8, true);
+        let number = |name: &str| Field::new(name, DataType::Float64, true);
+        let schema = Arc::new(Schema::new(vec![
+            text("month"),
+            number("v"),
+            number("mean"),
+            number("lpl"),
+            number("upl"),
+            text("cause"),
+            text("variation"),
+            text("assurance"),
+        ]));
+        // Two periods: months 1-3 around 5, months 4-5 (recalculated) around 2.
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringArray::from(vec!["m1", "m2", "m3", "m4", "m5"])),
+                Arc::new(Float64Array::from(vec![5.0, 6.0, 4.0, 2.0, 1.0])),
+                Arc::new(Float64Array::from(vec![5.0, 5.0, 5.0, 1.5, 1.5])),
+                Arc::new(Float64Array::from(vec![1.0, 1.0, 1.0, 0.2, 0.2])),
+                Arc::new(Float64Array::from(vec![9.0, 9.0, 9.0, 2.8, 2.8])),
+                Arc::new(StringArray::from(vec![
+                    None,
+                    None,
+                    None,
+                    None,
+                    Some("neutral"),
+                ])),
+                Arc::new(StringArray::from(vec![Some("neutral_low"); 5])),
+                Arc::new(StringArray::from(vec![Some("inconsistent"); 5])),
+            ],
+        )
+        .expect("a valid batch");
+        let header = "spc x=month y=v mean=mean lower=lpl upper=upl cause=cause";
+        let spec = ChartSpec::parse(&format!("{header} variation=variation assurance=assurance"))
+            .expect("a valid header");
+        let chart = draw(&spec, &batch, "t").expect("drawn");
+        assert_eq!(chart.points, 5);
+        assert!(
+            chart
+                .svg
+                .contains(r#"<g class="icon variation" data-icon="neutral_low">"#)
+        );
+        assert!(
+            chart
+                .svg
+                .contains(r#"<g class="icon assurance" data-icon="inconsistent">"#)
+        );
+        // The mean is drawn once per period: two black lines (and the legend's sample), not one
+        // across the chart.
+        let plain = draw(
+            &ChartSpec::parse(header).expect("a valid header"),
+            &batch,
+            "t",
+        )
+        .expect("drawn");
+        assert!(
+            !plain.svg.contains("class=\"icon"),
+            "no icons unless asked for"
+        );
+        let black_lines = plain
+            .svg
+            .matches(r##"stroke="#000000" stroke-width="2""##)
+            .count();
+        assert_eq!(black_lines, 3, "{}", plain.svg);
     }
 }

@@ -88,6 +88,50 @@ pub(super) fn spc_points(values: &[Option<f64>], causes: &[Option<String>]) -> V
         .collect()
 }
 
+/// A run of months with one mean and one pair of process limits: a calculation period of an SPC
+/// chart (a recalculation starts the next).
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct SpcPeriod {
+    pub first: usize,
+    pub last: usize,
+    pub mean: f64,
+    pub lower: Option<f64>,
+    pub upper: Option<f64>,
+}
+
+/// The calculation periods of an SPC chart from each month's mean and limits: consecutive months
+/// with a mean, and the same mean and limits, are one period. Months without a mean (no value,
+/// or suppressed) neither end a period nor start one.
+pub(super) fn spc_periods(
+    means: &[Option<f64>],
+    lower: &[Option<f64>],
+    upper: &[Option<f64>],
+) -> Vec<SpcPeriod> {
+    let mut periods: Vec<SpcPeriod> = Vec::new();
+    for (index, mean) in means.iter().enumerate() {
+        let Some(mean) = *mean else { continue };
+        let (lower, upper) = (
+            lower.get(index).copied().flatten(),
+            upper.get(index).copied().flatten(),
+        );
+        match periods.last_mut() {
+            Some(period)
+                if period.mean == mean && period.lower == lower && period.upper == upper =>
+            {
+                period.last = index;
+            }
+            _ => periods.push(SpcPeriod {
+                first: index,
+                last: index,
+                mean,
+                lower,
+                upper,
+            }),
+        }
+    }
+    periods
+}
+
 /// An estimate with its interval, on an interval chart.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct Estimate {
@@ -213,6 +257,17 @@ mod tests {
             low > 0.44 && low < 0.46 && high > 0.54 && high < 0.56,
             "{low} {high}"
         );
+    }
+
+    #[test]
+    fn a_change_of_mean_or_limits_starts_a_period() {
+        let means = [Some(5.0), Some(5.0), None, Some(5.0), Some(2.0), Some(2.0)];
+        let lower = [Some(1.0), Some(1.0), None, Some(1.0), Some(0.5), Some(0.5)];
+        let upper = [Some(9.0), Some(9.0), None, Some(9.0), Some(3.5), Some(3.5)];
+        let periods = spc_periods(&means, &lower, &upper);
+        let spans: Vec<(usize, usize, f64)> =
+            periods.iter().map(|p| (p.first, p.last, p.mean)).collect();
+        assert_eq!(spans, vec![(0, 3, 5.0), (4, 5, 2.0)]);
     }
 
     #[test]
