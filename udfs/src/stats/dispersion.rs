@@ -31,6 +31,14 @@ impl DispersionMethod {
         }
     }
 
+    /// `SHMI` or `CQC`, as `parse` reads it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Shmi => "SHMI",
+            Self::Cqc => "CQC",
+        }
+    }
+
     fn z_score(self, observed: f64, expected: f64) -> f64 {
         match self {
             Self::Shmi => expected.sqrt() * (observed / expected).ln(),
@@ -44,6 +52,12 @@ impl DispersionMethod {
             Self::Shmi => expected,
             Self::Cqc => 4.0 * expected,
         }
+    }
+}
+
+impl std::fmt::Display for DispersionMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "'{}'", self.name())
     }
 }
 

@@ -1,19 +1,18 @@
 //! Aggregate `dsr(count, population, standard_population, confidence, multiplier)`: a directly
 //! standardised rate with the Dobson method's confidence interval.
 
-use std::sync::{Arc, LazyLock};
+use std::sync::LazyLock;
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Float64Array};
-use arrow::datatypes::{DataType, Field, FieldRef, Fields};
+use arrow::array::{ArrayRef, AsArray, BooleanArray, Float64Array};
+use arrow::datatypes::{DataType, FieldRef, Fields};
 use datafusion_common::{Result, ScalarValue, exec_err};
 use datafusion_expr::function::{AccumulatorArgs, StateFieldsArgs};
-use datafusion_expr::utils::format_state_name;
 use datafusion_expr::{Accumulator, AggregateUDFImpl, Documentation, Signature, Volatility};
 
 use super::byar::byar_interval;
 use super::{
-    DOC_SECTION_STATS, coerce_numbers, float_fields, floats, one_value_per_call,
-    struct_scalar_of_floats, z_score,
+    DOC_SECTION_STATS, coerce_numbers, float_at, float_fields, floats, one_value_per_call,
+    state_field, struct_scalar_of_floats, z_score,
 };
 
 static FIELDS: LazyLock<Fields> = LazyLock::new(|| float_fields(&["value", "lower", "upper"]));
@@ -134,23 +133,13 @@ impl AggregateUDFImpl for Dsr {
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
-        let float = |part: &str| {
-            Arc::new(Field::new(
-                format_state_name(args.name, part),
-                DataType::Float64,
-                true,
-            ))
-        };
+        let float = |part: &str| state_field(&args, part, DataType::Float64);
         Ok(vec![
             float("count"),
             float("weighted_rates"),
             float("standard"),
             float("squared"),
-            Arc::new(Field::new(
-                format_state_name(args.name, "unusable"),
-                DataType::Boolean,
-                true,
-            )),
+            state_field(&args, "unusable", DataType::Boolean),
             float("confidence"),
             float("multiplier"),
         ])
@@ -197,7 +186,7 @@ impl Accumulator for DsrAccumulator {
         let (count, population, standard) =
             (floats(count)?, floats(population)?, floats(standard)?);
         for row in 0..count.len() {
-            let value = |column: &Float64Array| column.is_valid(row).then(|| column.value(row));
+            let value = |column: &Float64Array| float_at(column, row);
             self.sums
                 .add(value(count), value(population), value(standard));
         }

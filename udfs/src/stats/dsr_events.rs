@@ -5,18 +5,17 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, LazyLock};
 
-use arrow::array::{Array, ArrayRef, AsArray, Float64Array};
+use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::{DataType, Field, FieldRef, Fields};
 use datafusion_common::{Result, ScalarValue, exec_err, plan_err};
 use datafusion_expr::function::{AccumulatorArgs, StateFieldsArgs};
-use datafusion_expr::utils::format_state_name;
 use datafusion_expr::{Accumulator, AggregateUDFImpl, Documentation, Signature, Volatility};
 
 use super::byar::byar_interval;
 use super::dsr::SMALLEST_COUNT;
 use super::{
-    DOC_SECTION_STATS, float_fields, float_list, float_list_scalar, floats, one_value_per_call,
-    struct_scalar_of_floats, z_score,
+    DOC_SECTION_STATS, float_at, float_fields, float_list, float_list_scalar, floats,
+    one_value_per_call, state_field, struct_scalar_of_floats, z_score,
 };
 use crate::strings::collect_strings;
 
@@ -175,13 +174,7 @@ impl AggregateUDFImpl for DsrEvents {
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
-        let field = |part: &str, data_type: DataType| {
-            Arc::new(Field::new(
-                format_state_name(args.name, part),
-                data_type,
-                true,
-            ))
-        };
+        let field = |part: &str, data_type: DataType| state_field(&args, part, data_type);
         let band_list = DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true)));
         Ok(vec![
             field("persons", float_list()),
@@ -242,16 +235,14 @@ impl DsrEventsAccumulator {
             floats(standard)?,
         );
         let bands = collect_strings(band.as_ref())?;
-        let value =
-            |column: &Float64Array, row: usize| column.is_valid(row).then(|| column.value(row));
         for (row, band) in bands.into_iter().enumerate() {
             let Some(band) = band else {
                 return exec_err!("{NAME}: a band is NULL; every row needs its band");
             };
-            let Some(events) = value(frequency, row) else {
+            let Some(events) = float_at(frequency, row) else {
                 return exec_err!("{NAME}: the event frequency of band '{band}' is NULL");
             };
-            let people = value(persons, row);
+            let people = float_at(persons, row);
             if let Some(negative) = [Some(events), people]
                 .into_iter()
                 .flatten()
@@ -263,8 +254,8 @@ impl DsrEventsAccumulator {
                 persons: people,
                 frequency: events,
                 band: band.to_owned(),
-                population: value(population, row),
-                standard: value(standard, row),
+                population: float_at(population, row),
+                standard: float_at(standard, row),
             });
         }
         Ok(())
@@ -306,14 +297,8 @@ impl Accumulator for DsrEventsAccumulator {
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
         let floats_of = |get: fn(&PersonsWithEvents) -> Option<f64>| {
-            let values: Vec<ScalarValue> = self
-                .rows
-                .iter()
-                .map(|r| ScalarValue::Float64(get(r)))
-                .collect();
-            ScalarValue::List(ScalarValue::new_list_nullable(&values, &DataType::Float64))
+            float_list_scalar(self.rows.iter().map(get))
         };
-        let frequencies: Vec<f64> = self.rows.iter().map(|r| r.frequency).collect();
         let bands: Vec<ScalarValue> = self
             .rows
             .iter()
@@ -321,7 +306,7 @@ impl Accumulator for DsrEventsAccumulator {
             .collect();
         Ok(vec![
             floats_of(|r| r.persons),
-            float_list_scalar(&frequencies),
+            floats_of(|r| Some(r.frequency)),
             ScalarValue::List(ScalarValue::new_list_nullable(&bands, &DataType::Utf8)),
             floats_of(|r| r.population),
             floats_of(|r| r.standard),

@@ -3,7 +3,6 @@
 
 use std::sync::LazyLock;
 
-use arrow::array::{Array, Float64Array};
 use arrow::datatypes::{DataType, Fields};
 use datafusion_common::{Result, exec_err, plan_err};
 use datafusion_expr::{
@@ -12,7 +11,8 @@ use datafusion_expr::{
 
 use super::dispersion::{Dispersion, DispersionMethod, adjusted_ratio_limits};
 use super::{
-    DOC_SECTION_STATS, confidence_level, float_fields, floats, one_confidence, struct_of_floats,
+    DOC_SECTION_STATS, confidence_level, float_at, float_fields, floats, one_confidence,
+    struct_of_floats,
 };
 use crate::strings::{collect_strings, is_string_type};
 
@@ -91,15 +91,13 @@ impl ScalarUDFImpl for FunnelRatioOd {
         let (Some(level), [phi, tau2]) = (level, [floats(phi)?, floats(tau2)?]) else {
             return struct_of_floats(&FIELDS, vec![None; expected.len()]);
         };
-        let value =
-            |column: &Float64Array, row: usize| column.is_valid(row).then(|| column.value(row));
         let rows = (0..expected.len())
             .map(|row| {
                 let method = methods.get(row).copied().flatten();
                 let (Some(e), Some(phi), Some(tau2), Some(method)) = (
-                    value(expected, row),
-                    value(phi, row),
-                    value(tau2, row),
+                    float_at(expected, row),
+                    float_at(phi, row),
+                    float_at(tau2, row),
                     method,
                 ) else {
                     return Ok(None);

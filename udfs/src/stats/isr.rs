@@ -1,19 +1,18 @@
 //! Aggregates `isr(...)` and `israte(...)`: indirectly standardised ratios and rates, as PHE's
 //! `calculate_ISRatio` and `calculate_ISRate`.
 
-use std::sync::{Arc, LazyLock};
+use std::sync::LazyLock;
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Float64Array};
-use arrow::datatypes::{DataType, Field, FieldRef, Fields};
+use arrow::array::{ArrayRef, AsArray, BooleanArray, Float64Array};
+use arrow::datatypes::{DataType, FieldRef, Fields};
 use datafusion_common::{Result, ScalarValue, exec_err};
 use datafusion_expr::function::{AccumulatorArgs, StateFieldsArgs};
-use datafusion_expr::utils::format_state_name;
 use datafusion_expr::{Accumulator, AggregateUDFImpl, Documentation, Signature, Volatility};
 
 use super::poisson::count_interval;
 use super::{
-    DOC_SECTION_STATS, coerce_numbers, confidence_level, float_fields, floats, one_value_per_call,
-    struct_scalar_of_floats,
+    DOC_SECTION_STATS, coerce_numbers, confidence_level, float_at, float_fields, floats,
+    one_value_per_call, state_field, struct_scalar_of_floats,
 };
 
 static RATIO_FIELDS: LazyLock<Fields> =
@@ -172,17 +171,10 @@ impl AggregateUDFImpl for IndirectStandardisation {
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
-        let field = |part: &str, data_type: DataType| {
-            Arc::new(Field::new(
-                format_state_name(args.name, part),
-                data_type,
-                true,
-            ))
-        };
         Ok(STATE
             .iter()
-            .map(|part| field(part, DataType::Float64))
-            .chain([field("unusable", DataType::Boolean)])
+            .map(|part| state_field(&args, part, DataType::Float64))
+            .chain([state_field(&args, "unusable", DataType::Boolean)])
             .collect())
     }
 
@@ -259,21 +251,19 @@ impl IsrAccumulator {
         reference: [&Float64Array; 2],
     ) -> Result<()> {
         let name = self.kind.name();
-        let value =
-            |column: &Float64Array, row: usize| column.is_valid(row).then(|| column.value(row));
         for row in 0..observed.len() {
-            let count = value(observed, row);
-            let people = value(population, row);
+            let count = float_at(observed, row);
+            let people = float_at(population, row);
             if let Some(negative) = [count, people].into_iter().flatten().find(|v| *v < 0.0) {
                 return exec_err!(
                     "{name}: {negative} is negative; counts and populations cannot be"
                 );
             }
             let band_rate = match self.kind {
-                IndirectKind::Ratio => value(reference[0], row).unwrap_or(0.0),
+                IndirectKind::Ratio => float_at(reference[0], row).unwrap_or(0.0),
                 IndirectKind::Rate => {
-                    let reference_count = value(reference[0], row).unwrap_or(0.0);
-                    match value(reference[1], row) {
+                    let reference_count = float_at(reference[0], row).unwrap_or(0.0);
+                    match float_at(reference[1], row) {
                         Some(people) if people > 0.0 => {
                             self.sums.reference_count += reference_count;
                             self.sums.reference_population += people;

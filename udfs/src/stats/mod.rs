@@ -99,9 +99,9 @@ pub(crate) fn float_list() -> DataType {
     DataType::List(Arc::new(Field::new_list_field(DataType::Float64, true)))
 }
 
-/// `values` as one [`float_list`] value.
-pub(crate) fn float_list_scalar(values: &[f64]) -> ScalarValue {
-    let values: Vec<ScalarValue> = values.iter().map(|v| ScalarValue::from(*v)).collect();
+/// `values` (`None`: NULL) as one [`float_list`] value.
+pub(crate) fn float_list_scalar(values: impl Iterator<Item = Option<f64>>) -> ScalarValue {
+    let values: Vec<ScalarValue> = values.map(ScalarValue::Float64).collect();
     ScalarValue::List(ScalarValue::new_list_nullable(&values, &DataType::Float64))
 }
 
@@ -152,6 +152,24 @@ pub(crate) fn one_confidence(name: &str, column: &Float64Array) -> Result<Option
     Ok(level)
 }
 
+/// A Float64 column's value at `row`, `None` for NULL.
+pub(crate) fn float_at(column: &Float64Array, row: usize) -> Option<f64> {
+    column.is_valid(row).then(|| column.value(row))
+}
+
+/// An aggregate's nullable state field `part` of `data_type`, named as DataFusion names them.
+pub(crate) fn state_field(
+    args: &datafusion_expr::function::StateFieldsArgs,
+    part: &str,
+    data_type: DataType,
+) -> arrow::datatypes::FieldRef {
+    Arc::new(Field::new(
+        datafusion_expr::utils::format_state_name(args.name, part),
+        data_type,
+        true,
+    ))
+}
+
 /// `per_row` applied to each row whose values are all present; a row with a NULL gives `None`.
 pub(crate) fn each_complete_row<const N: usize, T>(
     columns: [&Float64Array; N],
@@ -168,18 +186,19 @@ pub(crate) fn each_complete_row<const N: usize, T>(
         .collect()
 }
 
-/// Keeps the one value an aggregate's argument must have for the whole call (a confidence, a
-/// multiplier): the first non-NULL value, and an error naming both when another differs.
-pub(crate) fn one_value_per_call(
+/// Keeps the one value an argument must have for the whole call or window partition (a
+/// confidence, a multiplier, a method, a target): the first non-NULL value, and an error naming
+/// both when another differs.
+pub(crate) fn one_value_per_call<T: PartialEq + std::fmt::Display>(
     name: &str,
     role: &str,
-    slot: &mut Option<f64>,
-    values: impl Iterator<Item = Option<f64>>,
+    slot: &mut Option<T>,
+    values: impl Iterator<Item = Option<T>>,
 ) -> Result<()> {
     for value in values.flatten() {
-        match *slot {
+        match slot {
             None => *slot = Some(value),
-            Some(seen) if seen != value => {
+            Some(seen) if *seen != value => {
                 return exec_err!(
                     "{name}: the {role} must be one value for every row, got {seen} and {value}"
                 );

@@ -1,18 +1,17 @@
 //! Aggregate `overdispersion(observed, expected, method[, trim])` -> `{phi, tau2, groups}`.
 
-use std::sync::{Arc, LazyLock};
+use std::sync::LazyLock;
 
 use arrow::array::{Array, ArrayRef, AsArray, Float64Array};
-use arrow::datatypes::{DataType, Field, FieldRef, Fields};
+use arrow::datatypes::{DataType, FieldRef, Fields};
 use datafusion_common::{Result, ScalarValue, exec_err, plan_err};
 use datafusion_expr::function::{AccumulatorArgs, StateFieldsArgs};
-use datafusion_expr::utils::format_state_name;
 use datafusion_expr::{Accumulator, AggregateUDFImpl, Documentation, Signature, Volatility};
 
 use super::dispersion::{DispersionMethod, dispersion};
 use super::{
     DOC_SECTION_STATS, float_fields, float_list, float_list_scalar, floats, one_value_per_call,
-    struct_scalar_of_floats,
+    state_field, struct_scalar_of_floats,
 };
 use crate::strings::{collect_strings, is_string_type};
 
@@ -82,18 +81,11 @@ impl AggregateUDFImpl for Overdispersion {
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
-        let field = |part: &str, data_type: DataType| {
-            Arc::new(Field::new(
-                format_state_name(args.name, part),
-                data_type,
-                true,
-            ))
-        };
         Ok(vec![
-            field("observed", float_list()),
-            field("expected", float_list()),
-            field("method", DataType::Utf8),
-            field("trim", DataType::Float64),
+            state_field(&args, "observed", float_list()),
+            state_field(&args, "expected", float_list()),
+            state_field(&args, "method", DataType::Utf8),
+            state_field(&args, "trim", DataType::Float64),
         ])
     }
 
@@ -129,7 +121,7 @@ impl AggregateUDFImpl for Overdispersion {
 #[derive(Debug, Default)]
 struct OverdispersionAccumulator {
     groups: Vec<(f64, f64)>,
-    method: Option<String>,
+    method: Option<DispersionMethod>,
     trim: Option<f64>,
 }
 
@@ -140,21 +132,16 @@ impl OverdispersionAccumulator {
     }
 
     fn keep_method(&mut self, methods: &dyn Array) -> Result<()> {
-        for method in collect_strings(methods)?.into_iter().flatten() {
-            match &self.method {
-                None => {
-                    DispersionMethod::parse(method)?;
-                    self.method = Some(method.to_owned());
-                }
-                Some(seen) if !seen.eq_ignore_ascii_case(method) => {
-                    return exec_err!(
-                        "overdispersion: the method must be one value for every row, got '{seen}' and '{method}'"
-                    );
-                }
-                Some(_) => {}
-            }
-        }
-        Ok(())
+        let parsed = collect_strings(methods)?
+            .into_iter()
+            .map(|method| method.map(DispersionMethod::parse).transpose())
+            .collect::<Result<Vec<_>>>()?;
+        one_value_per_call(
+            "overdispersion",
+            "method",
+            &mut self.method,
+            parsed.into_iter(),
+        )
     }
 }
 
@@ -184,11 +171,10 @@ impl Accumulator for OverdispersionAccumulator {
     }
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        let (observed, expected): (Vec<f64>, Vec<f64>) = self.groups.iter().copied().unzip();
         Ok(vec![
-            float_list_scalar(&observed),
-            float_list_scalar(&expected),
-            ScalarValue::Utf8(self.method.clone()),
+            float_list_scalar(self.groups.iter().map(|(observed, _)| Some(*observed))),
+            float_list_scalar(self.groups.iter().map(|(_, expected)| Some(*expected))),
+            ScalarValue::Utf8(self.method.map(|m| m.name().to_owned())),
             ScalarValue::Float64(self.trim),
         ])
     }
@@ -216,18 +202,15 @@ impl Accumulator for OverdispersionAccumulator {
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
-        let Some(method) = self.method.as_deref() else {
+        let Some(method) = self.method else {
             return struct_scalar_of_floats(&FIELDS, None);
         };
-        let method = DispersionMethod::parse(method)?;
         let found = dispersion(&self.groups, method, self.trim.unwrap_or(DEFAULT_TRIM))?;
         let values = found.map(|d| [d.phi, d.tau2, d.groups as f64]);
         struct_scalar_of_floats(&FIELDS, values.as_ref().map(|v| v.as_slice()))
     }
 
     fn size(&self) -> usize {
-        std::mem::size_of_val(self)
-            + self.groups.capacity() * std::mem::size_of::<(f64, f64)>()
-            + self.method.as_ref().map_or(0, String::capacity)
+        std::mem::size_of_val(self) + self.groups.capacity() * std::mem::size_of::<(f64, f64)>()
     }
 }

@@ -9,7 +9,7 @@ use datafusion_common::{Result, exec_err, plan_err};
 use datafusion_expr::function::{PartitionEvaluatorArgs, WindowUDFFieldArgs};
 use datafusion_expr::{Documentation, PartitionEvaluator, Signature, Volatility, WindowUDFImpl};
 
-use super::{DOC_SECTION_STATS, floats};
+use super::{DOC_SECTION_STATS, floats, one_value_per_call};
 use crate::strings::{collect_strings, is_string_type};
 
 /// Process limits sit this many average moving ranges from the mean (3 sigma for an XmR chart).
@@ -410,31 +410,13 @@ impl WindowUDFImpl for Xmr {
 #[derive(Debug)]
 struct XmrEvaluator;
 
-/// The one value an optional argument has for the whole series (NULL rows aside).
-fn one_per_series<T: PartialEq + std::fmt::Debug>(
-    role: &str,
-    values: impl Iterator<Item = Option<T>>,
-) -> Result<Option<T>> {
-    let mut seen = None;
-    for value in values.flatten() {
-        match &seen {
-            None => seen = Some(value),
-            Some(earlier) if *earlier != value => {
-                return exec_err!(
-                    "xmr: the {role} must be one value for the whole series, got {earlier:?} and {value:?}"
-                );
-            }
-            Some(_) => {}
-        }
-    }
-    Ok(seen)
-}
-
 /// The series' settings from the optional arguments' columns.
 fn series_settings(improvement: Improvement, optional: &[ArrayRef]) -> Result<XmrSettings> {
     let mut settings = XmrSettings::new(improvement);
     if let Some(fix_after) = optional.get(2) {
-        settings.fix_after = match one_per_series("fix_after", floats(fix_after)?.iter())? {
+        let mut fixed = None;
+        one_value_per_call("xmr", "fix_after", &mut fixed, floats(fix_after)?.iter())?;
+        settings.fix_after = match fixed {
             Some(n) if n >= 1.0 && n.fract() == 0.0 => Some(n as usize),
             Some(n) => {
                 return exec_err!("xmr: fix_after must be a whole number of points, got {n}");
@@ -447,7 +429,9 @@ fn series_settings(improvement: Improvement, optional: &[ArrayRef]) -> Result<Xm
         let Some(screen) = screen else {
             return exec_err!("xmr: screen must be true or false");
         };
-        settings.screen = one_per_series("screen", screen)?.unwrap_or(true);
+        let mut screened = None;
+        one_value_per_call("xmr", "screen", &mut screened, screen)?;
+        settings.screen = screened.unwrap_or(true);
     }
     Ok(settings)
 }
@@ -472,10 +456,10 @@ impl PartitionEvaluator for XmrEvaluator {
                 "xmr: improvement must be 'increase', 'decrease' or 'neutral', got NULL"
             );
         };
-        let target = match optional.first() {
-            Some(target) => one_per_series("target", floats(target)?.iter())?,
-            None => None,
-        };
+        let mut target = None;
+        if let Some(targets) = optional.first() {
+            one_value_per_call("xmr", "target", &mut target, floats(targets)?.iter())?;
+        }
         let recalculate = match optional.get(1) {
             Some(flags) => match flags.as_boolean_opt() {
                 Some(flags) => flags.iter().map(|f| f == Some(true)).collect(),
