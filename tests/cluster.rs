@@ -107,6 +107,49 @@ fn the_cluster_answers_as_the_local_run_does() {
     };
     assert_eq!(strict(&["--cluster", &url]), strict(&[]));
 
+    // The statistics the report's queries do not call (its queries 10 and 11 call isr,
+    // overdispersion, funnel_ratio_od, funnel_rate and funnel_significance), on the executors:
+    // xmr with every option, dsr_events and israte over each provider's flagged appointments per
+    // month (as "persons with that many events" for dsr_events), and funnel_ratio_od's CQC limits.
+    // One statement each: Ballista 55 never finishes a UNION ALL of a constant row and a grouping.
+    let monthly = "WITH monthly AS (
+            SELECT der_provider_code AS provider, der_activity_month AS month, count(*) AS n
+            FROM opa WHERE ebi_lower_back_imaging(der_procedure_all, \
+                age_at_start_of_episode_sus, der_age_at_cds_activity_date, der_diagnosis_all, \
+                administrative_category) IS NOT NULL
+            GROUP BY 1, 2) ";
+    for statistic in [
+        "SELECT provider, month, round(x['mean'], 6) AS mean, round(x['upl'], 6) AS upl,
+                x['special_cause'] AS cause, x['variation_icon'] AS icon
+         FROM (SELECT provider, month, xmr(n, 'neutral', 5, month = '202407', 4, false)
+                   OVER (PARTITION BY provider ORDER BY month) AS x
+               FROM monthly)
+         ORDER BY provider, month",
+        "SELECT round(d['value'], 6) AS value, round(d['upper'], 6) AS upper
+         FROM (SELECT dsr_events(persons, frequency, band, 1000, 500, 0.95, 100000) AS d
+               FROM (SELECT left(month, 4) AS band, n AS frequency, count(*) AS persons
+                     FROM monthly GROUP BY 1, 2))",
+        "SELECT round(i['rate'], 6) AS rate, round(i['upper'], 6) AS upper
+         FROM (SELECT israte(n, 1000, 30, 1000, 0.95, 100000) AS i FROM monthly)",
+        "SELECT n, round(f['lower'], 6) AS lower, round(f['upper'], 6) AS upper
+         FROM (SELECT n, funnel_ratio_od(CAST(n AS DOUBLE), 0.95, 'CQC', 2.0, 0.01) AS f
+               FROM monthly)
+         ORDER BY n",
+    ] {
+        let sql = format!("{monthly}{statistic}");
+        let run = |cluster_args: &[&str]| {
+            let args = [&["sql", "--format", "csv", sql.as_str()][..], cluster_args].concat();
+            String::from_utf8(ebiq(&args).stdout).expect("UTF-8 output")
+        };
+        let here = run(&[]);
+        assert!(here.lines().count() >= 2, "{here}");
+        assert!(
+            !here.lines().nth(1).is_some_and(|l| l.starts_with(',')),
+            "{here}"
+        );
+        assert_eq!(run(&["--cluster", &url]), here, "{statistic}");
+    }
+
     // The same cluster behind `ebiq serve`, read through a PostgreSQL client: the report views
     // equal the local server's, the catalogue answers from the server's own process, and a
     // statement that joins the two is refused rather than half-run.

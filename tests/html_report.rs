@@ -94,29 +94,42 @@ fn expected_points(csv: &Path) -> BTreeMap<&'static str, usize> {
     let mut ranked: Vec<(String, f64)> = totals.into_iter().collect();
     ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     let line = ranked.iter().take(8).map(|(p, _)| months[p].len()).sum();
+    let ratio_funnel = csv_rows(&csv.join("10_provider_casemix_funnel.csv"))
+        .iter()
+        .filter(|r| numeric(&r["ratio"]) && r["expected"].parse().is_ok_and(|e: f64| e > 0.0))
+        .count();
+    let rate_funnel = csv_rows(&csv.join("11_commissioner_dsr_funnel.csv"))
+        .iter()
+        .filter(|r| numeric(&r["dsr"]) && numeric(&r["derived_denominator"]))
+        .count();
     BTreeMap::from([
-        ("Funnel", funnel),
-        ("Spc", spc),
-        ("Interval", interval),
-        ("Line", line),
+        ("01_flagged_by_provider_month", line),
+        ("06_standardised_rates_by_commissioner", interval),
+        ("08_provider_funnel", funnel),
+        ("09_national_trend_spc", spc),
+        ("10_provider_casemix_funnel", ratio_funnel),
+        ("11_commissioner_dsr_funnel", rate_funnel),
     ])
 }
 
-/// Each chart's kind and the hover targets inside its figure, from the browser's DOM.
+/// The hover targets inside each query's chart, from the browser's DOM: each query is a
+/// `<section id="NAME">` holding at most one `<figure>`.
 fn drawn_points(dom: &str) -> BTreeMap<String, usize> {
     let mut found = BTreeMap::new();
-    for figure in dom.split("<figure").skip(1) {
+    for section in dom.split("<section id=\"").skip(1) {
+        let name = section.split('"').next().expect("a value").to_owned();
+        let section = section
+            .split("</section>")
+            .next()
+            .expect("one more line or item");
+        let Some(figure) = section.split("<figure").nth(1) else {
+            continue;
+        };
         let figure = figure
             .split("</figure>")
             .next()
             .expect("one more line or item");
-        let kind = figure
-            .split("data-chart=\"")
-            .nth(1)
-            .and_then(|rest| rest.split('"').next())
-            .expect("a value")
-            .to_owned();
-        found.insert(kind, figure.matches("<circle class=\"point\"").count());
+        found.insert(name, figure.matches("<circle class=\"point\"").count());
     }
     found
 }
@@ -146,11 +159,16 @@ fn run(name: &str, extra: &[&str]) -> (PathBuf, PathBuf) {
 
 /// Each chart holds the points its query's CSV result says it should.
 fn assert_points(drawn: &BTreeMap<String, usize>, csv: &Path) {
-    for (kind, expected) in expected_points(csv) {
+    let expected = expected_points(csv);
+    assert!(
+        expected.values().all(|n| *n > 0),
+        "every chart has points: {expected:?}"
+    );
+    for (query, points) in expected {
         assert_eq!(
-            drawn.get(kind).copied(),
-            Some(expected),
-            "{kind} chart points: {drawn:?}"
+            drawn.get(query).copied(),
+            Some(points),
+            "{query} chart points: {drawn:?}"
         );
     }
 }

@@ -35,10 +35,14 @@ async fn report_views_equal_the_report_s_csvs_row_for_row() {
     ]);
     let server = Server::start();
     let client = server.connect().await;
-    // The main report, and a statistic (directly standardised rates by commissioner).
+    // The main report, and statistics: directly standardised rates by commissioner, the
+    // casemix-adjusted ratio funnel (an aggregate over every provider inside the view) and the
+    // DSR funnel.
     for query in [
         "01_flagged_by_provider_month",
         "06_standardised_rates_by_commissioner",
+        "10_provider_casemix_funnel",
+        "11_commissioner_dsr_funnel",
     ] {
         let csv = std::fs::read_to_string(out.join(format!("{query}.csv"))).expect("the CSV");
         let mut lines = csv.lines();

@@ -7,6 +7,7 @@
 //! suppressed or missing value (`*`, NULL) is never drawn.
 
 mod canvas;
+mod funnel;
 mod prepare;
 
 use std::collections::BTreeMap;
@@ -14,18 +15,14 @@ use std::collections::BTreeMap;
 use anyhow::{Context, Result, anyhow, bail};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::util::display::array_value_to_string;
-use ebiq_udfs::{funnel_limits, z_score};
 use plotters::prelude::*;
 
 use self::canvas::{
-    Area, BLACK_, BLUE, FONT, GREY, HEIGHT, Hovers, LIGHT, ORANGE, PURPLE, SERIES, VERMILLION,
-    WIDTH, assurance_badge, canvas, frame, legend, line_sample, ordered_axes, position_labels,
+    Area, BLACK_, BLUE, FONT, GREY, HEIGHT, Hovers, LIGHT, ORANGE, PURPLE, SERIES, WIDTH,
+    assurance_badge, canvas, frame, legend, line_sample, ordered_axes, position_labels,
     variation_badge,
 };
-use self::prepare::{
-    FunnelColumns, extent, funnel_points, padded, ranked_estimates, spc_periods, spc_points,
-    top_series,
-};
+use self::prepare::{extent, padded, ranked_estimates, spc_periods, spc_points, top_series};
 
 /// What a query's `-- @chart KIND key=column ...` header asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,7 +35,8 @@ pub struct ChartSpec {
 /// The charts the report draws.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChartKind {
-    /// Proportions against their denominators, with funnel limits around a baseline.
+    /// Proportions, ratios or rates against their denominators, with funnel limits around a
+    /// baseline.
     Funnel,
     /// An XmR chart: values over time with mean, process limits and special causes.
     Spc,
@@ -52,7 +50,8 @@ impl ChartKind {
     /// The header word, and the keys each kind needs.
     fn needs(self) -> (&'static str, &'static [&'static str]) {
         match self {
-            Self::Funnel => ("funnel", &["x", "y", "label", "baseline"]),
+            // `baseline=` too, except for a ratio (around 1); see `funnel.rs`.
+            Self::Funnel => ("funnel", &["x", "y", "label"]),
             // Optional: `variation=` and `assurance=`, the columns of the series' icons.
             Self::Spc => ("spc", &["x", "y", "mean", "lower", "upper", "cause"]),
             Self::Interval => ("interval", &["label", "y", "lower", "upper", "reference"]),
@@ -64,7 +63,8 @@ impl ChartKind {
 impl ChartSpec {
     /// Reads a header value such as `funnel x=spine_imaging y=share label=provider
     /// baseline=national_share` (optional: `lower=`/`upper=` for a funnel point's own interval in
-    /// its hover text, `top=N` for line charts, `units=` for an interval chart's axis).
+    /// its hover text, a funnel's `statistic=ratio|rate` with its `phi=`, `tau2=`, `method=` or
+    /// `multiplier=`, `top=N` for line charts, `units=` for an axis).
     pub fn parse(text: &str) -> Result<Self> {
         let mut words = text.split_whitespace();
         let kind_word = words.next().unwrap_or_default();
@@ -119,7 +119,7 @@ pub struct Chart {
 pub fn draw(spec: &ChartSpec, batch: &RecordBatch, title: &str) -> Result<Chart> {
     let table = Table { batch };
     let chart = match spec.kind {
-        ChartKind::Funnel => funnel(spec, &table, title),
+        ChartKind::Funnel => funnel::funnel(spec, &table, title),
         ChartKind::Spc => spc(spec, &table, title),
         ChartKind::Interval => interval(spec, &table, title),
         ChartKind::Line => line(spec, &table, title),
@@ -186,101 +186,6 @@ pub fn escape(text: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
-}
-
-fn funnel(spec: &ChartSpec, table: &Table<'_>, title: &str) -> Result<Chart> {
-    let columns = FunnelColumns {
-        n: table.numbers(spec.column("x"))?,
-        share: table.numbers(spec.column("y"))?,
-        label: table.text(spec.column("label"))?,
-        lower: table.optional_numbers(spec, "lower")?,
-        upper: table.optional_numbers(spec, "upper")?,
-    };
-    let baseline = table.first_number(spec.column("baseline"))?.unwrap_or(0.0);
-    let (z95, z998) = (z_score(0.95)?, z_score(0.998)?);
-    let points = funnel_points(&columns, baseline, z998)?;
-    // From half the smallest denominator (at least 1) to a little past the largest, as PHE's
-    // funnel plots frame them; the y range takes in the points and the widest limits drawn.
-    let x_max = points.iter().map(|p| p.n).fold(10.0, f64::max) * 1.3;
-    let x_min =
-        (points.iter().map(|p| p.n).fold(f64::INFINITY, f64::min) / 2.0).clamp(1.0, x_max / 10.0);
-    let curve = |z: f64, side: usize| -> Result<Vec<(f64, f64)>> {
-        const STEPS: u32 = 120;
-        (0..=STEPS)
-            .map(|i| {
-                let n = x_min * (x_max / x_min).powf(f64::from(i) / f64::from(STEPS));
-                let limits = funnel_limits(baseline, n, z)?.unwrap_or([0.0, 1.0]);
-                Ok((n, limits[side]))
-            })
-            .collect()
-    };
-    let widest = funnel_limits(baseline, x_min, z998)?.unwrap_or([0.0, 1.0]);
-    let shares = points.iter().map(|p| p.share);
-    let range = extent(shares.chain([baseline, widest[0], widest[1]])).unwrap_or((0.0, 1.0));
-    let (y_low, y_high) = padded(range);
-    let (y_low, y_high) = (y_low.max(0.0), y_high.min(1.0));
-    let lines = [
-        (curve(z998, 1)?, VERMILLION, "99.8% limits"),
-        (curve(z998, 0)?, VERMILLION, ""),
-        (curve(z95, 1)?, ORANGE, "95% limits"),
-        (curve(z95, 0)?, ORANGE, ""),
-        (
-            vec![(x_min, baseline), (x_max, baseline)],
-            BLACK_,
-            "national",
-        ),
-    ];
-    canvas((WIDTH, HEIGHT), |root: &Area<'_>| {
-        let mut chart = frame(root, title, (48, 64))
-            .build_cartesian_2d((x_min..x_max).log_scale(), y_low..y_high)?;
-        chart
-            .configure_mesh()
-            .x_desc(format!("{} (log scale)", spec.column("x")))
-            .y_desc(format!("{} (proportion)", spec.column("y")))
-            .label_style((FONT, 12))
-            .light_line_style(LIGHT)
-            .max_light_lines(0)
-            .draw()?;
-        for (curve, colour, label) in lines {
-            let series = chart.draw_series(LineSeries::new(curve, colour.stroke_width(2)))?;
-            if !label.is_empty() {
-                series.label(label).legend(line_sample(colour));
-            }
-        }
-        chart
-            .draw_series(points.iter().map(|p| {
-                let colour = if p.outside() { VERMILLION } else { BLUE };
-                Circle::new((p.n, p.share), 4, colour.filled())
-            }))?
-            .label("provider")
-            .legend(|(x, y)| Circle::new((x + 10, y), 4, BLUE.filled()));
-        chart.draw_series(points.iter().filter(|p| p.outside()).map(|p| {
-            EmptyElement::at((p.n, p.share)) + Text::new(p.label.clone(), (6, -14), (FONT, 12))
-        }))?;
-        legend(&mut chart, SeriesLabelPosition::LowerRight)?;
-        let mut hovers = Hovers::default();
-        for p in &points {
-            let interval = p
-                .interval
-                .map(|(low, high)| format!(", 95% interval {low:.4} to {high:.4}"))
-                .unwrap_or_default();
-            hovers.add(
-                chart.backend_coord(&(p.n, p.share)),
-                &format!(
-                    "{}: {:.0} of {} {} ({} {:.4}{interval}); funnel 99.8% limits {:.4} to {:.4}",
-                    p.label,
-                    p.share * p.n,
-                    p.n,
-                    spec.column("x"),
-                    spec.column("y"),
-                    p.share,
-                    p.limits[0],
-                    p.limits[1]
-                ),
-            );
-        }
-        Ok(hovers)
-    })
 }
 
 fn spc(spec: &ChartSpec, table: &Table<'_>, title: &str) -> Result<Chart> {

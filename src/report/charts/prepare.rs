@@ -5,15 +5,14 @@
 use std::collections::BTreeMap;
 
 use anyhow::Result;
-use ebiq_udfs::funnel_limits;
 
 /// A provider on a funnel plot.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct FunnelPoint {
-    /// The denominator (x).
+    /// The denominator (x): a count, an expected count or a (derived) population.
     pub n: f64,
-    /// The proportion (y).
-    pub share: f64,
+    /// The proportion, ratio or rate (y).
+    pub value: f64,
     pub label: String,
     /// Its own 95% interval, when the query gives one (for the hover text).
     pub interval: Option<(f64, f64)>,
@@ -24,29 +23,28 @@ pub(super) struct FunnelPoint {
 impl FunnelPoint {
     /// Outside the 99.8% limits: drawn in the alarm colour and labelled.
     pub fn outside(&self) -> bool {
-        self.share < self.limits[0] || self.share > self.limits[1]
+        self.value < self.limits[0] || self.value > self.limits[1]
     }
 }
 
 /// The columns a funnel plot reads, one value per result row.
 pub(super) struct FunnelColumns {
     pub n: Vec<Option<f64>>,
-    pub share: Vec<Option<f64>>,
+    pub value: Vec<Option<f64>>,
     pub label: Vec<Option<String>>,
     pub lower: Vec<Option<f64>>,
     pub upper: Vec<Option<f64>>,
 }
 
-/// The drawable rows (a denominator above 0 and a share that is not suppressed or NULL), each with
-/// its limits around `baseline` at `z` (the 99.8% score).
+/// The drawable rows (a denominator above 0 and a value that is not suppressed or NULL), each with
+/// its 99.8% limits, `limits(n)`.
 pub(super) fn funnel_points(
     columns: &FunnelColumns,
-    baseline: f64,
-    z: f64,
+    limits: impl Fn(f64) -> Result<[f64; 2]>,
 ) -> Result<Vec<FunnelPoint>> {
     let mut points = Vec::new();
     for row in 0..columns.n.len() {
-        let (Some(n), Some(share)) = (columns.n[row], columns.share[row]) else {
+        let (Some(n), Some(value)) = (columns.n[row], columns.value[row]) else {
             continue;
         };
         if n <= 0.0 {
@@ -55,10 +53,10 @@ pub(super) fn funnel_points(
         let interval = columns.lower[row].zip(columns.upper[row]);
         points.push(FunnelPoint {
             n,
-            share,
+            value,
             label: columns.label[row].clone().unwrap_or_default(),
             interval,
-            limits: funnel_limits(baseline, n, z)?.unwrap_or([0.0, 1.0]),
+            limits: limits(n)?,
         });
     }
     Ok(points)
@@ -232,13 +230,14 @@ mod tests {
     fn funnel_points_skip_suppressed_and_empty_rows_and_mark_outliers() {
         let columns = FunnelColumns {
             n: vec![Some(1000.0), Some(1000.0), Some(5.0), Some(0.0)],
-            share: vec![Some(0.9), Some(0.5), None, Some(0.5)],
+            value: vec![Some(0.9), Some(0.5), None, Some(0.5)],
             label: text(&[Some("ROUT"), Some("RIN"), Some("RSUP"), Some("RZERO")]),
             lower: vec![Some(0.88), None, None, None],
             upper: vec![Some(0.92), None, None, None],
         };
         let z998 = ebiq_udfs::z_score(0.998).expect("0.998 is a valid confidence");
-        let points = funnel_points(&columns, 0.5, z998).expect("valid limits");
+        let limits = |n| Ok(ebiq_udfs::funnel_limits(0.5, n, z998)?.unwrap_or([0.0, 1.0]));
+        let points = funnel_points(&columns, limits).expect("valid limits");
         let labels: Vec<_> = points.iter().map(|p| p.label.as_str()).collect();
         assert_eq!(
             labels,
