@@ -110,8 +110,10 @@ fn the_cluster_answers_as_the_local_run_does() {
     // The statistics the report's queries do not call (its queries 10 and 11 call isr,
     // overdispersion, funnel_ratio_od, funnel_rate and funnel_significance), on the executors:
     // xmr with every option, dsr_events and israte over each provider's flagged appointments per
-    // month (as "persons with that many events" for dsr_events), and funnel_ratio_od's CQC limits.
-    // One statement each: Ballista 55 never finishes a UNION ALL of a constant row and a grouping.
+    // month (as "persons with that many events" for dsr_events), funnel_ratio_od's CQC limits, rate
+    // and funnel_ratio.
+    // One statement each: on these one-slot executors Ballista 55 never finishes a UNION ALL of a
+    // constant row and a grouping (docs/cluster.md).
     let monthly = "WITH monthly AS (
             SELECT der_provider_code AS provider, der_activity_month AS month, count(*) AS n
             FROM opa WHERE ebi_lower_back_imaging(der_procedure_all, \
@@ -133,6 +135,11 @@ fn the_cluster_answers_as_the_local_run_does() {
          FROM (SELECT israte(n, 1000, 30, 1000, 0.95, 100000) AS i FROM monthly)",
         "SELECT n, round(f['lower'], 6) AS lower, round(f['upper'], 6) AS upper
          FROM (SELECT n, funnel_ratio_od(CAST(n AS DOUBLE), 0.95, 'CQC', 2.0, 0.01) AS f
+               FROM monthly)
+         ORDER BY n",
+        "SELECT n, round(r['lower'], 6) AS rate_lower, round(f['upper'], 6) AS ratio_upper
+         FROM (SELECT n, rate(n, 1000, 0.95, 100000) AS r,
+                      funnel_ratio(CAST(n AS DOUBLE), 0.998) AS f
                FROM monthly)
          ORDER BY n",
     ] {

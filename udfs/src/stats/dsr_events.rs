@@ -7,15 +7,15 @@ use std::sync::{Arc, LazyLock};
 
 use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::{DataType, Field, FieldRef, Fields};
-use datafusion_common::{Result, ScalarValue, exec_err, plan_err};
+use datafusion_common::{Result, ScalarValue, exec_err};
 use datafusion_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion_expr::{Accumulator, AggregateUDFImpl, Documentation, Signature, Volatility};
 
 use super::byar::byar_interval;
 use super::dsr::SMALLEST_COUNT;
 use super::{
-    DOC_SECTION_STATS, float_at, float_fields, float_list, float_list_scalar, floats,
-    one_value_per_call, state_field, struct_scalar_of_floats, z_score,
+    Argument, DOC_SECTION_STATS, coerce_arguments, float_at, float_fields, float_list,
+    float_list_scalar, floats, one_value_per_call, state_field, struct_scalar_of_floats, z_score,
 };
 use crate::strings::collect_strings;
 
@@ -23,14 +23,15 @@ static FIELDS: LazyLock<Fields> = LazyLock::new(|| float_fields(&["value", "lowe
 
 const NAME: &str = "dsr_events";
 
-const ROLES: [&str; 7] = [
-    "persons",
-    "event_frequency",
-    "band",
-    "population",
-    "standard_population",
-    "confidence",
-    "multiplier",
+/// The arguments; a band is a label or a number, either compared as text.
+const ROLES: [(&str, Argument); 7] = [
+    ("persons", Argument::Number),
+    ("event_frequency", Argument::Number),
+    ("band", Argument::Label),
+    ("population", Argument::Number),
+    ("standard_population", Argument::Number),
+    ("confidence", Argument::Number),
+    ("multiplier", Argument::Number),
 ];
 
 /// One row of the input: `persons` people in `band` had `frequency` events each.
@@ -149,24 +150,7 @@ impl AggregateUDFImpl for DsrEvents {
     }
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        if arg_types.len() != ROLES.len() {
-            return plan_err!(
-                "{NAME} takes {} arguments ({}), got {}",
-                ROLES.len(),
-                ROLES.join(", "),
-                arg_types.len()
-            );
-        }
-        arg_types
-            .iter()
-            .zip(ROLES)
-            .map(|(data_type, role)| match role {
-                // A band is a label or a number; either is compared as text.
-                "band" => Ok(DataType::Utf8),
-                _ if data_type.is_numeric() || data_type.is_null() => Ok(DataType::Float64),
-                _ => plan_err!("{NAME}: the {role} must be a number, got {data_type}"),
-            })
-            .collect()
+        coerce_arguments(NAME, &ROLES, ROLES.len(), arg_types)
     }
 
     fn accumulator(&self, _args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {

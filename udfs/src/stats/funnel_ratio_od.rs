@@ -4,21 +4,27 @@
 use std::sync::LazyLock;
 
 use arrow::datatypes::{DataType, Fields};
-use datafusion_common::{Result, exec_err, plan_err};
+use datafusion_common::{Result, exec_err};
 use datafusion_expr::{
     ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
 };
 
 use super::dispersion::{Dispersion, DispersionMethod, adjusted_ratio_limits};
 use super::{
-    DOC_SECTION_STATS, confidence_level, float_at, float_fields, floats, one_confidence,
-    struct_of_floats,
+    Argument, DOC_SECTION_STATS, coerce_arguments, confidence_level, float_at, float_fields,
+    floats, one_confidence, struct_of_floats,
 };
-use crate::strings::{collect_strings, is_string_type};
+use crate::strings::collect_strings;
 
 static FIELDS: LazyLock<Fields> = LazyLock::new(|| float_fields(&["lower", "upper"]));
 
-const ROLES: [&str; 5] = ["expected", "confidence", "method", "phi", "tau2"];
+const ROLES: [(&str, Argument); 5] = [
+    ("expected", Argument::Number),
+    ("confidence", Argument::Number),
+    ("method", Argument::Choice("'SHMI' or 'CQC'")),
+    ("phi", Argument::Number),
+    ("tau2", Argument::Number),
+];
 
 /// `funnel_ratio_od(expected, confidence, method, phi, tau2)` -> `{lower, upper}`.
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -55,27 +61,7 @@ impl ScalarUDFImpl for FunnelRatioOd {
     }
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        if arg_types.len() != ROLES.len() {
-            return plan_err!(
-                "funnel_ratio_od takes 5 arguments ({}), got {}",
-                ROLES.join(", "),
-                arg_types.len()
-            );
-        }
-        arg_types
-            .iter()
-            .zip(ROLES)
-            .map(|(data_type, role)| match role {
-                "method" if is_string_type(data_type) || data_type.is_null() => Ok(DataType::Utf8),
-                "method" => {
-                    plan_err!(
-                        "funnel_ratio_od: the method must be 'SHMI' or 'CQC', got {data_type}"
-                    )
-                }
-                _ if data_type.is_numeric() || data_type.is_null() => Ok(DataType::Float64),
-                _ => plan_err!("funnel_ratio_od: the {role} must be a number, got {data_type}"),
-            })
-            .collect()
+        coerce_arguments("funnel_ratio_od", &ROLES, ROLES.len(), arg_types)
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {

@@ -32,6 +32,8 @@ use datafusion_common::{Result, ScalarValue, exec_err, plan_err};
 use datafusion_expr::{ColumnarValue, ScalarFunctionArgs};
 use statrs::distribution::{ContinuousCDF, Normal};
 
+use crate::strings::is_string_type;
+
 pub use byar::{Byar, byar_interval};
 pub use dispersion::{Dispersion, DispersionMethod, adjusted_ratio_limits, dispersion};
 pub use dsr::{Dsr, DsrSums};
@@ -105,31 +107,72 @@ pub(crate) fn float_list_scalar(values: impl Iterator<Item = Option<f64>>) -> Sc
     ScalarValue::List(ScalarValue::new_list_nullable(&values, &DataType::Float64))
 }
 
-/// Every argument is a number: any numeric type (or NULL) is cast to Float64.
-pub(crate) fn coerce_numbers(
+/// What a statistic's argument must be, for [`coerce_arguments`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Argument {
+    /// A number of any numeric type (or NULL), cast to Float64.
+    Number,
+    /// Text naming one of a few choices, such as a method (any string type or NULL, as Utf8); the
+    /// text says what it may be, for the error.
+    Choice(&'static str),
+    /// A label compared as text whatever its type (a band given as a number or a name).
+    Label,
+}
+
+/// Coerces a call's arguments by their roles, the first `required` of them required and the rest
+/// optional: a wrong count or type is a planning error naming the function and the role.
+pub(crate) fn coerce_arguments(
     name: &str,
-    roles: &[&str],
+    roles: &[(&str, Argument)],
+    required: usize,
     arg_types: &[DataType],
 ) -> Result<Vec<DataType>> {
-    if arg_types.len() != roles.len() {
+    if !(required..=roles.len()).contains(&arg_types.len()) {
+        let names: Vec<&str> = roles.iter().map(|(role, _)| *role).collect();
+        let (needed, optional) = names.split_at(required.min(names.len()));
+        let count = match optional.len() {
+            0 => required.to_string(),
+            1 => format!("{required} or {}", roles.len()),
+            _ => format!("{required} to {}", roles.len()),
+        };
+        let optional = optional
+            .iter()
+            .map(|role| format!("[, {role}"))
+            .collect::<String>()
+            + &"]".repeat(optional.len());
         return plan_err!(
-            "{name} takes {} arguments ({}), got {}",
-            roles.len(),
-            roles.join(", "),
+            "{name} takes {count} arguments ({}{optional}), got {}",
+            needed.join(", "),
             arg_types.len()
         );
     }
     arg_types
         .iter()
         .zip(roles)
-        .map(|(data_type, role)| {
-            if data_type.is_numeric() || data_type.is_null() {
+        .map(|(data_type, (role, argument))| match argument {
+            Argument::Number if data_type.is_numeric() || data_type.is_null() => {
                 Ok(DataType::Float64)
-            } else {
-                plan_err!("{name}: the {role} must be a number, got {data_type}")
             }
+            Argument::Number => plan_err!("{name}: the {role} must be a number, got {data_type}"),
+            Argument::Choice(_) if is_string_type(data_type) || data_type.is_null() => {
+                Ok(DataType::Utf8)
+            }
+            Argument::Choice(choices) => {
+                plan_err!("{name}: the {role} must be {choices}, got {data_type}")
+            }
+            Argument::Label => Ok(DataType::Utf8),
         })
         .collect()
+}
+
+/// Every argument is a number: any numeric type (or NULL) is cast to Float64.
+pub(crate) fn coerce_numbers(
+    name: &str,
+    roles: &[&str],
+    arg_types: &[DataType],
+) -> Result<Vec<DataType>> {
+    let roles: Vec<(&str, Argument)> = roles.iter().map(|role| (*role, Argument::Number)).collect();
+    coerce_arguments(name, &roles, roles.len(), arg_types)
 }
 
 /// The arguments of a call as Float64 arrays of the batch's length.
@@ -269,6 +312,49 @@ mod tests {
         for bad in [0.5, 1.0, 80.0, 101.0, -0.95, f64::NAN] {
             assert!(z_score(bad).is_err(), "{bad}");
         }
+        Ok(())
+    }
+
+    #[test]
+    fn arguments_are_coerced_by_role_and_a_wrong_call_says_what_it_takes() -> Result<()> {
+        let roles = [
+            ("observed", Argument::Number),
+            ("method", Argument::Choice("'SHMI' or 'CQC'")),
+            ("band", Argument::Label),
+            ("trim", Argument::Number),
+            ("fix", Argument::Number),
+        ];
+        let coerced = coerce_arguments(
+            "f",
+            &roles,
+            3,
+            &[DataType::Int32, DataType::Utf8View, DataType::Int64],
+        )?;
+        assert_eq!(coerced, [DataType::Float64, DataType::Utf8, DataType::Utf8]);
+        let message = |types: &[DataType]| {
+            coerce_arguments("f", &roles, 3, types)
+                .err()
+                .map(|e| e.strip_backtrace())
+        };
+        assert_eq!(
+            message(&[DataType::Int32]).as_deref(),
+            Some(
+                "Error during planning: f takes 3 to 5 arguments (observed, method, band[, trim[, fix]]), got 1"
+            )
+        );
+        assert_eq!(
+            message(&[DataType::Int32, DataType::Int64, DataType::Int64]).as_deref(),
+            Some("Error during planning: f: the method must be 'SHMI' or 'CQC', got Int64")
+        );
+        assert_eq!(
+            message(&[DataType::Utf8, DataType::Utf8, DataType::Utf8]).as_deref(),
+            Some("Error during planning: f: the observed must be a number, got Utf8")
+        );
+        let numbers = coerce_numbers("g", &["x", "n"], &[DataType::Int8]).err();
+        assert_eq!(
+            numbers.map(|e| e.strip_backtrace()).as_deref(),
+            Some("Error during planning: g takes 2 arguments (x, n), got 1")
+        );
         Ok(())
     }
 }

@@ -4,16 +4,16 @@ use std::sync::LazyLock;
 
 use arrow::array::{Array, ArrayRef, AsArray, Float64Array};
 use arrow::datatypes::{DataType, FieldRef, Fields};
-use datafusion_common::{Result, ScalarValue, exec_err, plan_err};
+use datafusion_common::{Result, ScalarValue, exec_err};
 use datafusion_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion_expr::{Accumulator, AggregateUDFImpl, Documentation, Signature, Volatility};
 
 use super::dispersion::{DispersionMethod, dispersion};
 use super::{
-    DOC_SECTION_STATS, float_fields, float_list, float_list_scalar, floats, one_value_per_call,
-    state_field, struct_scalar_of_floats,
+    Argument, DOC_SECTION_STATS, coerce_arguments, float_fields, float_list, float_list_scalar,
+    floats, one_value_per_call, state_field, struct_scalar_of_floats,
 };
-use crate::strings::{collect_strings, is_string_type};
+use crate::strings::collect_strings;
 
 /// FunnelPlotR's default `trim_by`: 10% at each end.
 const DEFAULT_TRIM: f64 = 0.1;
@@ -56,24 +56,13 @@ impl AggregateUDFImpl for Overdispersion {
     }
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        if !(3..=4).contains(&arg_types.len()) {
-            return plan_err!(
-                "overdispersion takes 3 or 4 arguments (observed, expected, method[, trim]), got {}",
-                arg_types.len()
-            );
-        }
-        arg_types
-            .iter()
-            .zip(["observed", "expected", "method", "trim"])
-            .map(|(data_type, role)| match role {
-                "method" if is_string_type(data_type) || data_type.is_null() => Ok(DataType::Utf8),
-                "method" => {
-                    plan_err!("overdispersion: the method must be 'SHMI' or 'CQC', got {data_type}")
-                }
-                _ if data_type.is_numeric() || data_type.is_null() => Ok(DataType::Float64),
-                _ => plan_err!("overdispersion: the {role} must be a number, got {data_type}"),
-            })
-            .collect()
+        let roles = [
+            ("observed", Argument::Number),
+            ("expected", Argument::Number),
+            ("method", Argument::Choice("'SHMI' or 'CQC'")),
+            ("trim", Argument::Number),
+        ];
+        coerce_arguments("overdispersion", &roles, 3, arg_types)
     }
 
     fn accumulator(&self, _args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
