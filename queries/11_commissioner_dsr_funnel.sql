@@ -39,19 +39,27 @@ derived AS (
 ),
 average AS (
     SELECT 100000.0 * sum(events) / sum(derived_denominator) AS rate FROM derived
+),
+limits AS (
+    SELECT d.commissioner, d.events, d.dsr, d.derived_denominator, a.rate AS average_rate,
+           funnel_rate(a.rate, d.derived_denominator, 0.95, 100000) AS funnel95,
+           funnel_rate(a.rate, d.derived_denominator, 0.998, 100000) AS funnel998,
+           CASE WHEN d.events < 10 THEN 'Not applicable for events less than 10 for dsrs'
+                ELSE funnel_significance(d.events, d.derived_denominator, a.rate / 100000)
+           END AS significance
+    FROM derived AS d
+    CROSS JOIN average AS a
 )
 SELECT
-    d.commissioner,
-    d.events,
-    round(d.dsr, 3) AS dsr,
-    round(d.derived_denominator, 1) AS derived_denominator,
-    round(a.rate, 3) AS average_rate,
-    round(funnel_rate(a.rate, d.derived_denominator, 0.95, 100000)['lower'], 3) AS funnel_lower95,
-    round(funnel_rate(a.rate, d.derived_denominator, 0.95, 100000)['upper'], 3) AS funnel_upper95,
-    round(funnel_rate(a.rate, d.derived_denominator, 0.998, 100000)['lower'], 3) AS funnel_lower998,
-    round(funnel_rate(a.rate, d.derived_denominator, 0.998, 100000)['upper'], 3) AS funnel_upper998,
-    CASE WHEN d.events < 10 THEN 'Not applicable for events less than 10 for dsrs'
-         ELSE funnel_significance(d.events, d.derived_denominator, a.rate / 100000) END AS significance
-FROM derived AS d
-CROSS JOIN average AS a
+    commissioner,
+    events,
+    round(dsr, 3) AS dsr,
+    round(derived_denominator, 1) AS derived_denominator,
+    round(average_rate, 3) AS average_rate,
+    round(funnel95['lower'], 3) AS funnel_lower95,
+    round(funnel95['upper'], 3) AS funnel_upper95,
+    round(funnel998['lower'], 3) AS funnel_lower998,
+    round(funnel998['upper'], 3) AS funnel_upper998,
+    significance
+FROM limits
 ORDER BY derived_denominator DESC NULLS LAST, commissioner;

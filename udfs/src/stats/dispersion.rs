@@ -20,6 +20,9 @@ pub enum DispersionMethod {
 }
 
 impl DispersionMethod {
+    /// The method names an argument may give, as its planning error lists them.
+    pub(crate) const CHOICES: &'static str = "'SHMI' or 'CQC'";
+
     /// `'SHMI'` or `'CQC'`, in any case; anything else is an error naming it.
     pub fn parse(name: &str) -> Result<Self> {
         if name.eq_ignore_ascii_case("SHMI") {

@@ -21,7 +21,7 @@ static FIELDS: LazyLock<Fields> = LazyLock::new(|| float_fields(&["lower", "uppe
 const ROLES: [(&str, Argument); 5] = [
     ("expected", Argument::Number),
     ("confidence", Argument::Number),
-    ("method", Argument::Choice("'SHMI' or 'CQC'")),
+    ("method", Argument::Choice(DispersionMethod::CHOICES)),
     ("phi", Argument::Number),
     ("tau2", Argument::Number),
 ];

@@ -59,7 +59,7 @@ impl AggregateUDFImpl for Overdispersion {
         let roles = [
             ("observed", Argument::Number),
             ("expected", Argument::Number),
-            ("method", Argument::Choice("'SHMI' or 'CQC'")),
+            ("method", Argument::Choice(DispersionMethod::CHOICES)),
             ("trim", Argument::Number),
         ];
         coerce_arguments("overdispersion", &roles, 3, arg_types)
