@@ -7,6 +7,7 @@
 pub(crate) mod counting;
 pub(crate) mod fan_out;
 pub(crate) mod hoist;
+pub(crate) mod keep_rows;
 pub(crate) mod one_scan;
 pub mod scanned;
 pub mod shared_ctes;

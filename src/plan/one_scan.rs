@@ -23,6 +23,7 @@ use tempfile::TempDir;
 
 use super::fan_out::FanOut;
 use super::hoist::{Hoisted, find_calls, hoist_calls};
+use super::keep_rows::without_filter_copies;
 use super::scanned::files_scanned;
 use super::shared_ctes::{Rewrite, SET_ASIDE_LIMIT, files_read_outside, read_back, write_results};
 use super::stems::{is_scan_of, scan_conditions, without_conditions};
@@ -111,6 +112,18 @@ pub(crate) async fn run_in_one_scan(
     let fanned =
         LogicalPlanBuilder::scan(scan_name.clone(), provider_as_source(fan_out.table()), None)?
             .build()?;
+    // The stems run side by side and share the cores: a stem given more partitions than its share
+    // passes every batch through a round-robin repartition, which gathers (and copies) what it
+    // passes into batches of its own, for cores the other stems keep busy.
+    let share = (state.config().target_partitions() / stems.len()).max(1);
+    // A copy of the state, not a new one built from it: a new one registers a fresh default
+    // catalog in the catalog list both share, and the session's tables would be gone.
+    let mut stem_state = state.clone();
+    stem_state
+        .config_mut()
+        .options_mut()
+        .execution
+        .target_partitions = share;
     let mut planned = Vec::new();
     for (index, stem) in stems.iter().enumerate() {
         // A stem whose columns share a name cannot be written to one file; a stem that does not
@@ -121,7 +134,7 @@ pub(crate) async fn run_in_one_scan(
         let Ok(fed) = hoist_calls(&fed_stems[index], table, &scan_name, &fanned, &hoisted) else {
             continue;
         };
-        let Ok(physical) = state.create_physical_plan(&fed).await else {
+        let Ok(physical) = stem_state.create_physical_plan(&fed).await else {
             continue;
         };
         planned.push((index, physical));
@@ -240,7 +253,9 @@ async fn one_scan_plan(
         builder = builder.filter(condition)?;
     }
     let plan = builder.project(columns)?.build()?;
-    Ok(state.create_physical_plan(&plan).await?)
+    Ok(without_filter_copies(
+        state.create_physical_plan(&plan).await?,
+    )?)
 }
 
 fn has_repeated_names(stem: &LogicalPlan) -> bool {

@@ -15,6 +15,7 @@ use datafusion::arrow::array::builder::make_view;
 use datafusion::arrow::array::{
     Array, AsArray, BooleanArray, GenericStringArray, OffsetSizeTrait, StringViewArray,
 };
+use datafusion::arrow::buffer::BooleanBuffer;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
@@ -291,6 +292,9 @@ fn as_bools(array: &Arc<dyn Array>) -> Result<&BooleanArray> {
 /// Adds the rows of one batch to `into`, whatever their order: extracts ordered by provider, by
 /// patient or by load time mix every month in every batch.
 fn tally_batch(month: &dyn Array, flags: [&BooleanArray; 2], into: &mut Tallies) -> Result<()> {
+    if flags.iter().any(|flags| flags.len() != month.len()) {
+        return exec_err!("an age check gave a flag per row of another length than the batch's");
+    }
     let mut counts = MonthCounts::default();
     match month.data_type() {
         DataType::Utf8 => counts.count_text(month.as_string::<i32>(), flags),
@@ -362,15 +366,29 @@ impl<'a> MonthCounts<'a> {
         [unknown, impossible]: [&BooleanArray; 2],
         key_of: impl Fn(usize) -> MonthKey<'a>,
     ) {
-        // A NULL flag is not a flagged age (`true_count` would not count it either).
-        let flagged =
-            |flags: &BooleanArray, row: usize| u64::from(flags.is_valid(row) && flags.value(row));
+        // Each row's month is found once, and the same as the row before's without a probe (files
+        // cut by month hold long runs of one). The ages the checks flag are few: they are added
+        // afterwards by their rows' months, so the loop over every row tests no flag.
+        let mut month_of_row = Vec::with_capacity(rows);
+        let mut last: Option<(MonthKey<'a>, usize)> = None;
         for row in 0..rows {
-            let index = self.index_of(key_of(row));
-            let tally = &mut self.months[index].1;
-            tally.records += 1;
-            tally.unknown_age += flagged(unknown, row);
-            tally.impossible_age += flagged(impossible, row);
+            let key = key_of(row);
+            let index = match last {
+                Some((seen, index)) if seen == key => index,
+                _ => {
+                    let index = self.index_of(key);
+                    last = Some((key, index));
+                    index
+                }
+            };
+            self.months[index].1.records += 1;
+            month_of_row.push(index);
+        }
+        for row in true_rows(unknown).set_indices() {
+            self.months[month_of_row[row]].1.unknown_age += 1;
+        }
+        for row in true_rows(impossible).set_indices() {
+            self.months[month_of_row[row]].1.impossible_age += 1;
         }
     }
 
@@ -443,6 +461,15 @@ const MAX_INLINE: u32 = 12;
 /// folded and mixed by MurmurHash3's finaliser, so that months land as if at random. (One
 /// multiplication and the product's middle bits put 96 months in 12 slots: the year's last digits
 /// never reached them.)
+/// The rows where `flags` is TRUE; a NULL flag is not a flagged age (`true_count` would not count
+/// it either).
+fn true_rows(flags: &BooleanArray) -> BooleanBuffer {
+    match flags.nulls() {
+        Some(valid) => flags.values() & valid.inner(),
+        None => flags.values().clone(),
+    }
+}
+
 fn spread(view: u128, size: usize) -> usize {
     let mut mixed = (view as u64) ^ ((view >> 64) as u64).rotate_left(32);
     mixed ^= mixed >> 33;
@@ -521,13 +548,17 @@ mod tests {
         ];
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(28);
         for rows in [1, 7, 100, 5000] {
-            // Up to 300 distinct months, so the table grows more than once.
-            let generated: Vec<Option<String>> = (0..rows)
-                .map(|_| match rng.random_range(0..4) {
-                    0 => Some(format!("{}", rng.random_range(200_000..200_300))),
+            // Up to 300 distinct months, so the table grows more than once, and runs of one
+            // month (a NULL run and an empty-text run among them), as files cut by month hold.
+            let mut generated: Vec<Option<String>> = Vec::with_capacity(rows);
+            for _ in 0..rows {
+                let month = match (rng.random_range(0..5), generated.last()) {
+                    (4, Some(previous)) => previous.clone(),
+                    (0, _) => Some(format!("{}", rng.random_range(200_000..200_300))),
                     _ => choices[rng.random_range(0..choices.len())].map(str::to_owned),
-                })
-                .collect();
+                };
+                generated.push(month);
+            }
             let flag = |rng: &mut rand_chacha::ChaCha8Rng| match rng.random_range(0..3) {
                 0 => None,
                 1 => Some(false),
