@@ -457,10 +457,6 @@ impl<'a> MonthCounts<'a> {
 /// The longest string an Arrow view holds inline.
 const MAX_INLINE: u32 = 12;
 
-/// A position in a table of `size` slots (a power of two) from a short month's view: its bits
-/// folded and mixed by MurmurHash3's finaliser, so that months land as if at random. (One
-/// multiplication and the product's middle bits put 96 months in 12 slots: the year's last digits
-/// never reached them.)
 /// The rows where `flags` is TRUE; a NULL flag is not a flagged age (`true_count` would not count
 /// it either).
 fn true_rows(flags: &BooleanArray) -> BooleanBuffer {
@@ -470,6 +466,10 @@ fn true_rows(flags: &BooleanArray) -> BooleanBuffer {
     }
 }
 
+/// A position in a table of `size` slots (a power of two) from a short month's view: its bits
+/// folded and mixed by MurmurHash3's finaliser, so that months land as if at random. (One
+/// multiplication and the product's middle bits put 96 months in 12 slots: the year's last digits
+/// never reached them.)
 fn spread(view: u128, size: usize) -> usize {
     let mut mixed = (view as u64) ^ ((view >> 64) as u64).rotate_left(32);
     mixed ^= mixed >> 33;
