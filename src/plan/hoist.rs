@@ -11,7 +11,8 @@ use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{Column, TableReference};
 use datafusion::error::Result;
-use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan, LogicalPlanBuilder};
+use datafusion::logical_expr::{Case, Expr, ExprSchemable, LogicalPlan, LogicalPlanBuilder};
+use ebiq_udfs::RuleFunction;
 
 use super::stems::is_scan_of;
 
@@ -44,6 +45,56 @@ impl Hoisted {
                 .collect::<Vec<_>>(),
         ))
     }
+}
+
+impl Hoisted {
+    /// What the scan computes for call `index`: the call itself, or, for a rule's flag when the
+    /// scan also computes a test of that rule's inclusion on the same columns, the flag only
+    /// where that test holds. The flag is NULL wherever the test is not TRUE, so the answer is
+    /// the same; the rule's own screen of the procedure codes then runs only on the rows the
+    /// test keeps, rather than a second time on every row.
+    pub(crate) fn computed(&self, index: usize) -> Expr {
+        let call = self.calls[index].clone();
+        let guard = self
+            .calls
+            .iter()
+            .filter(|other| implied_by_flag(&call, other))
+            .min_by_key(|other| match other {
+                Expr::ScalarFunction(test) => test.args.len(),
+                _ => usize::MAX,
+            });
+        match guard {
+            Some(test) => Expr::Case(Case::new(
+                None,
+                vec![(Box::new(test.clone()), Box::new(call))],
+                None,
+            )),
+            None => call,
+        }
+    }
+}
+
+/// Whether `test` is TRUE wherever `flag`, a rule's flag, is not NULL: a function of the same rule
+/// testing its inclusion ([`RuleFunction::flag_implies`]), on the same arguments as the flag's
+/// for its columns.
+fn implied_by_flag(flag: &Expr, test: &Expr) -> bool {
+    let (Expr::ScalarFunction(flag), Expr::ScalarFunction(test)) = (flag, test) else {
+        return false;
+    };
+    let (Some(flag_function), Some(test_function)) = (
+        flag.func.inner().downcast_ref::<RuleFunction>(),
+        test.func.inner().downcast_ref::<RuleFunction>(),
+    ) else {
+        return false;
+    };
+    let Some(positions) = flag_function.flag_implies(test_function) else {
+        return false;
+    };
+    positions.len() == test.args.len()
+        && positions
+            .iter()
+            .zip(&test.args)
+            .all(|(&at, arg)| flag.args.get(at) == Some(arg))
 }
 
 /// Adds to `hoisted` the rule calls `stem` makes right over its scan of `table` (named
@@ -214,4 +265,63 @@ fn is_rule_call_on(expr: &Expr, scan_name: &TableReference) -> bool {
             Expr::Literal(..) => true,
             _ => false,
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::execution::FunctionRegistry;
+    use datafusion::prelude::{SessionContext, col};
+
+    use super::*;
+
+    /// The rule's functions, called on columns of `opa` named as the rule names them.
+    fn call(ctx: &SessionContext, function: &str, columns: &[&str]) -> Expr {
+        let udf = ctx.udf(function).expect("a rule function");
+        udf.call(columns.iter().map(|c| col(*c)).collect())
+    }
+
+    #[test]
+    fn the_flag_is_computed_only_where_a_test_of_its_inclusion_on_its_columns_holds() {
+        let mut ctx = SessionContext::new();
+        ebiq_udfs::register_all(&mut ctx).expect("the rules register");
+        let arguments = ["procedures", "age", "age_then", "diagnoses", "category"];
+        let flag = call(&ctx, "ebi_lower_back_imaging", &arguments);
+        let by_procedures = call(
+            &ctx,
+            "ebi_lower_back_imaging_included_by_der_procedure_all",
+            &["procedures"],
+        );
+        let on_other_codes = call(
+            &ctx,
+            "ebi_lower_back_imaging_included_by_der_procedure_all",
+            &["diagnoses"],
+        );
+        let excluded = call(&ctx, "ebi_lower_back_imaging_excluded", &arguments[3..]);
+
+        let alone = Hoisted {
+            calls: vec![flag.clone(), on_other_codes.clone(), excluded],
+            fields: Vec::new(),
+        };
+        assert_eq!(
+            alone.computed(0),
+            flag,
+            "no test of its inclusion on its columns"
+        );
+
+        let guarded = Hoisted {
+            calls: vec![flag.clone(), on_other_codes, by_procedures.clone()],
+            fields: Vec::new(),
+        };
+        let expected = Expr::Case(Case::new(
+            None,
+            vec![(Box::new(by_procedures.clone()), Box::new(flag))],
+            None,
+        ));
+        assert_eq!(guarded.computed(0), expected);
+        assert_eq!(
+            guarded.computed(2),
+            by_procedures,
+            "the test is computed as it is"
+        );
+    }
 }

@@ -3,6 +3,7 @@
 //! scan (`one_scan`, over `stems`, `hoist` and `fan_out`); and what a physical plan scanned
 //! ([`scanned`]).
 
+pub(crate) mod cores;
 #[cfg(test)]
 pub(crate) mod counting;
 pub(crate) mod fan_out;

@@ -21,6 +21,7 @@ use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder};
 use datafusion::physical_plan::ExecutionPlan;
 use tempfile::TempDir;
 
+use super::cores::{read_through, share_cores};
 use super::fan_out::FanOut;
 use super::hoist::{Hoisted, find_calls, hoist_calls};
 use super::keep_rows::without_filter_copies;
@@ -124,20 +125,39 @@ pub(crate) async fn run_in_one_scan(
         .options_mut()
         .execution
         .target_partitions = share;
-    let mut planned = Vec::new();
+    let mut fed_plans = Vec::new();
     for (index, stem) in stems.iter().enumerate() {
         // A stem whose columns share a name cannot be written to one file; a stem that does not
         // plan here fails as its query's own error later.
         if has_repeated_names(stem) {
             continue;
         }
-        let Ok(fed) = hoist_calls(&fed_stems[index], table, &scan_name, &fanned, &hoisted) else {
+        if let Ok(plan) = hoist_calls(&fed_stems[index], table, &scan_name, &fanned, &hoisted) {
+            fed_plans.push((index, plan));
+        }
+    }
+    let (alone, cores) = share_cores(&fed_plans);
+    let mut planned = Vec::new();
+    for (index, plan) in &fed_plans {
+        if !alone.contains(index) {
+            continue;
+        }
+        if let Ok(physical) = stem_state.create_physical_plan(plan).await {
+            let schema = stems[*index].schema().inner().clone();
+            planned.push((Runs::Stem(*index), physical, schema));
+        }
+    }
+    for (core, shared_core) in cores.into_iter().enumerate() {
+        let Ok(plan) = shared_core.plan() else {
             continue;
         };
-        let Ok(physical) = stem_state.create_physical_plan(&fed).await else {
+        if has_repeated_names(&plan) {
             continue;
-        };
-        planned.push((index, physical));
+        }
+        if let Ok(physical) = stem_state.create_physical_plan(&plan).await {
+            let schema = plan.schema().inner().clone();
+            planned.push((Runs::Core(core, shared_core.members), physical, schema));
+        }
     }
     if planned.is_empty() {
         return Ok(OneScan::default());
@@ -153,12 +173,12 @@ pub(crate) async fn run_in_one_scan(
         .prefix("ebiq-scan-")
         .tempdir_in(std::env::temp_dir())
         .context("cannot make a temporary folder for the results of the shared scan")?;
-    let writers = planned.into_iter().map(|(index, physical)| {
-        let into = folder.path().join(format!("stem_{index}"));
-        let schema = stems[index].schema().inner().clone();
+    let writers = planned.into_iter().map(|(runs, physical, schema)| {
+        let into = folder.path().join(runs.folder_name());
         async move {
-            let written = write_results(state, physical, schema, &into, SET_ASIDE_LIMIT).await;
-            (index, into, written)
+            let written =
+                write_results(state, physical, Arc::clone(&schema), &into, SET_ASIDE_LIMIT).await;
+            (runs, into, schema, written)
         }
     });
     let (fed, written) = futures::join!(
@@ -171,11 +191,26 @@ pub(crate) async fn run_in_one_scan(
     }
     let mut replacements = Vec::new();
     let mut rows = Vec::new();
-    for (index, into, written) in written {
-        if let Ok(Some(written)) = written {
-            let stem = &stems[index];
-            replacements.push((stem.clone(), reader(stem, index, &into)?));
-            rows.push(written);
+    for (runs, into, schema, written) in written {
+        let Ok(Some(written)) = written else { continue };
+        match runs {
+            Runs::Stem(index) => {
+                let stem = &stems[index];
+                replacements.push((stem.clone(), reader(stem, index, &into)?));
+                rows.push(written);
+            }
+            Runs::Core(core, members) => {
+                let name = format!("ebiq_core_{core}");
+                let result =
+                    LogicalPlanBuilder::scan(name.as_str(), read_back(&into, &schema)?, None)?
+                        .build()?;
+                for index in members {
+                    let stem = &stems[index];
+                    let read = read_through(stem, result.clone(), &name)?;
+                    replacements.push((stem.clone(), read));
+                    rows.push(written);
+                }
+            }
         }
     }
     Ok(OneScan {
@@ -184,6 +219,23 @@ pub(crate) async fn run_in_one_scan(
         rows,
         files_read,
     })
+}
+
+/// What one plan fed by the scan computes: a stem's result, or a core that several stems share
+/// ([`share_cores`]), with their indexes.
+enum Runs {
+    Stem(usize),
+    Core(usize, Vec<usize>),
+}
+
+impl Runs {
+    /// The folder, in the scan's temporary folder, of its result.
+    fn folder_name(&self) -> String {
+        match self {
+            Self::Stem(index) => format!("stem_{index}"),
+            Self::Core(core, _) => format!("core_{core}"),
+        }
+    }
 }
 
 /// The read of `table` in `stem` ([`is_scan_of`]).
@@ -243,9 +295,7 @@ async fn one_scan_plan(
             ))
         } else {
             let call = index - own;
-            hoisted.calls[call]
-                .clone()
-                .alias(Hoisted::column_name(call))
+            hoisted.computed(call).alias(Hoisted::column_name(call))
         }
     });
     let mut builder = LogicalPlanBuilder::from(scan.clone());
@@ -424,5 +474,57 @@ mod tests {
             let served = replace_stems(plan, &one.replacements).expect("replaced");
             assert_eq!(text(&state, served).await, inline);
         }
+    }
+
+    #[tokio::test]
+    async fn stems_that_group_the_same_rows_the_same_way_share_one_aggregation() {
+        let (ctx, _) = counting_session();
+        // Not an `ebi_` function, so each aggregation that groups by it calls it on every row.
+        let (key, keyed) = counting_function("counted_key");
+        ctx.register_udf(key);
+        let state = ctx.state();
+        let mut plans = Vec::new();
+        let mut inline = Vec::new();
+        for sql in [
+            "SELECT counted_key(a) % 3 AS k, count(*) AS n FROM t GROUP BY 1 ORDER BY 1",
+            "SELECT counted_key(a) % 3 AS k, sum(a) AS s, count(*) AS n FROM t \
+             GROUP BY counted_key(a) % 3 ORDER BY s",
+            // An aggregation over the same grouping: what it does over it runs in its query.
+            "WITH g AS (SELECT counted_key(a) % 3 AS k, max(a) AS top FROM t GROUP BY 1) \
+             SELECT min(top) AS low, (SELECT count(*) FROM g) AS keys FROM g",
+            // A different grouping has an aggregation of its own.
+            "SELECT counted_key(a) % 4 AS k, count(*) AS n FROM t GROUP BY 1 ORDER BY 1",
+        ] {
+            let plan = state.create_logical_plan(sql).await.expect("planned");
+            inline.push(text(&state, plan.clone()).await);
+            plans.push(plan);
+        }
+        let mut stems = Vec::new();
+        for plan in &plans {
+            for stem in stems_of(plan, "t").expect("walked").expect("served") {
+                if !stems.contains(&stem) {
+                    stems.push(stem);
+                }
+            }
+        }
+        keyed.store(0, Ordering::Relaxed);
+        let one = run_in_one_scan(&state, "t", &stems, &[], &mut Ok)
+            .await
+            .expect("ran");
+        assert!(one.serves(&stems));
+        assert_eq!(
+            keyed.load(Ordering::Relaxed),
+            200,
+            "one aggregation by `% 3` and one by `% 4`, each over the 100 rows"
+        );
+        for (plan, inline) in plans.into_iter().zip(inline) {
+            let served = replace_stems(plan, &one.replacements).expect("replaced");
+            assert_eq!(text(&state, served).await, inline);
+        }
+        assert_eq!(
+            keyed.load(Ordering::Relaxed),
+            200,
+            "the queries read results"
+        );
     }
 }

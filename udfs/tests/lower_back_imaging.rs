@@ -451,6 +451,51 @@ fn flags_exactly_the_published_rule_in_both_modes() {
     }
 }
 
+/// What lets the one scan compute the flag only where its inclusion test holds: on every case,
+/// in both modes, the flag is set only where each test of its inclusion is TRUE, and
+/// `flag_implies` pairs each test's arguments with the flag's. Other pairs are not implied.
+#[test]
+fn the_flag_is_set_only_where_its_inclusion_tests_hold() {
+    let flag = function("ebi_lower_back_imaging");
+    for name in [
+        "ebi_lower_back_imaging_included",
+        "ebi_lower_back_imaging_included_by_der_procedure_all",
+    ] {
+        let test = function(name);
+        let positions = flag.flag_implies(&test).expect("implied");
+        assert_eq!(positions.len(), test.argument_columns().len(), "{name}");
+        let carried: Vec<&str> = positions
+            .iter()
+            .map(|&at| flag.argument_columns()[at])
+            .collect();
+        assert_eq!(carried, test.argument_columns(), "{name}");
+        for encoding in STRING_TYPES {
+            for mode in [NullMode::Intended, NullMode::StrictTsql] {
+                let all = all_columns(encoding);
+                let flags = invoke(&flag, all.clone(), mode);
+                // The flag's arguments are in `all_columns`' order.
+                let arguments = positions.iter().map(|&at| Arc::clone(&all[at])).collect();
+                let tests = invoke(&test, arguments, mode);
+                let tests = tests.as_boolean();
+                for (row, case) in CASES.iter().enumerate() {
+                    if flags.is_valid(row) {
+                        assert!(
+                            tests.is_valid(row) && tests.value(row),
+                            "{name}: {} ({encoding}, {mode})",
+                            case.why
+                        );
+                    }
+                }
+            }
+        }
+    }
+    let excluded = function("ebi_lower_back_imaging_excluded");
+    let included = function("ebi_lower_back_imaging_included");
+    assert_eq!(flag.flag_implies(&excluded), None);
+    assert_eq!(included.flag_implies(&flag), None);
+    assert_eq!(flag.flag_implies(&flag), None);
+}
+
 #[test]
 fn inclusion_by_procedures_is_the_like_clause_alone() {
     let included = function("ebi_lower_back_imaging_included_by_der_procedure_all");

@@ -180,6 +180,27 @@ impl RuleFunction {
         self.output
     }
 
+    /// For a rule's flag and another function of the same rule that tests (part of) its
+    /// inclusion: the flag is set only where the inclusion holds, so only where `other` is TRUE.
+    /// Gives, for each of `other`'s arguments in order, the position of this function's argument
+    /// that carries the same column (so that `other` called on those arguments is TRUE wherever
+    /// this function's result is not NULL); `None` for any other pair of functions.
+    pub fn flag_implies(&self, other: &RuleFunction) -> Option<Vec<usize>> {
+        let same_rule = self.rule.name == other.rule.name && self.rule.source == other.rule.source;
+        if self.output != RuleOutput::Flag
+            || other.output != RuleOutput::Included
+            || other.exclusion.is_some()
+            || !same_rule
+        {
+            return None;
+        }
+        other
+            .arguments
+            .iter()
+            .map(|column| self.arguments.iter().position(|c| c == column))
+            .collect()
+    }
+
     /// The names of the columns its arguments carry, in order.
     pub fn argument_columns(&self) -> Vec<&str> {
         self.arguments
