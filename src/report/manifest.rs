@@ -125,8 +125,10 @@ fn manifest(run: &RunRecord<'_>) -> Result<Value> {
 pub(super) fn write_manifest(out: &Path, run: &RunRecord<'_>) -> Result<PathBuf> {
     let path = out.join(MANIFEST);
     let value = manifest(run)?;
+    // Pretty JSON writes a few bytes at a time: one system call each without a buffer.
+    let text = serde_json::to_vec_pretty(&value)?;
     write_atomically(&path, |file| {
-        serde_json::to_writer_pretty(&mut *file, &value)?;
+        std::io::Write::write_all(file, &text)?;
         std::io::Write::write_all(file, b"\n")?;
         Ok(())
     })?;

@@ -314,66 +314,110 @@ async fn run_queries<'q>(
     bar.set_message(format!("one scan of {OPA}"));
     let (one_scan, mut tallies) = read_opa_once(run, &planned).await?;
     let mut answered = Vec::with_capacity(planned.len());
+    let mut served = Vec::with_capacity(planned.len());
     for (query, mut plan, stems) in planned {
-        bar.set_message(query.name.clone());
         let shared = stems.filter(|stems| one_scan.serves(stems));
         if shared.is_some() {
             plan.plan = replace_stems(plan.plan, &one_scan.replacements)?;
         }
-        let result = match run
-            .opa_files
-            .filter(|_| tallies.is_none() && shared.is_none())
-        {
-            Some(files) => {
-                let mut tapped = None;
-                // The first plan that scans every `opa` row counts the summary: a shared CTE's
-                // (the query's own plan then reads its results), else the query's.
-                let result = run_planned(query, plan, run.ctes, |plan| {
-                    if tapped.is_some() {
-                        return Ok(plan);
-                    }
-                    let (plan, tap) = tap::tap(ctx, plan, files)?;
-                    tapped = tap;
-                    Ok(plan)
-                })
-                .await?;
-                tallies = tapped
-                    .and_then(tap::Tap::into_tallies)
-                    .map(|counted| (query.name.clone(), counted));
-                result
-            }
-            None => run_planned(query, plan, run.ctes, Ok).await?,
-        };
-        let (files_read, from_shared_scan) = match &shared {
-            Some(stems) => (
-                one_scan.files_read_with(result.files_read),
-                one_scan.results_of(stems, &query.name),
-            ),
-            None => (result.files_read, Vec::new()),
-        };
-        read_from(&mut summary.files_read, files_read);
-        if summary.rows_flagged.is_none() {
-            summary.rows_flagged = sum_column(&result.batches, "flagged");
+        served.push((query, plan, shared));
+    }
+    if tallies.is_some() {
+        // The shared scan counted the summary, so the queries (over its results, mostly:
+        // planning and a few small joins each) run side by side. On a cluster (no tallies) each
+        // is a job of its own, sent one after another as before.
+        bar.set_message("queries");
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut waiting = Vec::with_capacity(served.len());
+        for (position, (query, plan, shared)) in served.into_iter().enumerate() {
+            let owned = query.clone();
+            let ctes = run.ctes;
+            tasks.spawn(async move { (position, run_planned(&owned, plan, ctes, Ok).await) });
+            waiting.push((query, shared, None));
         }
-        let (schema, batches) = if run.settings.suppress {
-            let (schema, batch) =
-                suppress(&result.schema, &result.batches, query.dimensions.as_deref())
-                    .with_context(|| format!("cannot suppress {}", query.path.display()))?;
-            (schema, vec![batch])
-        } else {
-            (result.schema, result.batches)
-        };
-        answered.push(Answered {
-            query,
-            schema,
-            batches,
-            ctes_run_once: result.ctes_run_once,
-            from_shared_scan,
-        });
-        bar.inc(1);
+        while let Some(joined) = tasks.join_next().await {
+            let (position, result) = joined.context("a report query stopped unexpectedly")?;
+            if let Some((_, _, slot)) = waiting.get_mut(position) {
+                *slot = Some(result);
+            }
+            bar.inc(1);
+        }
+        for (query, shared, result) in waiting {
+            let result = result.context("a report query did not finish")??;
+            answered.push(answer(run, query, result, shared, &one_scan, summary)?);
+        }
+    } else {
+        for (query, plan, shared) in served {
+            bar.set_message(query.name.clone());
+            let result = match run
+                .opa_files
+                .filter(|_| tallies.is_none() && shared.is_none())
+            {
+                Some(files) => {
+                    let mut tapped = None;
+                    // The first plan that scans every `opa` row counts the summary: a shared
+                    // CTE's (the query's own plan then reads its results), else the query's.
+                    let result = run_planned(query, plan, run.ctes, |plan| {
+                        if tapped.is_some() {
+                            return Ok(plan);
+                        }
+                        let (plan, tap) = tap::tap(ctx, plan, files)?;
+                        tapped = tap;
+                        Ok(plan)
+                    })
+                    .await?;
+                    tallies = tapped
+                        .and_then(tap::Tap::into_tallies)
+                        .map(|counted| (query.name.clone(), counted));
+                    result
+                }
+                None => run_planned(query, plan, run.ctes, Ok).await?,
+            };
+            answered.push(answer(run, query, result, shared, &one_scan, summary)?);
+            bar.inc(1);
+        }
     }
     bar.finish_and_clear();
     Ok((answered, tallies))
+}
+
+/// `query`'s result, as the report keeps it: noted in `summary` (the files it read, with the
+/// scan's if it read the results of `shared`, its stems, and the flagged count of the first query
+/// that has one), suppressed if the report is.
+fn answer<'q>(
+    run: &ReportRun<'_>,
+    query: &'q QueryFile,
+    result: query::QueryResult,
+    shared: Option<Vec<LogicalPlan>>,
+    one_scan: &OneScan,
+    summary: &mut ReportSummary,
+) -> Result<Answered<'q>> {
+    let (files_read, from_shared_scan) = match &shared {
+        Some(stems) => (
+            one_scan.files_read_with(result.files_read),
+            one_scan.results_of(stems, &query.name),
+        ),
+        None => (result.files_read, Vec::new()),
+    };
+    read_from(&mut summary.files_read, files_read);
+    if summary.rows_flagged.is_none() {
+        summary.rows_flagged = sum_column(&result.batches, "flagged");
+    }
+    let (schema, batches) = if run.settings.suppress {
+        let (schema, batch) =
+            suppress(&result.schema, &result.batches, query.dimensions.as_deref())
+                .with_context(|| format!("cannot suppress {}", query.path.display()))?;
+        (schema, vec![batch])
+    } else {
+        (result.schema, result.batches)
+    };
+    Ok(Answered {
+        query,
+        schema,
+        batches,
+        ctes_run_once: result.ctes_run_once,
+        from_shared_scan,
+    })
 }
 
 /// Runs the stems of every query over `opa` from one scan of it, tapped for the run summary (the
