@@ -17,13 +17,16 @@ WITH flagged AS (
 population_year AS (
     SELECT max(year) AS year FROM population WHERE year <= CAST(left($to_month, 4) AS INT)
 ),
+flagged_bands AS (
+    SELECT commissioner, sex, age_band, count(*) AS events FROM flagged GROUP BY 1, 2, 3
+),
 bands AS (
     SELECT p.area_code AS commissioner, p.sex, p.age_band, p.population,
-           esp2013.population AS standard, count(f.commissioner) AS events
+           esp2013.population AS standard, coalesce(sum(f.events), 0) AS events
     FROM population AS p
     JOIN population_year AS y ON p.year = y.year
     JOIN esp2013 ON esp2013.age_band = p.age_band
-    LEFT JOIN flagged AS f
+    LEFT JOIN flagged_bands AS f
            ON f.commissioner = p.area_code AND f.sex = p.sex AND f.age_band = p.age_band
     GROUP BY 1, 2, 3, 4, 5
 ),
