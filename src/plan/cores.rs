@@ -11,9 +11,10 @@
 
 use std::sync::Arc;
 
-use datafusion::common::Column;
 use datafusion::error::Result;
-use datafusion::logical_expr::{Aggregate, Expr, LogicalPlan, LogicalPlanBuilder};
+use datafusion::logical_expr::{Aggregate, Expr, LogicalPlan};
+
+use super::one_scan::with_columns_of;
 
 /// The lowest aggregation in `stem`'s chain of single-input nodes down to its scan.
 pub(crate) fn lowest_aggregate(stem: &LogicalPlan) -> Option<&Aggregate> {
@@ -108,11 +109,7 @@ pub(crate) fn read_through(
     if let LogicalPlan::Aggregate(core) = stem
         && lowest_aggregate(&core.input).is_none()
     {
-        let columns = stem.schema().iter().map(|(qualifier, field)| {
-            Expr::Column(Column::new(Some(result_name), field.name()))
-                .alias_qualified(qualifier.cloned(), field.name())
-        });
-        return LogicalPlanBuilder::from(result).project(columns)?.build();
+        return with_columns_of(stem, result, result_name);
     }
     let inputs = stem.inputs();
     let [input] = inputs.as_slice() else {

@@ -45,9 +45,7 @@ impl Hoisted {
                 .collect::<Vec<_>>(),
         ))
     }
-}
 
-impl Hoisted {
     /// What the scan computes for call `index`: the call itself, or, for a rule's flag when the
     /// scan also computes a test of that rule's inclusion on the same columns, the flag only
     /// where that test holds. The flag is NULL wherever the test is not TRUE, so the answer is

@@ -318,13 +318,23 @@ fn has_repeated_names(stem: &LogicalPlan) -> bool {
 fn reader(stem: &LogicalPlan, index: usize, folder: &Path) -> Result<LogicalPlan> {
     let name = format!("ebiq_stem_{index}");
     let source = read_back(folder, stem.schema().inner())?;
-    let columns = stem.schema().iter().map(|(qualifier, field)| {
-        Expr::Column(Column::new(Some(name.as_str()), field.name()))
+    let result = LogicalPlanBuilder::scan(name.as_str(), source, None)?.build()?;
+    Ok(with_columns_of(stem, result, &name)?)
+}
+
+/// `result` (a read named `result_name` of a result with `node`'s column names) projected to
+/// `node`'s columns with their names and qualifiers, so that the nodes over `node` read it in
+/// its place.
+pub(super) fn with_columns_of(
+    node: &LogicalPlan,
+    result: LogicalPlan,
+    result_name: &str,
+) -> datafusion::error::Result<LogicalPlan> {
+    let columns = node.schema().iter().map(|(qualifier, field)| {
+        Expr::Column(Column::new(Some(result_name), field.name()))
             .alias_qualified(qualifier.cloned(), field.name())
     });
-    Ok(LogicalPlanBuilder::scan(name.as_str(), source, None)?
-        .project(columns)?
-        .build()?)
+    LogicalPlanBuilder::from(result).project(columns)?.build()
 }
 
 #[cfg(test)]
