@@ -4,6 +4,7 @@
 mod charts;
 mod html;
 mod manifest;
+mod month_counts;
 mod query;
 mod summary;
 pub mod suppress;
