@@ -169,6 +169,7 @@ pub fn new_session(settings: &SessionSettings, rules: &Rules) -> Result<SessionC
         .context("cannot set up the query runtime")?;
     let mut ctx = SessionContext::new_with_config_rt(config, runtime);
     register_rules(&mut ctx, rules.as_slice()).context("cannot register the rule functions")?;
+    ctx.add_analyzer_rule(Arc::new(crate::plan::month_range::MonthRange));
     Ok(ctx)
 }
 

@@ -19,7 +19,7 @@ use super::stems::is_scan_of;
 /// Whether a function is worth computing once per row for every stem: the EBI rules and their
 /// parts (`ebi_`), and the month check every report query filters on.
 fn worth_computing_once(name: &str) -> bool {
-    name.starts_with("ebi_") || name == "sus_month"
+    name.starts_with("ebi_") || name == "sus_month" || name == "sus_month_between"
 }
 
 /// The calls the scan computes, in the order of their columns after the table's own.

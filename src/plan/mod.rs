@@ -1,7 +1,7 @@
 //! What ebiq does to a plan around running it, for every command that runs SQL: a CTE referred to
 //! more than once runs once ([`shared_ctes`]); several queries' reads of one table come from one
-//! scan (`one_scan`, over `stems`, `hoist` and `fan_out`); and what a physical plan scanned
-//! ([`scanned`]).
+//! scan (`one_scan`, over `stems`, `hoist` and `fan_out`); a filter's month range is one call
+//! (`month_range`); and what a physical plan scanned ([`scanned`]).
 
 pub(crate) mod cores;
 #[cfg(test)]
@@ -9,6 +9,7 @@ pub(crate) mod counting;
 pub(crate) mod fan_out;
 pub(crate) mod hoist;
 pub(crate) mod keep_rows;
+pub(crate) mod month_range;
 pub(crate) mod one_scan;
 pub mod scanned;
 pub mod shared_ctes;

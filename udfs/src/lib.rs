@@ -4,7 +4,8 @@
 //! # Functions
 //!
 //! - `tsql_like(text, pattern)`: SQL Server `LIKE` ([`LikePattern`] documents the grammar).
-//! - `sus_month(month)`: a valid yyyymm activity month, else NULL.
+//! - `sus_month(month)`: a valid yyyymm activity month, else NULL; `sus_month_between(month, low,
+//!   high)`: `sus_month(month) BETWEEN low AND high` for constant bounds, in one pass.
 //! - `sus_age_unknown(a, b)` and `sus_age_impossible(a, b)`: whether the age a rule reads,
 //!   `ISNULL(a, b)`, is 999 (not known), or none of 0-130, 999 and 7001-7007.
 //! - The statistics EBI analysts publish, as the PHE/OHID indicator methods and NHS Making Data
@@ -71,6 +72,7 @@ mod stats;
 mod strings;
 mod sus_age;
 mod sus_month;
+mod sus_month_between;
 mod tsql_like;
 
 use std::collections::HashMap;
@@ -99,6 +101,7 @@ pub use stats::{
 };
 use sus_age::{AgeCheck, SusAgeCheck};
 pub use sus_month::SusMonth;
+pub use sus_month_between::SusMonthBetween;
 pub use tsql_like::TsqlLike;
 
 include!(concat!(env!("OUT_DIR"), "/builtin_rules.rs"));
@@ -160,6 +163,7 @@ pub fn functions(rules: &[Arc<Rule>]) -> Result<Functions> {
     let mut scalar = vec![
         Arc::new(ScalarUDF::new_from_impl(TsqlLike::new())),
         Arc::new(ScalarUDF::new_from_impl(SusMonth::new())),
+        Arc::new(ScalarUDF::new_from_impl(SusMonthBetween::new())),
         Arc::new(ScalarUDF::new_from_impl(SusAgeCheck::new(
             AgeCheck::Unknown,
         ))),

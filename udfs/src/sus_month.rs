@@ -23,7 +23,7 @@ pub fn is_sus_month(text: &str) -> bool {
 /// Whether a string view (arrow's 16 bytes: the length, then a short string's bytes in place)
 /// holds a SUS month. Six bytes always sit in the view, so no string buffer is read, and the six
 /// are tested at once, without a branch per byte.
-fn is_sus_month_view(view: u128) -> bool {
+pub(crate) fn is_sus_month_view(view: u128) -> bool {
     const ZEROS: u64 = 0x3030_3030_3030;
     const HIGH_BITS: u64 = 0x8080_8080_8080;
     const PAST_NINE: u64 = 0x7676_7676_7676;
