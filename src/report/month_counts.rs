@@ -159,23 +159,26 @@ impl<'a> MonthCounts<'a> {
         }
         // The ages the checks flag are few: they are added afterwards, by their rows' months, so
         // the loop over every row tests no flag.
-        let mut count_flagged = |counts: &mut Self,
-                                 dense: &mut [Tally],
-                                 flags: &BooleanArray,
-                                 count: fn(&mut Tally) -> &mut u64| {
-            for row in true_rows(flags).set_indices() {
-                let tally = match dense_index(numbers[row]) {
-                    Some(index) => &mut dense[index],
-                    None => {
-                        let index = probe(counts, row);
-                        &mut counts.months[index].1
-                    }
-                };
-                *count(tally) += 1;
-            }
-        };
+        let mut count_flagged =
+            |counts: &mut Self,
+             dense: &mut [Tally],
+             flags: &BooleanArray,
+             count: fn(&mut Tally) -> &mut u64| {
+                for row in true_rows(flags).set_indices() {
+                    let tally = match dense_index(numbers[row]) {
+                        Some(index) => &mut dense[index],
+                        None => {
+                            let index = probe(counts, row);
+                            &mut counts.months[index].1
+                        }
+                    };
+                    *count(tally) += 1;
+                }
+            };
         count_flagged(self, &mut dense, unknown, |tally| &mut tally.unknown_age);
-        count_flagged(self, &mut dense, impossible, |tally| &mut tally.impossible_age);
+        count_flagged(self, &mut dense, impossible, |tally| {
+            &mut tally.impossible_age
+        });
         // A probed key is never six digits, so no month is in both.
         for (offset, tally) in dense.into_iter().enumerate() {
             if tally.records > 0 {
