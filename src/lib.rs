@@ -6,6 +6,7 @@
 //! `generate::run`, `cluster::run_scheduler`, `cluster::run_executor`); the querying ones open their
 //! session over a dataset with [`session::open`].
 
+pub mod allocator;
 pub mod cluster;
 pub mod dataset;
 pub mod explain;

@@ -21,6 +21,7 @@ const EXIT_FAILURE: u8 = 1;
 const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
+    ebiq::allocator::tune();
     let cli = cli::Cli::parse();
     let progress = Progress::new(cli.quiet);
     let command = match cli.into_command() {
