@@ -62,6 +62,7 @@
 //! so the exclusion columns are read only for records the inclusion accepts. Literal `tsql_like`
 //! patterns are compiled once and cached.
 
+mod bits;
 mod collation;
 mod multi;
 mod options;
