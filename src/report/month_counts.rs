@@ -66,6 +66,9 @@ const EMPTY: u32 = u32::MAX;
 impl<'a> MonthCounts<'a> {
     fn count_views(&mut self, months: &'a StringViewArray, flags: [&BooleanArray; 2]) {
         let views = months.views();
+        if self.count_one_month(months, flags) {
+            return;
+        }
         let mut numbers: Vec<u32> = views.iter().map(|&view| six_digit_number(view)).collect();
         not_where_null(&mut numbers, months.nulls());
         self.count(&numbers, flags, |row| {
@@ -77,6 +80,32 @@ impl<'a> MonthCounts<'a> {
                 MonthKey::Long(months.value(row))
             }
         });
+    }
+
+    /// Counts a batch whose rows all hold the same short month (every batch of a file cut by
+    /// month) at once, and says whether it did: comparing each view with the first costs a
+    /// fraction of finding each row's month, and on files that mix months the comparison stops
+    /// at the second row.
+    fn count_one_month(
+        &mut self,
+        months: &'a StringViewArray,
+        [unknown, impossible]: [&BooleanArray; 2],
+    ) -> bool {
+        let views = months.views();
+        let Some(&first) = views.first() else {
+            return false;
+        };
+        let one_month = months.null_count() == 0
+            && (first as u32) <= MAX_INLINE
+            && views.iter().all(|&view| view == first);
+        if one_month {
+            let index = self.index_of(MonthKey::Short(first));
+            let tally = &mut self.months[index].1;
+            tally.records += views.len() as u64;
+            tally.unknown_age += true_rows(unknown).count_set_bits() as u64;
+            tally.impossible_age += true_rows(impossible).count_set_bits() as u64;
+        }
+        one_month
     }
 
     fn count_text<O: OffsetSizeTrait>(
@@ -380,17 +409,36 @@ mod tests {
         ];
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(28);
         // A wide batch holds months too far apart to count by number: every row is probed.
-        for (rows, wide) in [
-            (1, false),
-            (7, false),
-            (100, false),
-            (5000, false),
-            (5000, true),
-        ] {
+        // A batch of one month is counted at once: one of each kind of month, and one month but
+        // for the last row.
+        let one_month = [
+            (None, None),
+            (Some("202404"), None),
+            (Some(""), None),
+            (Some("123456789012"), None),
+            (Some("1234567890123"), None),
+            (Some("202404"), Some("202405")),
+        ];
+        let cases = [
+            (1, false, None),
+            (7, false, None),
+            (100, false, None),
+            (5000, false, None),
+            (5000, true, None),
+        ]
+        .into_iter()
+        .chain(one_month.map(|months| (300, false, Some(months))));
+        for (rows, wide, only) in cases {
             // Up to 300 distinct months, so the table grows more than once, and runs of one
             // month (a NULL run and an empty-text run among them), as files cut by month hold.
             let mut generated: Vec<Option<String>> = Vec::with_capacity(rows);
-            for _ in 0..rows {
+            if let Some((month, last)) = only {
+                generated.resize(rows, month.map(str::to_owned));
+                if let Some(last) = last {
+                    generated[rows - 1] = Some(last.to_owned());
+                }
+            }
+            while generated.len() < rows {
                 let month = match (rng.random_range(0..6), generated.last()) {
                     (4, Some(previous)) => previous.clone(),
                     (0, _) => Some(format!("{}", rng.random_range(202_000..202_300))),
