@@ -7,11 +7,14 @@
 //! column. A call higher up (over a grouping or an alias, whose columns are no longer the
 //! scan's) is left where it is.
 
+use std::sync::Arc;
+
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{Column, TableReference};
 use datafusion::error::Result;
-use datafusion::logical_expr::{Case, Expr, ExprSchemable, LogicalPlan, LogicalPlanBuilder};
+use datafusion::logical_expr::expr::ScalarFunction;
+use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan, LogicalPlanBuilder, ScalarUDF};
 use ebiq_udfs::RuleFunction;
 
 use super::stems::is_scan_of;
@@ -39,7 +42,7 @@ impl Hoisted {
     /// The table's schema with a column for each call after its own.
     pub(crate) fn widen(&self, table: &Schema) -> SchemaRef {
         let fields = table.fields().iter().map(|f| f.as_ref().clone());
-        std::sync::Arc::new(Schema::new(
+        Arc::new(Schema::new(
             fields
                 .chain(self.fields.iter().cloned())
                 .collect::<Vec<_>>(),
@@ -48,9 +51,11 @@ impl Hoisted {
 
     /// What the scan computes for call `index`: the call itself, or, for a rule's flag when the
     /// scan also computes a test of that rule's inclusion on the same columns, the flag only
-    /// where that test holds. The flag is NULL wherever the test is not TRUE, so the answer is
-    /// the same; the rule's own screen of the procedure codes then runs only on the rows the
-    /// test keeps, rather than a second time on every row.
+    /// where that test holds (`<flag>_where(test, columns...)`, as `CASE WHEN test THEN flag
+    /// END` but without filtering the columns and scattering the flags back). The flag is NULL
+    /// wherever the test is not TRUE, so the answer is the same; the rule's own screen of the
+    /// procedure codes then runs only on the rows the test keeps, rather than a second time on
+    /// every row.
     pub(crate) fn computed(&self, index: usize) -> Expr {
         let call = self.calls[index].clone();
         let guard = self
@@ -61,15 +66,30 @@ impl Hoisted {
                 Expr::ScalarFunction(test) => test.args.len(),
                 _ => usize::MAX,
             });
-        match guard {
-            Some(test) => Expr::Case(Case::new(
-                None,
-                vec![(Box::new(test.clone()), Box::new(call))],
-                None,
-            )),
+        match guard.and_then(|test| flag_where(&call, test)) {
+            Some(guarded) => guarded,
             None => call,
         }
     }
+}
+
+fn rule_function(call: &ScalarFunction) -> Option<&RuleFunction> {
+    call.func.inner().downcast_ref::<RuleFunction>()
+}
+
+/// `call` of a rule's flag computed only where `test`, a test of its inclusion that it implies,
+/// holds: `<flag>_where(test, columns...)`.
+fn flag_where(call: &Expr, test: &Expr) -> Option<Expr> {
+    let (Expr::ScalarFunction(flag), Expr::ScalarFunction(implied)) = (call, test) else {
+        return None;
+    };
+    let guarded = rule_function(flag)?.flag_where(rule_function(implied)?)?;
+    let mut args = vec![test.clone()];
+    args.extend(flag.args.iter().cloned());
+    Some(Expr::ScalarFunction(ScalarFunction::new_udf(
+        Arc::new(ScalarUDF::new_from_impl(guarded)),
+        args,
+    )))
 }
 
 /// Whether `test` is TRUE wherever `flag`, a rule's flag, is not NULL: a function of the same rule
@@ -310,12 +330,19 @@ mod tests {
             calls: vec![flag.clone(), on_other_codes, by_procedures.clone()],
             fields: Vec::new(),
         };
-        let expected = Expr::Case(Case::new(
-            None,
-            vec![(Box::new(by_procedures.clone()), Box::new(flag))],
-            None,
-        ));
-        assert_eq!(guarded.computed(0), expected);
+        let Expr::ScalarFunction(computed) = guarded.computed(0) else {
+            panic!("the flag is a call");
+        };
+        assert_eq!(computed.name(), "ebi_lower_back_imaging_where");
+        let Expr::ScalarFunction(flag) = flag else {
+            panic!("the flag is a call");
+        };
+        let mut expected_args = vec![by_procedures.clone()];
+        expected_args.extend(flag.args);
+        assert_eq!(
+            computed.args, expected_args,
+            "the test, then the flag's columns"
+        );
         assert_eq!(
             guarded.computed(2),
             by_procedures,

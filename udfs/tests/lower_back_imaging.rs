@@ -5,7 +5,8 @@ mod common;
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, Int64Array};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array};
+use arrow::compute::kernels::boolean::and_kleene;
 use common::{STRING_TYPES, invoke, strings};
 use ebiq_udfs::{NullMode, RuleFunction, builtin_rules, rule_functions};
 
@@ -494,6 +495,71 @@ fn the_flag_is_set_only_where_its_inclusion_tests_hold() {
     assert_eq!(flag.flag_implies(&excluded), None);
     assert_eq!(included.flag_implies(&flag), None);
     assert_eq!(flag.flag_implies(&flag), None);
+}
+
+/// Rows picked by their position, named.
+type Selection = (&'static str, fn(usize) -> Option<bool>);
+
+/// `<flag>_where(rows, columns...)`, given rows where a test the flag implies holds, is `CASE WHEN
+/// rows THEN flag END`: the flag there, NULL where `rows` is FALSE or NULL, for each test and
+/// selections of every shape within it.
+#[test]
+fn the_flag_on_given_rows_is_the_flag_there_and_null_elsewhere() {
+    let flag = function("ebi_lower_back_imaging");
+    let excluded = function("ebi_lower_back_imaging_excluded");
+    assert!(
+        flag.flag_where(&excluded).is_none(),
+        "not a test of its inclusion"
+    );
+    for name in [
+        "ebi_lower_back_imaging_included",
+        "ebi_lower_back_imaging_included_by_der_procedure_all",
+    ] {
+        let test = function(name);
+        let flag_where = flag.flag_where(&test).expect("a flag has a guarded form");
+        assert_eq!(
+            datafusion_expr::ScalarUDFImpl::name(&flag_where),
+            "ebi_lower_back_imaging_where"
+        );
+        assert!(flag_where.flag_where(&test).is_none(), "guarded once");
+        let positions = flag.flag_implies(&test).expect("implied");
+        for encoding in STRING_TYPES {
+            for mode in [NullMode::Intended, NullMode::StrictTsql] {
+                let all = all_columns(encoding);
+                let flags = invoke(&flag, all.clone(), mode);
+                let flags = flags.as_string::<i32>();
+                let arguments = positions.iter().map(|&at| Arc::clone(&all[at])).collect();
+                let tests = invoke(&test, arguments, mode);
+                let tests = tests.as_boolean();
+                let within: [Selection; 4] = [
+                    ("every row", |_| Some(true)),
+                    ("no row", |_| Some(false)),
+                    ("NULL", |_| None),
+                    ("every third TRUE, every third NULL", |row| {
+                        [Some(true), Some(false), None][row % 3]
+                    }),
+                ];
+                for (what, pick) in within {
+                    let picked: BooleanArray = (0..CASES.len()).map(pick).collect();
+                    let rows = and_kleene(tests, &picked).expect("same length");
+                    let mut arguments: Vec<ArrayRef> = vec![Arc::new(rows.clone())];
+                    arguments.extend(all.iter().cloned());
+                    let got = invoke(&flag_where, arguments, mode);
+                    let got = got.as_string::<i32>();
+                    for (row, case) in CASES.iter().enumerate() {
+                        let kept = rows.is_valid(row) && rows.value(row);
+                        let expected = (kept && flags.is_valid(row)).then(|| flags.value(row));
+                        let actual = got.is_valid(row).then(|| got.value(row));
+                        assert_eq!(
+                            actual, expected,
+                            "{name}, {what}: {} ({encoding}, {mode})",
+                            case.why
+                        );
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[test]

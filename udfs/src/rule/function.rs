@@ -4,11 +4,11 @@
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use arrow::array::{Array, BooleanArray, StringArray};
-use arrow::buffer::{Buffer, NullBuffer, OffsetBuffer};
+use arrow::array::{Array, AsArray, BooleanArray, StringArray, StringBuilder};
+use arrow::buffer::BooleanBuffer;
 use arrow::compute::kernels::boolean::{and_kleene, not};
 use arrow::datatypes::DataType;
-use datafusion_common::{Result, exec_datafusion_err, exec_err, plan_err};
+use datafusion_common::{Result, exec_err, plan_err};
 use datafusion_expr::{
     ColumnarValue, DocSection, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature,
     Volatility,
@@ -46,6 +46,9 @@ pub struct RuleFunction {
     exclusion: Option<Predicate>,
     /// The rule column each argument carries, in argument order.
     arguments: Vec<usize>,
+    /// A flag computed only on some rows ([`RuleFunction::flag_where`]): a first argument, before
+    /// the columns, says which, and `inclusion` is what is left to test on them.
+    guarded: bool,
     signature: Signature,
     documentation: Documentation,
 }
@@ -54,6 +57,7 @@ impl PartialEq for RuleFunction {
     fn eq(&self, other: &Self) -> bool {
         self.name == other.name
             && self.output == other.output
+            && self.guarded == other.guarded
             && self.rule.source == other.rule.source
     }
 }
@@ -64,6 +68,7 @@ impl Hash for RuleFunction {
     fn hash<H: Hasher>(&self, state: &mut H) {
         self.name.hash(state);
         self.output.hash(state);
+        self.guarded.hash(state);
         self.rule.source.hash(state);
     }
 }
@@ -165,9 +170,53 @@ impl RuleFunction {
             inclusion,
             exclusion,
             arguments,
+            guarded: false,
             signature: Signature::user_defined(Volatility::Immutable),
             documentation,
         }
+    }
+
+    /// For a rule's flag and a test of its inclusion that it implies
+    /// ([`RuleFunction::flag_implies`]), `<flag>_where(test, columns...)`: `CASE WHEN test THEN
+    /// flag END`, the flag on the rows where the test (passed first, already computed) is TRUE,
+    /// NULL on the others. On those rows the test's clauses of the inclusion hold, so only the
+    /// rest of it and the exclusions are evaluated, on those rows' values alone, and the result is
+    /// built at full length, where the `CASE` filtered every argument, ran the whole rule on what
+    /// was kept and scattered the flags back. Not registered: SQL writes the `CASE`.
+    pub fn flag_where(&self, implied: &RuleFunction) -> Option<RuleFunction> {
+        self.flag_implies(implied)?;
+        let flag_clauses = self.inclusion.as_ref()?.conjuncts();
+        let known = implied.inclusion.as_ref()?.conjuncts();
+        if !known.iter().all(|clause| flag_clauses.contains(clause)) {
+            return None;
+        }
+        let mut rest: Vec<Predicate> = flag_clauses
+            .into_iter()
+            .filter(|clause| !known.contains(clause))
+            .cloned()
+            .collect();
+        let rest = match rest.len() {
+            0 => None,
+            1 => Some(rest.remove(0)),
+            _ => Some(Predicate::And(rest)),
+        };
+        let name = format!("{}_where", self.name);
+        let description = format!(
+            "{}'s flag on the rows where the first argument is TRUE, NULL on the others.",
+            self.name
+        );
+        let call = format!("{name}(rows, {})", self.argument_columns().join(", "));
+        Some(Self {
+            name,
+            rule: Arc::clone(&self.rule),
+            output: self.output,
+            inclusion: rest,
+            exclusion: self.exclusion.clone(),
+            arguments: self.arguments.clone(),
+            guarded: true,
+            signature: self.signature.clone(),
+            documentation: Documentation::builder(DOC_SECTION_EBI, description, call).build(),
+        })
     }
 
     /// The rule it evaluates.
@@ -188,6 +237,7 @@ impl RuleFunction {
     pub fn flag_implies(&self, other: &RuleFunction) -> Option<Vec<usize>> {
         let same_rule = self.rule.name == other.rule.name && self.rule.source == other.rule.source;
         if self.output != RuleOutput::Flag
+            || self.guarded
             || other.output != RuleOutput::Included
             || other.exclusion.is_some()
             || !same_rule
@@ -209,12 +259,26 @@ impl RuleFunction {
             .collect()
     }
 
-    fn evaluate(&self, batch: &mut BatchColumns<'_>, mode: NullMode) -> Result<Arc<dyn Array>> {
-        let inclusion = self
-            .inclusion
-            .as_ref()
-            .map(|p| batch.evaluate(p))
-            .transpose()?;
+    /// The function's result for every row, or, for a guarded flag, on the rows of `only`
+    /// (FALSE elsewhere, so the flag is NULL there), where `inclusion` is what is left to test.
+    fn evaluate(
+        &self,
+        batch: &mut BatchColumns<'_>,
+        only: Option<&BooleanBuffer>,
+        mode: NullMode,
+    ) -> Result<Arc<dyn Array>> {
+        let inclusion = match (&self.inclusion, only) {
+            (Some(p), Some(rows)) => {
+                let included = batch.evaluate_for(p, rows)?;
+                Some(BooleanArray::new(
+                    included.values() & rows,
+                    included.nulls().cloned(),
+                ))
+            }
+            (None, Some(rows)) => Some(BooleanArray::new(rows.clone(), None)),
+            (Some(p), None) => Some(batch.evaluate(p)?),
+            (None, None) => None,
+        };
         // For the flag, the exclusions matter only where the record is included.
         let exclusion = match (&self.exclusion, &inclusion, self.output) {
             (Some(p), Some(included), RuleOutput::Flag) => {
@@ -249,37 +313,57 @@ impl RuleFunction {
     }
 }
 
-/// The flag where `flagged` is TRUE, NULL elsewhere, built from the bitmap in bulk.
+/// A guarded call's first argument as the rows it keeps (TRUE, not NULL), and the call's other
+/// arguments.
+fn rows_argument(
+    name: &str,
+    mut args: ScalarFunctionArgs,
+) -> Result<(Option<BooleanBuffer>, ScalarFunctionArgs)> {
+    if args.args.is_empty() {
+        return exec_err!("{name} takes the rows, then its columns");
+    }
+    let rows = args.args.remove(0).into_array(args.number_rows)?;
+    let Some(rows) = rows.as_boolean_opt() else {
+        return exec_err!(
+            "{name}: the rows must be a boolean, got {}",
+            rows.data_type()
+        );
+    };
+    let kept = match rows.nulls() {
+        Some(nulls) => rows.values() & nulls.inner(),
+        None => rows.values().clone(),
+    };
+    if !args.arg_fields.is_empty() {
+        args.arg_fields.remove(0);
+    }
+    Ok((Some(kept), args))
+}
+
+/// The flag where `flagged` is TRUE, NULL elsewhere: the unflagged rows (most) appended as runs
+/// of NULLs, so no offset is tested again as `StringArray::try_new` would.
 fn flag_strings(flagged: &BooleanArray, flag: &str) -> Result<StringArray> {
     let set = match flagged.nulls() {
         Some(nulls) => flagged.values() & nulls.inner(),
         None => flagged.values().clone(),
     };
     let count = set.count_set_bits();
-    let too_long = || {
-        exec_datafusion_err!(
+    if i32::try_from(count.saturating_mul(flag.len())).is_err() {
+        return exec_err!(
             "{count} flags of {} bytes exceed a string array",
             flag.len()
-        )
-    };
-    let length = i32::try_from(flag.len()).map_err(|_| too_long())?;
-    i32::try_from(count * flag.len()).map_err(|_| too_long())?;
-    let mut offsets = Vec::with_capacity(set.len() + 1);
-    offsets.push(0);
-    let mut end = 0;
-    for (index, word) in set.bit_chunks().iter_padded().enumerate() {
-        let rows = (set.len() - index * 64).min(64);
-        offsets.extend((0..rows).map(|bit| {
-            end += length * (word >> bit & 1) as i32;
-            end
-        }));
+        );
     }
-    let values = Buffer::from(flag.repeat(count).into_bytes());
-    Ok(StringArray::try_new(
-        OffsetBuffer::new(offsets.into()),
-        values,
-        Some(NullBuffer::new(set)),
-    )?)
+    let mut flags = StringBuilder::with_capacity(set.len(), count * flag.len());
+    let mut next = 0;
+    for (start, end) in set.set_slices() {
+        flags.append_nulls(start - next);
+        for _ in start..end {
+            flags.append_value(flag);
+        }
+        next = end;
+    }
+    flags.append_nulls(set.len() - next);
+    Ok(flags.finish())
 }
 
 /// Whether each record passes the exclusions: strictly when they are TRUE, or, in the intended
@@ -310,13 +394,33 @@ impl ScalarUDFImpl for RuleFunction {
     }
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        coerce_arguments(&self.name, &self.rule, &self.arguments, arg_types)
+        if !self.guarded {
+            return coerce_arguments(&self.name, &self.rule, &self.arguments, arg_types);
+        }
+        let Some((rows, columns)) = arg_types.split_first() else {
+            return plan_err!("{} takes the rows, then its columns", self.name);
+        };
+        if !matches!(rows, DataType::Boolean | DataType::Null) {
+            return plan_err!("{}: the rows must be a boolean, got {rows}", self.name);
+        }
+        let mut types = vec![DataType::Boolean];
+        types.extend(coerce_arguments(
+            &self.name,
+            &self.rule,
+            &self.arguments,
+            columns,
+        )?);
+        Ok(types)
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let mode = null_mode_of(&args);
+        let (only, args) = match self.guarded {
+            true => rows_argument(&self.name, args)?,
+            false => (None, args),
+        };
         let mut batch = batch_of(&self.name, &self.rule, &self.arguments, &args)?;
-        let result = self.evaluate(&mut batch, mode)?;
+        let result = self.evaluate(&mut batch, only.as_ref(), mode)?;
         debug_assert_eq!(result.len(), batch.rows());
         Ok(ColumnarValue::Array(result))
     }

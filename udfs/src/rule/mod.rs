@@ -50,7 +50,7 @@ pub struct RuleColumn {
 }
 
 /// A boolean expression of a rule, over the rule's columns (indices into [`Rule::columns`]).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Predicate {
     /// `column [NOT] LIKE pattern`, with `pattern` an index into the column's [`PatternSet`].
     Like {
@@ -98,7 +98,7 @@ pub enum Predicate {
 }
 
 /// A numeric expression of a rule.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Number {
     /// A column's value (an index into [`Rule::columns`]).
     Column(usize),
