@@ -1,5 +1,6 @@
 //! A bitmap from a test of each value: the loop behind this crate's per-row numeric tests.
 
+use arrow::array::{Array, BooleanArray};
 use arrow::buffer::{BooleanBuffer, Buffer};
 
 /// A bit per value, set where `test` holds: 64 values to a word, over slices rather than indices
@@ -32,6 +33,14 @@ pub(crate) fn bits_where<T: Copy>(values: &[T], test: impl Fn(T) -> bool) -> Boo
         words.push(word);
     }
     BooleanBuffer::new(Buffer::from_vec(words), 0, values.len())
+}
+
+/// The rows where `flags` is TRUE (not NULL, not FALSE).
+pub(crate) fn true_rows(flags: &BooleanArray) -> BooleanBuffer {
+    match flags.nulls() {
+        Some(present) => flags.values() & present.inner(),
+        None => flags.values().clone(),
+    }
 }
 
 /// Eight bytes, each 0 or 1, as the eight low bits of a byte (the first byte the lowest bit).

@@ -14,6 +14,7 @@ use datafusion_expr::{
     ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
 };
 
+use crate::bits::true_rows;
 use crate::strings::{is_string_type, scalar_str, test_strings};
 use crate::sus_month::{is_sus_month, is_sus_month_view};
 
@@ -71,7 +72,7 @@ fn between(months: &ArrayRef, range: KeyRange) -> Result<BooleanArray> {
     })?;
     Ok(BooleanArray::new(
         within.values().clone(),
-        Some(NullBuffer::new(true_only(&valid))),
+        Some(NullBuffer::new(true_rows(&valid))),
     ))
 }
 
@@ -87,14 +88,6 @@ fn views_between(months: &StringViewArray, range: KeyRange) -> BooleanArray {
         None => valid,
     };
     BooleanArray::new(&within & &valid, Some(NullBuffer::new(valid)))
-}
-
-/// The rows that are TRUE (not NULL, not FALSE).
-fn true_only(flags: &BooleanArray) -> BooleanBuffer {
-    match flags.nulls() {
-        Some(present) => flags.values() & present.inner(),
-        None => flags.values().clone(),
-    }
 }
 
 /// `sus_month_between(month, low, high)`: whether a valid SUS month (yyyymm) lies between two

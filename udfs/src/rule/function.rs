@@ -16,6 +16,7 @@ use datafusion_expr::{
 
 use super::eval::BatchColumns;
 use super::{ColumnKind, Predicate, Rule};
+use crate::bits::true_rows;
 use crate::options::{EbiqOptions, NULL_MODE_HELP, NullMode};
 use crate::strings::is_string_type;
 
@@ -282,11 +283,7 @@ impl RuleFunction {
         // For the flag, the exclusions matter only where the record is included.
         let exclusion = match (&self.exclusion, &inclusion, self.output) {
             (Some(p), Some(included), RuleOutput::Flag) => {
-                let included_rows = match included.nulls() {
-                    Some(nulls) => included.values() & nulls.inner(),
-                    None => included.values().clone(),
-                };
-                Some(batch.evaluate_for(p, &included_rows)?)
+                Some(batch.evaluate_for(p, &true_rows(included))?)
             }
             (Some(p), _, _) => Some(batch.evaluate(p)?),
             (None, _, _) => None,
@@ -318,7 +315,7 @@ impl RuleFunction {
 fn rows_argument(
     name: &str,
     mut args: ScalarFunctionArgs,
-) -> Result<(Option<BooleanBuffer>, ScalarFunctionArgs)> {
+) -> Result<(BooleanBuffer, ScalarFunctionArgs)> {
     if args.args.is_empty() {
         return exec_err!("{name} takes the rows, then its columns");
     }
@@ -329,23 +326,17 @@ fn rows_argument(
             rows.data_type()
         );
     };
-    let kept = match rows.nulls() {
-        Some(nulls) => rows.values() & nulls.inner(),
-        None => rows.values().clone(),
-    };
+    let kept = true_rows(rows);
     if !args.arg_fields.is_empty() {
         args.arg_fields.remove(0);
     }
-    Ok((Some(kept), args))
+    Ok((kept, args))
 }
 
 /// The flag where `flagged` is TRUE, NULL elsewhere: the unflagged rows (most) appended as runs
 /// of NULLs, so no offset is tested again as `StringArray::try_new` would.
 fn flag_strings(flagged: &BooleanArray, flag: &str) -> Result<StringArray> {
-    let set = match flagged.nulls() {
-        Some(nulls) => flagged.values() & nulls.inner(),
-        None => flagged.values().clone(),
-    };
+    let set = true_rows(flagged);
     let count = set.count_set_bits();
     if i32::try_from(count.saturating_mul(flag.len())).is_err() {
         return exec_err!(
@@ -416,7 +407,10 @@ impl ScalarUDFImpl for RuleFunction {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let mode = null_mode_of(&args);
         let (only, args) = match self.guarded {
-            true => rows_argument(&self.name, args)?,
+            true => {
+                let (rows, args) = rows_argument(&self.name, args)?;
+                (Some(rows), args)
+            }
             false => (None, args),
         };
         let mut batch = batch_of(&self.name, &self.rule, &self.arguments, &args)?;
