@@ -1,9 +1,10 @@
 //! What ebiq does to a plan around running it, for every command that runs SQL: a CTE referred to
 //! more than once runs once ([`shared_ctes`]); several queries' reads of one table come from one
-//! scan (`one_scan`, over `stems`, `hoist` and `fan_out`); a filter's month range is one call
-//! (`month_range`); and what a physical plan scanned ([`scanned`]).
+//! scan (`one_scan`, over `stems`, `hoist`, `fan_out` and `count_groups`); a filter's month range
+//! is one call (`month_range`); and what a physical plan scanned ([`scanned`]).
 
 pub(crate) mod cores;
+pub(crate) mod count_groups;
 #[cfg(test)]
 pub(crate) mod counting;
 pub(crate) mod fan_out;

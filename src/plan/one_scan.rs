@@ -22,6 +22,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use tempfile::TempDir;
 
 use super::cores::{read_through, share_cores};
+use super::count_groups::counting_groups;
 use super::fan_out::FanOut;
 use super::hoist::{Hoisted, find_calls, hoist_calls};
 use super::keep_rows::without_filter_copies;
@@ -143,6 +144,7 @@ pub(crate) async fn run_in_one_scan(
             continue;
         }
         if let Ok(physical) = stem_state.create_physical_plan(plan).await {
+            let physical = counting_groups(physical)?;
             let schema = stems[*index].schema().inner().clone();
             planned.push((Runs::Stem(*index), physical, schema));
         }
@@ -155,6 +157,7 @@ pub(crate) async fn run_in_one_scan(
             continue;
         }
         if let Ok(physical) = stem_state.create_physical_plan(&plan).await {
+            let physical = counting_groups(physical)?;
             let schema = plan.schema().inner().clone();
             planned.push((Runs::Core(core, shared_core.members), physical, schema));
         }
