@@ -15,12 +15,13 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::builder::make_view;
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, GenericStringArray, Int64Array, OffsetSizeTrait, StringViewArray,
+    Array, ArrayRef, AsArray, BooleanArray, GenericStringArray, Int64Array, OffsetSizeTrait,
+    StringViewArray,
 };
 use datafusion::arrow::buffer::BooleanBuffer;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeIterator, TreeNodeRecursion};
 use datafusion::common::{HashMap, exec_err};
 use datafusion::error::Result;
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
@@ -169,12 +170,7 @@ impl ExecutionPlan for CountGroupsExec {
             .counts
             .iter()
             .flat_map(|count| count.argument.iter().chain(count.filter.iter()));
-        for expr in self.groups.iter().chain(counted) {
-            if visit(expr)? == TreeNodeRecursion::Stop {
-                return Ok(TreeNodeRecursion::Stop);
-            }
-        }
-        Ok(TreeNodeRecursion::Continue)
+        self.groups.iter().chain(counted).apply_until_stop(visit)
     }
 
     fn with_new_children(
@@ -432,13 +428,7 @@ fn counted_rows(count: &Count, batch: &RecordBatch) -> Result<Counted> {
     }
     if let Some(filter) = &count.filter {
         let kept = match filter.evaluate(batch)?.into_array(rows)? {
-            flags if flags.data_type() == &DataType::Boolean => {
-                let flags = flags.as_boolean();
-                match flags.nulls() {
-                    Some(valid) => flags.values() & valid.inner(),
-                    None => flags.values().clone(),
-                }
-            }
+            flags if flags.data_type() == &DataType::Boolean => true_rows(flags.as_boolean()),
             other => return exec_err!("a count's filter gave {}", other.data_type()),
         };
         counted = match counted {
@@ -448,6 +438,14 @@ fn counted_rows(count: &Count, batch: &RecordBatch) -> Result<Counted> {
         };
     }
     Ok(counted)
+}
+
+/// The rows where `flags` is TRUE (not NULL, not FALSE).
+pub(crate) fn true_rows(flags: &BooleanArray) -> BooleanBuffer {
+    match flags.nulls() {
+        Some(valid) => flags.values() & valid.inner(),
+        None => flags.values().clone(),
+    }
 }
 
 /// One column's distinct values, each numbered in the order it first appears.

@@ -7,12 +7,13 @@ use datafusion::arrow::array::builder::make_view;
 use datafusion::arrow::array::{
     Array, AsArray, BooleanArray, GenericStringArray, OffsetSizeTrait, StringViewArray,
 };
-use datafusion::arrow::buffer::{BooleanBuffer, NullBuffer};
+use datafusion::arrow::buffer::NullBuffer;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::exec_err;
 use datafusion::error::Result;
 
 use super::tap::{Tallies, Tally};
+use crate::plan::count_groups::true_rows;
 
 /// Adds the rows of one batch to `into`.
 pub(super) fn tally_batch(
@@ -313,15 +314,6 @@ fn not_where_null(numbers: &mut [u32], nulls: Option<&NullBuffer>) {
         for row in (!nulls.inner()).set_indices() {
             numbers[row] = NOT_SIX_DIGITS;
         }
-    }
-}
-
-/// The rows where `flags` is TRUE; a NULL flag is not a flagged age (`true_count` would not count
-/// it either).
-fn true_rows(flags: &BooleanArray) -> BooleanBuffer {
-    match flags.nulls() {
-        Some(valid) => flags.values() & valid.inner(),
-        None => flags.values().clone(),
     }
 }
 

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use datafusion::arrow::array::{Array, AsArray, BooleanArray};
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::stats::Precision;
-use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeIterator, TreeNodeRecursion};
 use datafusion::common::{Column, DFSchema, exec_datafusion_err, exec_err};
 use datafusion::error::Result;
 use datafusion::execution::{FunctionRegistry, SendableRecordBatchStream, TaskContext};
@@ -222,12 +222,7 @@ impl ExecutionPlan for TapExec {
         &self,
         f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
     ) -> Result<TreeNodeRecursion> {
-        for expr in &self.age_checks {
-            if f(expr)? == TreeNodeRecursion::Stop {
-                return Ok(TreeNodeRecursion::Stop);
-            }
-        }
-        Ok(TreeNodeRecursion::Continue)
+        self.age_checks.iter().apply_until_stop(f)
     }
 
     fn with_new_children(
