@@ -567,7 +567,7 @@ impl Values {
 /// (a grouping has a few hundred at most, typically) costs a multiplication and a comparison,
 /// where the map costs a hash of all 16 bytes and a probe.
 #[derive(Debug)]
-struct Recent {
+pub(crate) struct Recent {
     slots: Box<[(u128, u32)]>,
 }
 
@@ -592,12 +592,12 @@ impl Recent {
         (folded.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - RECENT_BITS)) as usize
     }
 
-    fn get(&self, key: u128) -> Option<u32> {
+    pub(crate) fn get(&self, key: u128) -> Option<u32> {
         let (seen, number) = self.slots[Self::slot(key)];
         (seen == key).then_some(number)
     }
 
-    fn put(&mut self, key: u128, number: u32) {
+    pub(crate) fn put(&mut self, key: u128, number: u32) {
         self.slots[Self::slot(key)] = (key, number);
     }
 }
