@@ -66,10 +66,9 @@ impl Hoisted {
                 Expr::ScalarFunction(test) => test.args.len(),
                 _ => usize::MAX,
             });
-        match guard.and_then(|test| flag_where(&call, test)) {
-            Some(guarded) => guarded,
-            None => call,
-        }
+        guard
+            .and_then(|test| flag_where(&call, test))
+            .unwrap_or(call)
     }
 }
 

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 
 use datafusion::arrow::array::builder::make_view;
 use datafusion::arrow::array::{
-    Array, AsArray, BooleanArray, GenericStringArray, OffsetSizeTrait, StringViewArray,
+    Array, AsArray, BooleanArray, GenericStringArray, MAX_INLINE_VIEW_LEN, OffsetSizeTrait,
+    StringViewArray,
 };
 use datafusion::arrow::buffer::NullBuffer;
 use datafusion::arrow::datatypes::DataType;
@@ -105,7 +106,7 @@ impl<'a> MonthCounts<'a> {
         }
         let key = if months.is_null(row) {
             MonthKey::Null
-        } else if (view as u32) > MAX_INLINE {
+        } else if (view as u32) > MAX_INLINE_VIEW_LEN {
             MonthKey::Long(months.value(row))
         } else {
             MonthKey::Short(view)
@@ -131,7 +132,7 @@ impl<'a> MonthCounts<'a> {
             return false;
         };
         let one_month = months.null_count() == 0
-            && (first as u32) <= MAX_INLINE
+            && (first as u32) <= MAX_INLINE_VIEW_LEN
             && views.iter().all(|&view| view == first);
         if one_month {
             let index = self.index_of(MonthKey::Short(first));
@@ -163,7 +164,7 @@ impl<'a> MonthCounts<'a> {
                 return MonthKey::Null;
             }
             let month = months.value(row);
-            if month.len() <= MAX_INLINE as usize {
+            if month.len() <= MAX_INLINE_VIEW_LEN as usize {
                 MonthKey::Short(make_view(month.as_bytes(), 0, 0))
             } else {
                 MonthKey::Long(month)
@@ -314,9 +315,6 @@ impl<'a> MonthCounts<'a> {
         }
     }
 }
-
-/// The longest string an Arrow view holds inline.
-const MAX_INLINE: u32 = 12;
 
 /// The number six ASCII digits spell, from the Arrow view of a string ("202404" is 202404), or
 /// `NOT_SIX_DIGITS` for any other string. Eight lanes of a word at a time and with no branch, as

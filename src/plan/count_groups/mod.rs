@@ -34,7 +34,7 @@ use futures::StreamExt;
 mod numbering;
 
 pub(crate) use numbering::Recent;
-use numbering::{GroupTable, Values};
+use numbering::{GroupTable, Values, number_in};
 
 /// The most columns a grouping may have here: a group's value numbers are one 128-bit key.
 const MOST_COLUMNS: usize = 4;
@@ -290,13 +290,13 @@ impl Counter {
         let width = self.columns.len();
         let mut arrays: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
         for (position, values) in self.columns.iter().enumerate() {
-            // A group's number for this column, from its key's 32 bits at `shift`.
-            let shift = 32 * (width - 1 - position);
-            let numbers = self.members.iter().map(|key| (key >> shift) as u32);
+            let numbers = self
+                .members
+                .iter()
+                .map(|&key| number_in(key, width, position));
             arrays.push(values.array(schema.field(position).data_type(), numbers)?);
         }
-        for totals in self.totals {
-            let mut totals = totals;
+        for mut totals in self.totals {
             totals.resize(self.members.len(), 0);
             arrays.push(Arc::new(Int64Array::from(totals)));
         }

@@ -18,7 +18,7 @@
 // the unaligned loads they make from slices of known length.
 #![allow(unsafe_code)]
 
-use arrow::array::{Array, StringViewArray};
+use arrow::array::{Array, MAX_INLINE_VIEW_LEN, StringViewArray};
 use arrow::buffer::BooleanBuffer;
 
 /// How many leading classes of each body the screen tests.
@@ -66,9 +66,6 @@ fn nibble_product(class: u128) -> u128 {
         .filter(|byte| lows >> (byte & 0x0f) & 1 == 1 && highs >> (byte >> 4) & 1 == 1)
         .fold(0, |set, byte| set | 1u128 << byte)
 }
-
-/// The longest text an Arrow string view holds itself.
-const INLINE: u32 = 12;
 
 impl Prefilter {
     /// The screen for `bodies`, each a list of byte classes over ASCII (one `u128` bit per byte)
@@ -216,7 +213,7 @@ fn simd_may_match(_: &Prefilter, _: &[u8]) -> bool {
 #[inline(always)]
 fn inline_text(view: u128) -> Option<u128> {
     let length = view as u32;
-    (length <= INLINE).then(|| (view >> 32) & ((1u128 << (8 * length)) - 1))
+    (length <= MAX_INLINE_VIEW_LEN).then(|| (view >> 32) & ((1u128 << (8 * length)) - 1))
 }
 
 /// `f` of each of the 16-byte chunks that together hold every window of [`WINDOW`] bytes of
