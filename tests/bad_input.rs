@@ -3,9 +3,9 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use common::ebiq;
+use common::{Scratch, ebiq};
 
 const ALL_BUT_AGE: &str = "opa_ident, der_provider_code, der_provider_site_code, \
     der_commissioner_code, appointment_date, der_activity_month, der_age_at_cds_activity_date, \
@@ -13,9 +13,8 @@ const ALL_BUT_AGE: &str = "opa_ident, der_provider_code, der_provider_site_code,
     attendance_status";
 
 /// An empty dataset folder with an `opa/` table folder, unique to the test.
-fn dataset(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ebiq-bad-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+fn dataset(name: &str) -> Scratch {
+    let dir = common::scratch(&format!("bad-{name}"));
     std::fs::create_dir_all(dir.join("opa")).expect("a scratch folder");
     dir
 }
@@ -52,7 +51,6 @@ fn assert_refused(dir: &Path, message: &str) {
         stderr.contains(message),
         "expected '{message}' in: {stderr}"
     );
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -128,7 +126,6 @@ fn a_file_with_only_the_rule_s_columns_runs_the_main_report() {
         message.contains("the SQL, statement 1 (line 1) needs the column Der_Commissioner_Code (commissioner code)"),
         "{message}"
     );
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -190,7 +187,6 @@ fn files_disagreeing_on_a_type_are_refused_naming_both() {
         stderr.contains("a.parquet") && stderr.contains("b.parquet"),
         "{stderr}"
     );
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -227,7 +223,6 @@ fn a_column_missing_from_some_files_is_read_as_null_with_a_warning() {
         stderr.contains(&format!("queries over {n} outpatient rows")),
         "{stderr}"
     );
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -262,7 +257,8 @@ fn an_empty_folder_is_refused() {
 
 #[test]
 fn a_report_query_with_an_sql_error_names_the_file_and_line() {
-    let queries = dataset("queries").join("queries");
+    let dir = dataset("queries");
+    let queries = dir.join("queries");
     std::fs::create_dir_all(&queries).expect("a scratch folder");
     std::fs::write(
         queries.join("01_broken.sql"),
@@ -336,5 +332,4 @@ fn records_with_an_invalid_month_are_never_counted_and_are_reported() {
         )),
         "{stderr}"
     );
-    let _ = std::fs::remove_dir_all(dir);
 }

@@ -101,7 +101,6 @@ fn outputs_are_whole_files_one_per_query() {
     let parquet =
         std::fs::read(out.join("04_national_monthly_trend.parquet")).expect("a readable file");
     assert!(parquet.starts_with(b"PAR1") && parquet.ends_with(b"PAR1"));
-    std::fs::remove_dir_all(&out).expect("a removable scratch folder");
 }
 
 #[test]
@@ -212,8 +211,6 @@ fn generate_is_deterministic_for_a_seed_and_refuses_to_overwrite() {
         "{}",
         stderr(&report)
     );
-    std::fs::remove_dir_all(&first).expect("a removable scratch folder");
-    std::fs::remove_dir_all(&second).expect("a removable scratch folder");
 }
 
 /// The distinct values of `column` in a Parquet file, and whether they came in sorted order.
@@ -298,7 +295,6 @@ fn generate_layouts_mix_months_within_each_file() {
             "{}",
             stderr(&report)
         );
-        std::fs::remove_dir_all(&dir).expect("a removable scratch folder");
     }
     let unknown = ebiq(&["generate", "--layout", "by-patient", "--out", "unused"]);
     assert_eq!(unknown.status.code(), Some(2));
@@ -383,7 +379,6 @@ fn sql_runs_one_statement_or_a_file_and_names_the_failing_statement() {
         "{}",
         stderr(&unknown)
     );
-    std::fs::remove_dir_all(&dir).expect("a removable scratch folder");
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::server::{Server, rows, same_cell};
-use common::{ebiq_ok as ebiq, project};
+use common::{ebiq_ok as ebiq, project, scratch};
 
 /// Child processes killed when the test ends, passed or failed.
 struct Cluster(Vec<Child>);
@@ -67,8 +67,12 @@ fn the_cluster_answers_as_the_local_run_does() {
     let scheduler_arg = format!("127.0.0.1:{scheduler}");
     let mut cluster = Cluster(vec![start(&["scheduler", "--bind", &scheduler_arg])]);
     wait_for_port(scheduler, &mut cluster);
-    for _ in 0..2 {
+    // Killed executors leave their shuffle files behind: put them where the test removes them.
+    let shuffles = scratch("cluster");
+    for executor in 0..2 {
         let (flight, grpc) = (free_port(), free_port());
+        let work_dir = shuffles.join(executor.to_string());
+        std::fs::create_dir_all(&work_dir).expect("a scratch folder");
         cluster.0.push(start(&[
             "executor",
             "--scheduler",
@@ -79,6 +83,8 @@ fn the_cluster_answers_as_the_local_run_does() {
             &grpc.to_string(),
             "--cores",
             "1",
+            "--work-dir",
+            work_dir.to_str().expect("a UTF-8 path"),
         ]));
         wait_for_port(flight, &mut cluster);
     }

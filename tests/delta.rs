@@ -128,8 +128,6 @@ async fn each_version_of_a_delta_table_answers_as_its_rows_do() {
     // The manifest lists the data files of the version read: version 1 adds to version 0's.
     let files = |m: &serde_json::Value| m["inputs"].as_array().expect("a JSON array").len();
     assert!(files(&v1) > files(&v0), "{v0} {v1}");
-
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -150,7 +148,6 @@ async fn a_version_the_table_does_not_have_is_refused_by_name() {
         said.contains("opa Delta table") && said.contains("as of version 7"),
         "{said}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{ebiq_ok, scratch};
+use common::{Scratch, ebiq_ok, scratch};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 
@@ -134,7 +134,8 @@ fn drawn_points(dom: &str) -> BTreeMap<String, usize> {
     found
 }
 
-fn run(name: &str, extra: &[&str]) -> (PathBuf, PathBuf) {
+/// The report run as HTML and as CSV into the returned folder's `html/` and `csv/`.
+fn run(name: &str, extra: &[&str]) -> (Scratch, PathBuf, PathBuf) {
     let dir = scratch(name);
     let (html, csv) = (dir.join("html"), dir.join("csv"));
     let data = std::env::var("EBIQ_HTML_DATA").ok();
@@ -154,7 +155,7 @@ fn run(name: &str, extra: &[&str]) -> (PathBuf, PathBuf) {
         }
         ebiq_ok(&args);
     }
-    (html, csv)
+    (dir, html, csv)
 }
 
 /// Each chart holds the points its query's CSV result says it should.
@@ -245,18 +246,17 @@ fn browser_check(html: &Path, csv: &Path, screenshot: &Path) {
 
 #[test]
 fn the_html_report_renders_every_chart_in_a_browser() {
-    let (html, csv) = run("html", &[]);
+    let (_dir, html, csv) = run("html", &[]);
     let screenshot = html.join("report.png");
     browser_check(&html, &csv, &screenshot);
     let manifest =
         std::fs::read_to_string(html.join("manifest.json")).expect("a readable text file");
     assert!(manifest.contains("report.html"));
-    let _ = std::fs::remove_dir_all(html.parent().expect("a path with a parent"));
 }
 
 #[test]
 fn suppression_and_months_carry_through_to_the_page() {
-    let (html, csv) = run(
+    let (_dir, html, csv) = run(
         "html-suppressed",
         &["--suppress", "--from", "2024-01", "--to", "2024-06"],
     );
@@ -281,5 +281,4 @@ fn suppression_and_months_carry_through_to_the_page() {
             "the sample has suppressed providers"
         );
     }
-    let _ = std::fs::remove_dir_all(html.parent().expect("a path with a parent"));
 }

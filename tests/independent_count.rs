@@ -163,11 +163,10 @@ fn counts_by_hand(opa: &Path) -> BTreeMap<(String, String), u64> {
 
 /// Runs the report over the sample as CSV; returns the named outputs' text.
 fn report_csvs<const N: usize>(name: &str, outputs: [&str; N]) -> [String; N] {
-    let out = std::env::temp_dir().join(format!("ebiq-independent-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&out);
+    let out = common::scratch(&format!("independent-{name}"));
     let status = Command::new(env!("CARGO_BIN_EXE_ebiq"))
         .args(["report", "--quiet", "--format", "csv", "--out"])
-        .arg(&out)
+        .arg(&*out)
         .arg("--data")
         .arg(project().join("data-samples"))
         .arg("--queries")
@@ -175,11 +174,9 @@ fn report_csvs<const N: usize>(name: &str, outputs: [&str; N]) -> [String; N] {
         .status()
         .expect("the process runs");
     assert!(status.success());
-    let texts = outputs.map(|output| {
+    outputs.map(|output| {
         std::fs::read_to_string(out.join(format!("{output}.csv"))).expect("a readable text file")
-    });
-    std::fs::remove_dir_all(&out).expect("a removable scratch folder");
-    texts
+    })
 }
 
 fn counts_from_report_csv(csv: &str) -> BTreeMap<(String, String), u64> {

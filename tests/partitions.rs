@@ -10,7 +10,7 @@ use common::{ebiq_ok, project, report_queries, scratch, stderr};
 /// The sample's `opa` written again under `<dir>/opa/` partitioned by `keys` (DataFusion's COPY
 /// writes `key=value/` folders and leaves the keys out of the files), with the sample's
 /// population beside it.
-fn partitioned_sample(name: &str, select: &str, keys: &str) -> std::path::PathBuf {
+fn partitioned_sample(name: &str, select: &str, keys: &str) -> common::Scratch {
     let dir = scratch(name);
     let opa = dir.join("opa");
     std::fs::create_dir_all(&opa).expect("a scratch folder");
@@ -122,7 +122,6 @@ fn a_month_range_reads_only_its_months_folders_and_answers_as_the_flat_files_do(
         report_queries().len(),
         "every report query ran on both"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -151,5 +150,4 @@ fn partition_folders_are_columns_with_inferred_types() {
         String::from_utf8(out.stdout).expect("UTF-8 output"),
         format!("year_type,month_type,years,n\nInt64,Utf8,3,{total}\n")
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -9,7 +9,7 @@ use std::path::Path;
 use common::{ebiq, ebiq_ok, scratch, stderr};
 
 /// A dataset folder whose `opa/` holds `select` over the sample's outpatient table.
-fn dataset_with_opa(name: &str, select: &str) -> std::path::PathBuf {
+fn dataset_with_opa(name: &str, select: &str) -> common::Scratch {
     let dir = scratch(name);
     std::fs::create_dir_all(dir.join("opa")).expect("a scratch folder");
     let copy = format!(
@@ -59,7 +59,6 @@ fn ons_csv_with_single_years_and_worded_sex_is_summed_into_bands() {
             "Q01,North,2024,2,90+,47",
         ]
     );
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -83,7 +82,6 @@ fn population_files_without_a_needed_column_are_refused_naming_it() {
         message.contains("no column sex") && message.contains("population"),
         "{message}"
     );
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -121,5 +119,4 @@ fn activity_without_sex_still_runs_the_report_and_skips_the_standardised_rates()
         "{message}"
     );
     assert!(out.join("08_provider_funnel.csv").exists());
-    let _ = std::fs::remove_dir_all(dir);
 }

@@ -63,7 +63,6 @@ async fn report_views_equal_the_report_s_csvs_row_for_row() {
             }
         }
     }
-    let _ = std::fs::remove_dir_all(out);
 }
 
 #[tokio::test(flavor = "multi_thread")]

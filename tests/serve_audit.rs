@@ -114,5 +114,4 @@ async fn every_statement_is_recorded_with_its_outcome_and_no_values() {
         outcome("SELECT count(*) FROM opa WHERE der_provider_code = $1"),
         [("00000".to_owned(), 1)]
     );
-    let _ = std::fs::remove_dir_all(dir);
 }

@@ -140,7 +140,6 @@ async fn random_messages_during_a_scram_login_never_bring_the_server_down() {
     assert!(add.wait().expect("ends").success());
     let server = Server::start_with(&["--users", users.to_str().expect("utf-8")]);
     survives(server, "ana", Some("pw one"), 27).await;
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// Reads what the server sends until it closes the connection (at most ten seconds).

@@ -145,5 +145,4 @@ async fn a_statement_whose_client_went_away_is_stopped() {
     assert!(record.contains("\"sqlstate\":\"08006\""), "{record}");
     let client = server.connect().await;
     assert_eq!(rows(&client, "SELECT 1").await[0][0].as_deref(), Some("1"));
-    let _ = std::fs::remove_dir_all(dir);
 }

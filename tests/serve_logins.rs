@@ -65,7 +65,6 @@ async fn logins_need_the_right_password_and_refusals_say_nothing_more() {
             format!("password authentication failed for user \"{user}\"")
         );
     }
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -220,5 +219,4 @@ async fn a_publisher_reads_only_suppressed_report_views() {
     assert_eq!(stars[0][0].as_deref(), Some("0"));
     let count = rows(&analyst, "SELECT count(*) FROM opa").await;
     assert!(count[0][0].is_some());
-    let _ = std::fs::remove_dir_all(dir);
 }

@@ -179,7 +179,6 @@ fn the_summary_counts_what_a_row_by_row_count_does() {
                     der_age_at_cds_activity_date FROM opa LIMIT 3";
     let (counts, by) = from_report(&data, &dir.join("few-rows"), few_rows, &[]);
     assert_eq!((counts, by), (everything, None), "{few_rows}");
-    std::fs::remove_dir_all(&dir).expect("a removable scratch folder");
 }
 
 /// Rows of every month interleaved in one file (an extract ordered by patient or load time, not
@@ -209,5 +208,4 @@ fn the_summary_counts_rows_whose_months_are_interleaved() {
     let range = ["--from", "2024-04", "--to", "2024-09"];
     let (counts, _) = from_report(&data, &dir.join("range"), MAIN, &range);
     assert_eq!(counts, row_by_row(&data, "202404", "202409"));
-    std::fs::remove_dir_all(&dir).expect("a removable scratch folder");
 }

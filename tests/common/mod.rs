@@ -73,9 +73,35 @@ impl<'a> CsvHeader<'a> {
     }
 }
 
-/// A folder that does not exist yet, unique to the test `name` and this test process.
-pub fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ebiq-test-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+/// A folder path that does not exist yet, inside a temporary folder of its own that is removed
+/// with everything in it when this is dropped, a failed test's included.
+pub struct Scratch {
+    path: PathBuf,
+    _root: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// A [`Scratch`] folder named after the test `name`.
+pub fn scratch(name: &str) -> Scratch {
+    let root = tempfile::Builder::new()
+        .prefix(&format!("ebiq-test-{name}-"))
+        .tempdir()
+        .expect("a temporary folder");
+    Scratch {
+        path: root.path().join(name),
+        _root: root,
+    }
 }

@@ -62,8 +62,8 @@ fn the_built_in_rule_is_the_published_script() {
 
 #[test]
 fn a_new_rule_file_becomes_new_functions() {
-    let dir = std::env::temp_dir().join(format!("ebiq-rules-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("a scratch folder");
+    let folder = tempfile::tempdir().expect("a temporary folder");
+    let dir = folder.path();
     std::fs::write(
         dir.join("knee_arthroscopy.sql"),
         "-- @title Knee arthroscopy\n-- @section code_script\n\
@@ -72,8 +72,7 @@ fn a_new_rule_file_becomes_new_functions() {
     )
     .expect("a writable scratch file");
     std::fs::write(dir.join("notes.txt"), "not a rule").expect("a writable scratch file");
-    let rules = load_rules(&dir).expect("the rule files load");
-    std::fs::remove_dir_all(&dir).expect("a removable scratch folder");
+    let rules = load_rules(dir).expect("the rule files load");
     assert_eq!(rules.len(), 1);
     let names: Vec<String> = rule_functions(Arc::clone(&rules[0]))
         .iter()

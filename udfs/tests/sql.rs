@@ -140,15 +140,14 @@ fn registering_never_silently_replaces_a_function() {
 /// in either NULL mode, as the programme's `or apcs.der_diagnosis_all IS NULL` intends.
 #[tokio::test]
 async fn the_worked_admitted_care_example_flags_what_it_says() {
-    let dir = std::env::temp_dir().join(format!("ebiq-apcs-rule-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("a scratch folder");
+    let folder = tempfile::tempdir().expect("a temporary folder");
+    let dir = folder.path();
     let example = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../docs/rules/knee_arthroscopy_example.sql"
     );
     std::fs::copy(example, dir.join("knee_arthroscopy.sql")).expect("a copyable file");
-    let rules = ebiq_udfs::load_rules(&dir).expect("the rule files load");
-    std::fs::remove_dir_all(&dir).expect("a removable scratch folder");
+    let rules = ebiq_udfs::load_rules(dir).expect("the rule files load");
     assert_eq!(
         rules[0].edition(),
         "version example 1, effective 2025-04-01"
