@@ -3,7 +3,9 @@
 //! A [`FanOut`] stands in for a table: each plan that scans [`FanOut::table`] becomes one of its
 //! consumers, with the columns it reads. Once every consumer is planned, [`FanOut::feed`] runs one
 //! scan of the real table for the columns any of them reads and sends each batch to each consumer
-//! (its own columns, without copying). A consumer's queue holds a few batches, so a slow one holds
+//! (its own columns, without copying), or only the rows it keeps ([`Keep`]): several consumers that
+//! keep the same rows have them picked once, into full batches. A consumer's queue holds a few
+//! batches, so a slow one holds
 //! the scan back rather than letting batches pile up in memory; a consumer that stops reading (a
 //! limit met, its plan dropped) is let go, and the scan stops once none is left.
 //!
@@ -15,9 +17,12 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
+use datafusion::arrow::array::{ArrayRef, BooleanArray};
+use datafusion::arrow::compute::{BatchCoalescer, is_not_null};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::cast::as_boolean_array;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DataFusionError, exec_err, internal_err};
 use datafusion::datasource::TableType;
@@ -49,13 +54,39 @@ pub(crate) struct FanOut {
     also_read: Mutex<Vec<usize>>,
 }
 
-/// One plan's scan of the fan-out: the table's columns it reads, in its order, their schema, and
-/// its queue.
+/// One plan's scan of the fan-out: the table's columns it reads, in its order, their schema, the
+/// rows it is sent (all, if `keep` is `None`), and its queue.
 #[derive(Debug)]
 struct Consumer {
     columns: Vec<usize>,
     schema: SchemaRef,
+    keep: Option<Keep>,
     queue: mpsc::Sender<Result<RecordBatch>>,
+}
+
+/// The rows a consumer is sent, when not all: those whose value in a column of the table (by its
+/// index) is not NULL, or is true.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Keep {
+    NotNull(usize),
+    True(usize),
+}
+
+impl Keep {
+    pub(crate) fn column(self) -> usize {
+        match self {
+            Self::NotNull(column) | Self::True(column) => column,
+        }
+    }
+
+    /// Which rows of a batch this keeps, given its column.
+    fn rows(self, column: &ArrayRef) -> Result<BooleanArray> {
+        match self {
+            Self::NotNull(_) => Ok(is_not_null(column)?),
+            // A NULL is not kept: the coalescer's filter drops it as `FilterExec` does.
+            Self::True(_) => Ok(as_boolean_array(column)?.clone()),
+        }
+    }
 }
 
 impl FanOut {
@@ -79,6 +110,26 @@ impl FanOut {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .extend_from_slice(columns);
+    }
+
+    /// The table's columns `consumer` reads, in its order.
+    pub(crate) fn columns_of(&self, consumer: usize) -> Option<Vec<usize>> {
+        let consumers = self
+            .consumers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        consumers.get(consumer).map(|found| found.columns.clone())
+    }
+
+    /// Sends `consumer` only the rows `keep` keeps; `keep`'s column must be one it reads.
+    pub(crate) fn keep_rows(&self, consumer: usize, keep: Keep) {
+        let mut consumers = self
+            .consumers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(found) = consumers.get_mut(consumer) {
+            found.keep = Some(keep);
+        }
     }
 
     /// The table's columns any consumer reads (and those of [`FanOut::read_also`]), in the
@@ -118,25 +169,40 @@ impl FanOut {
                 .unwrap_or_else(PoisonError::into_inner),
         );
         let mut feeds = Vec::with_capacity(consumers.len());
+        let mut kept: Vec<Kept> = Vec::new();
         for consumer in consumers {
-            let positions = consumer
-                .columns
-                .iter()
-                .map(|column| columns.binary_search(column))
-                .collect::<Result<Vec<_>, _>>()
-                .or_else(|_| internal_err!("a consumer reads a column the scan does not"))?;
-            feeds.push(Feed {
-                positions,
-                schema: consumer.schema,
-                queue: consumer.queue,
-            });
+            let Some(keep) = consumer.keep else {
+                feeds.push(Feed {
+                    positions: positions_in(&columns, &consumer.columns)?,
+                    schema: consumer.schema,
+                    queue: consumer.queue,
+                });
+                continue;
+            };
+            let group = match kept.iter().position(|group| group.keep == keep) {
+                Some(found) => found,
+                None => {
+                    kept.push(Kept::new(keep));
+                    kept.len() - 1
+                }
+            };
+            kept[group].members.push(consumer);
         }
+        let kept = kept
+            .into_iter()
+            .map(|group| group.planned(&self.schema, &columns))
+            .collect::<Result<Vec<_>>>()?;
+        let batch_size = context.session_config().batch_size();
         let mut partitions = JoinSet::new();
         for stream in execute_stream_partitioned(scan, context)? {
-            partitions.spawn(feed_partition(stream, feeds.clone()));
+            let kept = kept
+                .iter()
+                .map(|group| group.for_partition(batch_size))
+                .collect();
+            partitions.spawn(feed_partition(stream, feeds.clone(), kept));
         }
         // The consumers' queues close as the partitions' senders go, once every partition ends.
-        drop(feeds);
+        drop((feeds, kept));
         while let Some(partition) = partitions.join_next().await {
             partition.map_err(|error| DataFusionError::External(Box::new(error)))??;
         }
@@ -154,13 +220,156 @@ struct Feed {
     queue: mpsc::Sender<Result<RecordBatch>>,
 }
 
-async fn feed_partition(mut stream: SendableRecordBatchStream, mut feeds: Vec<Feed>) -> Result<()> {
+/// Where in `columns` (the scan's, in the table's order) each of `wanted` is.
+fn positions_in(columns: &[usize], wanted: &[usize]) -> Result<Vec<usize>> {
+    wanted
+        .iter()
+        .map(|column| columns.binary_search(column))
+        .collect::<Result<Vec<_>, _>>()
+        .or_else(|_| internal_err!("a consumer reads a column the scan does not"))
+}
+
+/// The consumers that keep the same rows, and, once planned, the columns any of them reads
+/// (`positions` in the scan's batches, `schema`), with each member's among those.
+#[derive(Debug)]
+struct Kept {
+    keep: Keep,
+    members: Vec<Consumer>,
+}
+
+impl Kept {
+    fn new(keep: Keep) -> Self {
+        Self {
+            keep,
+            members: Vec::new(),
+        }
+    }
+
+    fn planned(self, table: &SchemaRef, columns: &[usize]) -> Result<PlannedKept> {
+        let mut read: Vec<usize> = self
+            .members
+            .iter()
+            .flat_map(|member| member.columns.iter().copied())
+            .chain([self.keep.column()])
+            .collect();
+        read.sort_unstable();
+        read.dedup();
+        let members = self
+            .members
+            .into_iter()
+            .map(|member| {
+                Ok(Feed {
+                    positions: positions_in(&read, &member.columns)?,
+                    schema: member.schema,
+                    queue: member.queue,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(PlannedKept {
+            keep: self.keep,
+            positions: positions_in(columns, &read)?,
+            kept_by: positions_in(columns, &[self.keep.column()])?[0],
+            schema: Arc::new(table.project(&read)?),
+            members,
+        })
+    }
+}
+
+/// A [`Kept`] group once the scan's columns are known.
+#[derive(Debug)]
+struct PlannedKept {
+    keep: Keep,
+    /// The columns any member reads, among the scan's.
+    positions: Vec<usize>,
+    /// The column `keep` tests, among the scan's.
+    kept_by: usize,
+    /// The schema of `positions`' columns.
+    schema: SchemaRef,
+    /// Each member, with its columns among `positions`'.
+    members: Vec<Feed>,
+}
+
+impl PlannedKept {
+    fn for_partition(&self, batch_size: usize) -> KeptFeed {
+        KeptFeed {
+            keep: self.keep,
+            positions: self.positions.clone(),
+            kept_by: self.kept_by,
+            rows: BatchCoalescer::new(Arc::clone(&self.schema), batch_size),
+            members: self.members.clone(),
+        }
+    }
+}
+
+/// One partition's feed of a [`Kept`] group: the rows kept so far, gathered into full batches.
+struct KeptFeed {
+    keep: Keep,
+    positions: Vec<usize>,
+    kept_by: usize,
+    rows: BatchCoalescer,
+    members: Vec<Feed>,
+}
+
+impl KeptFeed {
+    /// Keeps the rows of `batch` (a batch of the scan) this group keeps, and sends its members
+    /// each batch filled.
+    async fn push(&mut self, batch: &RecordBatch) -> Result<()> {
+        let kept = self.keep.rows(batch.column(self.kept_by))?;
+        let columns = self
+            .positions
+            .iter()
+            .map(|&position| Arc::clone(batch.column(position)))
+            .collect();
+        let read = RecordBatch::try_new(self.rows.schema(), columns)?;
+        self.rows.push_batch_with_filter(read, &kept)?;
+        self.send_filled().await
+    }
+
+    /// Sends the rows kept but not sent yet.
+    async fn finish(&mut self) -> Result<()> {
+        self.rows.finish_buffered_batch()?;
+        self.send_filled().await
+    }
+
+    async fn send_filled(&mut self) -> Result<()> {
+        while let Some(filled) = self.rows.next_completed_batch() {
+            self.members = send_to(std::mem::take(&mut self.members), &filled).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Sends each of `feeds` its columns of `batch`; returns those still reading.
+async fn send_to(feeds: Vec<Feed>, batch: &RecordBatch) -> Result<Vec<Feed>> {
+    let mut still_reading = Vec::with_capacity(feeds.len());
+    for feed in feeds {
+        let columns = feed
+            .positions
+            .iter()
+            .map(|&position| Arc::clone(batch.column(position)))
+            .collect();
+        // With the row count, since a consumer may read no column (`count(*)`).
+        let rows = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+        let columns = RecordBatch::try_new_with_options(Arc::clone(&feed.schema), columns, &rows)?;
+        if feed.queue.send(Ok(columns)).await.is_ok() {
+            still_reading.push(feed);
+        }
+    }
+    Ok(still_reading)
+}
+
+async fn feed_partition(
+    mut stream: SendableRecordBatchStream,
+    mut feeds: Vec<Feed>,
+    mut kept: Vec<KeptFeed>,
+) -> Result<()> {
     while let Some(batch) = stream.next().await {
         let batch = match batch {
             Ok(batch) => batch,
             Err(error) => {
                 let error = Arc::new(error);
-                for feed in &feeds {
+                let members = kept.iter().flat_map(|group| &group.members);
+                for feed in feeds.iter().chain(members) {
                     let _ = feed
                         .queue
                         .send(Err(DataFusionError::Shared(Arc::clone(&error))))
@@ -169,25 +378,17 @@ async fn feed_partition(mut stream: SendableRecordBatchStream, mut feeds: Vec<Fe
                 return Err(DataFusionError::Shared(error));
             }
         };
-        let mut still_reading = Vec::with_capacity(feeds.len());
-        for feed in feeds {
-            let columns = feed
-                .positions
-                .iter()
-                .map(|&position| Arc::clone(batch.column(position)))
-                .collect();
-            // With the row count, since a consumer may read no column (`count(*)`).
-            let rows = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
-            let columns =
-                RecordBatch::try_new_with_options(Arc::clone(&feed.schema), columns, &rows)?;
-            if feed.queue.send(Ok(columns)).await.is_ok() {
-                still_reading.push(feed);
-            }
+        feeds = send_to(feeds, &batch).await?;
+        for group in &mut kept {
+            group.push(&batch).await?;
         }
-        feeds = still_reading;
-        if feeds.is_empty() {
+        kept.retain(|group| !group.members.is_empty());
+        if feeds.is_empty() && kept.is_empty() {
             break;
         }
+    }
+    for group in &mut kept {
+        group.finish().await?;
     }
     Ok(())
 }
@@ -220,15 +421,19 @@ impl TableProvider for FanOutTable {
         };
         let schema = Arc::new(self.0.schema.project(&columns)?);
         let (queue, receiver) = mpsc::channel(QUEUED_BATCHES);
-        self.0
+        let mut consumers = self
+            .0
             .consumers
             .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(Consumer {
-                columns,
-                schema: Arc::clone(&schema),
-                queue,
-            });
+            .unwrap_or_else(PoisonError::into_inner);
+        let consumer = consumers.len();
+        consumers.push(Consumer {
+            columns,
+            schema: Arc::clone(&schema),
+            keep: None,
+            queue,
+        });
+        drop(consumers);
         let properties = PlanProperties::new(
             EquivalenceProperties::new(Arc::clone(&schema)),
             Partitioning::UnknownPartitioning(1),
@@ -237,6 +442,7 @@ impl TableProvider for FanOutTable {
         );
         Ok(Arc::new(FanOutExec {
             schema,
+            consumer,
             receiver: Arc::new(Mutex::new(Some(receiver))),
             properties: Arc::new(properties),
         }))
@@ -244,8 +450,10 @@ impl TableProvider for FanOutTable {
 }
 
 /// A consumer's scan: the batches the fan-out sends it, in one partition.
-struct FanOutExec {
+pub(crate) struct FanOutExec {
     schema: SchemaRef,
+    /// Its place among the fan-out's consumers.
+    consumer: usize,
     receiver: Arc<Mutex<Option<mpsc::Receiver<Result<RecordBatch>>>>>,
     properties: Arc<PlanProperties>,
 }
@@ -255,6 +463,12 @@ impl fmt::Debug for FanOutExec {
         f.debug_struct("FanOutExec")
             .field("schema", &self.schema)
             .finish_non_exhaustive()
+    }
+}
+
+impl FanOutExec {
+    pub(crate) fn consumer(&self) -> usize {
+        self.consumer
     }
 }
 

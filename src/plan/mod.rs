@@ -1,6 +1,6 @@
 //! What ebiq does to a plan around running it, for every command that runs SQL: a CTE referred to
 //! more than once runs once ([`shared_ctes`]); several queries' reads of one table come from one
-//! scan (`one_scan`, over `stems`, `hoist`, `fan_out` and `count_groups`); a filter's month range
+//! scan (`one_scan`, over `stems`, `hoist`, `fan_out`, `kept_once` and `count_groups`); a filter's month range
 //! is one call (`month_range`); and what a physical plan scanned ([`scanned`]).
 
 pub(crate) mod cores;
@@ -10,6 +10,7 @@ pub(crate) mod counting;
 pub(crate) mod fan_out;
 pub(crate) mod hoist;
 pub(crate) mod keep_rows;
+pub(crate) mod kept_once;
 pub(crate) mod month_range;
 pub(crate) mod one_scan;
 pub mod scanned;

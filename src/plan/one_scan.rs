@@ -26,6 +26,7 @@ use super::count_groups::counting_groups;
 use super::fan_out::FanOut;
 use super::hoist::{Hoisted, find_calls, hoist_calls};
 use super::keep_rows::without_filter_copies;
+use super::kept_once::keep_rows_once;
 use super::scanned::files_scanned;
 use super::shared_ctes::{Rewrite, SET_ASIDE_LIMIT, files_read_outside, read_back, write_results};
 use super::stems::{is_scan_of, scan_conditions, without_conditions};
@@ -165,6 +166,13 @@ pub(crate) async fn run_in_one_scan(
     if planned.is_empty() {
         return Ok(OneScan::default());
     }
+    keep_rows_once(
+        planned
+            .iter_mut()
+            .map(|(_, physical, _)| physical)
+            .collect(),
+        &fan_out,
+    )?;
     let also: Vec<usize> = read_also
         .iter()
         .filter_map(|name| schema.index_of(name).ok())
