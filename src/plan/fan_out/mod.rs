@@ -5,9 +5,9 @@
 //! scan of the real table for the columns any of them reads and sends each batch to each consumer
 //! (its own columns, without copying), or only the rows it keeps ([`Keep`]): several consumers that
 //! keep the same rows have them picked once, into full batches. A consumer's queue holds a few
-//! batches, so a slow one holds
-//! the scan back rather than letting batches pile up in memory; a consumer that stops reading (a
-//! limit met, its plan dropped) is let go, and the scan stops once none is left.
+//! batches, so a slow one holds the scan back rather than letting batches pile up in memory; a
+//! consumer that stops reading (a limit met, its plan dropped) is let go, and the scan stops once
+//! none is left.
 //!
 //! The consumers must all be running while the scan is fed, each reading its queue whenever it
 //! needs input: a plan whose only input is the fan-out (no join to another input that it reads
@@ -17,12 +17,9 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{ArrayRef, BooleanArray};
-use datafusion::arrow::compute::{BatchCoalescer, is_not_null};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::catalog::{Session, TableProvider};
-use datafusion::common::cast::as_boolean_array;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DataFusionError, exec_err, internal_err};
 use datafusion::datasource::TableType;
@@ -39,6 +36,11 @@ use datafusion::physical_plan::{
 use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+
+mod kept;
+
+pub(crate) use kept::Keep;
+use kept::{KeptFeed, KeptGroup};
 
 /// Batches a consumer's queue holds before the scan waits for it.
 const QUEUED_BATCHES: usize = 4;
@@ -62,31 +64,6 @@ struct Consumer {
     schema: SchemaRef,
     keep: Option<Keep>,
     queue: mpsc::Sender<Result<RecordBatch>>,
-}
-
-/// The rows a consumer is sent, when not all: those whose value in a column of the table (by its
-/// index) is not NULL, or is true.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Keep {
-    NotNull(usize),
-    True(usize),
-}
-
-impl Keep {
-    pub(crate) fn column(self) -> usize {
-        match self {
-            Self::NotNull(column) | Self::True(column) => column,
-        }
-    }
-
-    /// Which rows of a batch this keeps, given its column.
-    fn rows(self, column: &ArrayRef) -> Result<BooleanArray> {
-        match self {
-            Self::NotNull(_) => Ok(is_not_null(column)?),
-            // A NULL is not kept: the coalescer's filter drops it as `FilterExec` does.
-            Self::True(_) => Ok(as_boolean_array(column)?.clone()),
-        }
-    }
 }
 
 impl FanOut {
@@ -169,7 +146,7 @@ impl FanOut {
                 .unwrap_or_else(PoisonError::into_inner),
         );
         let mut feeds = Vec::with_capacity(consumers.len());
-        let mut kept: Vec<Kept> = Vec::new();
+        let mut groups: Vec<(Keep, Vec<Consumer>)> = Vec::new();
         for consumer in consumers {
             let Some(keep) = consumer.keep else {
                 feeds.push(Feed {
@@ -179,18 +156,14 @@ impl FanOut {
                 });
                 continue;
             };
-            let group = match kept.iter().position(|group| group.keep == keep) {
-                Some(found) => found,
-                None => {
-                    kept.push(Kept::new(keep));
-                    kept.len() - 1
-                }
-            };
-            kept[group].members.push(consumer);
+            match groups.iter_mut().find(|(kept, _)| *kept == keep) {
+                Some((_, members)) => members.push(consumer),
+                None => groups.push((keep, vec![consumer])),
+            }
         }
-        let kept = kept
+        let kept = groups
             .into_iter()
-            .map(|group| group.planned(&self.schema, &columns))
+            .map(|(keep, members)| KeptGroup::new(keep, members, &self.schema, &columns))
             .collect::<Result<Vec<_>>>()?;
         let batch_size = context.session_config().batch_size();
         let mut partitions = JoinSet::new();
@@ -212,7 +185,7 @@ impl FanOut {
 
 /// Where one partition of the scan sends a consumer's columns.
 #[derive(Debug, Clone)]
-struct Feed {
+pub(super) struct Feed {
     /// The consumer's columns among the scan's.
     positions: Vec<usize>,
     /// The consumer's schema (the table's, for its columns).
@@ -227,116 +200,6 @@ fn positions_in(columns: &[usize], wanted: &[usize]) -> Result<Vec<usize>> {
         .map(|column| columns.binary_search(column))
         .collect::<Result<Vec<_>, _>>()
         .or_else(|_| internal_err!("a consumer reads a column the scan does not"))
-}
-
-/// The consumers that keep the same rows, and, once planned, the columns any of them reads
-/// (`positions` in the scan's batches, `schema`), with each member's among those.
-#[derive(Debug)]
-struct Kept {
-    keep: Keep,
-    members: Vec<Consumer>,
-}
-
-impl Kept {
-    fn new(keep: Keep) -> Self {
-        Self {
-            keep,
-            members: Vec::new(),
-        }
-    }
-
-    fn planned(self, table: &SchemaRef, columns: &[usize]) -> Result<PlannedKept> {
-        let mut read: Vec<usize> = self
-            .members
-            .iter()
-            .flat_map(|member| member.columns.iter().copied())
-            .chain([self.keep.column()])
-            .collect();
-        read.sort_unstable();
-        read.dedup();
-        let members = self
-            .members
-            .into_iter()
-            .map(|member| {
-                Ok(Feed {
-                    positions: positions_in(&read, &member.columns)?,
-                    schema: member.schema,
-                    queue: member.queue,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(PlannedKept {
-            keep: self.keep,
-            positions: positions_in(columns, &read)?,
-            kept_by: positions_in(columns, &[self.keep.column()])?[0],
-            schema: Arc::new(table.project(&read)?),
-            members,
-        })
-    }
-}
-
-/// A [`Kept`] group once the scan's columns are known.
-#[derive(Debug)]
-struct PlannedKept {
-    keep: Keep,
-    /// The columns any member reads, among the scan's.
-    positions: Vec<usize>,
-    /// The column `keep` tests, among the scan's.
-    kept_by: usize,
-    /// The schema of `positions`' columns.
-    schema: SchemaRef,
-    /// Each member, with its columns among `positions`'.
-    members: Vec<Feed>,
-}
-
-impl PlannedKept {
-    fn for_partition(&self, batch_size: usize) -> KeptFeed {
-        KeptFeed {
-            keep: self.keep,
-            positions: self.positions.clone(),
-            kept_by: self.kept_by,
-            rows: BatchCoalescer::new(Arc::clone(&self.schema), batch_size),
-            members: self.members.clone(),
-        }
-    }
-}
-
-/// One partition's feed of a [`Kept`] group: the rows kept so far, gathered into full batches.
-struct KeptFeed {
-    keep: Keep,
-    positions: Vec<usize>,
-    kept_by: usize,
-    rows: BatchCoalescer,
-    members: Vec<Feed>,
-}
-
-impl KeptFeed {
-    /// Keeps the rows of `batch` (a batch of the scan) this group keeps, and sends its members
-    /// each batch filled.
-    async fn push(&mut self, batch: &RecordBatch) -> Result<()> {
-        let kept = self.keep.rows(batch.column(self.kept_by))?;
-        let columns = self
-            .positions
-            .iter()
-            .map(|&position| Arc::clone(batch.column(position)))
-            .collect();
-        let read = RecordBatch::try_new(self.rows.schema(), columns)?;
-        self.rows.push_batch_with_filter(read, &kept)?;
-        self.send_filled().await
-    }
-
-    /// Sends the rows kept but not sent yet.
-    async fn finish(&mut self) -> Result<()> {
-        self.rows.finish_buffered_batch()?;
-        self.send_filled().await
-    }
-
-    async fn send_filled(&mut self) -> Result<()> {
-        while let Some(filled) = self.rows.next_completed_batch() {
-            self.members = send_to(std::mem::take(&mut self.members), &filled).await?;
-        }
-        Ok(())
-    }
 }
 
 /// Sends each of `feeds` its columns of `batch`; returns those still reading.
