@@ -1,7 +1,7 @@
 //! What ebiq does to a plan around running it, for every command that runs SQL: a CTE referred to
 //! more than once runs once ([`shared_ctes`]); several queries' reads of one table come from one
-//! scan (`one_scan`, over `stems`, `hoist`, `fan_out`, `kept_once` and `count_groups`); a filter's month range
-//! is one call (`month_range`); and what a physical plan scanned ([`scanned`]).
+//! scan (`one_scan`, over `stems`, `hoist`, `fan_out`, `kept_once` and `count_groups`); a filter's
+//! month range is one call (`month_range`); and what a physical plan scanned ([`scanned`]).
 
 pub(crate) mod cores;
 pub(crate) mod count_groups;
